@@ -1,0 +1,1 @@
+"""control core of fastwam_ros (ROS-free)."""

@@ -1,0 +1,1 @@
+"""model core of fastwam_ros (ROS-free)."""

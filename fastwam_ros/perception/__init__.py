@@ -1,0 +1,1 @@
+"""perception core of fastwam_ros (ROS-free)."""

@@ -1,0 +1,1 @@
+"""training core of fastwam_ros (ROS-free)."""

@@ -1,0 +1,74 @@
+"""pip install for the ROS-free core (perception, model, control, training) and its tests.
+
+On a ROS 2 machine the package is built by colcon through CMakeLists.txt (ament_cmake), which
+also generates the ActionChunk message; this file serves `pip install -e ".[test]"` anywhere.
+Python-only dependencies (torch, diffusers, transformers, ...) are declared here because rosdep
+cannot install them; see README.md.
+"""
+
+import re
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+NAME = "fastwam_ros"
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / NAME / "version.py").read_text()).group(1)
+
+CORE = ["numpy>=1.22", "pyyaml>=5.4", "opencv-python-headless>=4.5"]
+MODEL = [
+    "torch>=2.1",
+    "diffusers>=0.35",
+    "transformers>=4.45",
+    "safetensors>=0.4",
+    "sentencepiece>=0.1.99",
+]
+TRAIN = ["accelerate>=0.30", "rosbags>=0.10", "tqdm>=4.60", "matplotlib>=3.5", "pyarrow>=10"]
+DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5"]
+
+
+def share_files(folder):
+    """(destination, [files]) pairs installing folder/ under share/fastwam_ros/folder/."""
+    out = []
+    for path in sorted(glob(f"{folder}/**/*", recursive=True)):
+        p = Path(path)
+        if p.is_file() and "__pycache__" not in p.parts:
+            out.append((f"share/{NAME}/{p.parent.as_posix()}", [path]))
+    return out
+
+
+setup(
+    name=NAME,
+    version=VERSION,
+    description="Fast-WAM world action model on ROS 2 (ROS-free core: perception, model, control, training)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[NAME, f"{NAME}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/fastwam_ros"]),
+        (f"share/{NAME}", ["package.xml"]),
+    ]
+    + share_files("models")
+    + share_files("config")
+    + share_files("launch"),
+    install_requires=CORE,
+    extras_require={
+        "model": MODEL,
+        "train": MODEL + TRAIN,
+        "demo": MODEL + DEMO,
+        "test": sorted(set(MODEL + TRAIN + DEMO + TEST)),
+    },
+    entry_points={
+        "console_scripts": [
+            "fastwam-train = fastwam_ros.training.cli:train_main",
+            "fastwam-stats = fastwam_ros.training.cli:stats_main",
+            "fastwam-convert = fastwam_ros.training.cli:convert_main",
+            "fastwam-parity = fastwam_ros.model.parity:main",
+        ]
+    },
+    zip_safe=False,
+)
