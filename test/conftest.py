@@ -1,0 +1,45 @@
+"""Shared pytest fixtures: where ../shared is, and CPU settings that keep the suite fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The shared/ folder that sits beside the checkout (override with $FASTWAM_SHARED)."""
+    env = os.environ.get("FASTWAM_SHARED")
+    return Path(env) if env else REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    d = shared_dir()
+    if not d.is_dir():
+        pytest.fail(f"shared/ folder not found at {d} (set FASTWAM_SHARED)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def parity_dir(shared: Path) -> Path:
+    return shared / "parity" / "fastwam_A"
+
+
+@pytest.fixture(scope="session")
+def sample_bag(shared: Path) -> Path:
+    return shared / "recordings" / "sample_episode"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    try:
+        import torch
+    except ImportError:  # the control/perception cores do not need torch
+        yield
+        return
+    torch.set_num_threads(1)
+    yield
