@@ -121,3 +121,24 @@ def test_installed_executables_exist():
         p = REPO_ROOT / exe
         assert p.is_file(), f"CMakeLists.txt installs {exe}, which does not exist"
         assert p.read_text().startswith("#!/usr/bin/env python3"), exe
+
+
+def _setup_lists():
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    lists = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.List):
+            lists[node.targets[0].id] = [ast.literal_eval(e) for e in node.value.elts]
+    return lists
+
+
+def _req_name(spec):
+    return re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower()
+
+
+def test_requirements_txt_covers_setup_extras():
+    lists = _setup_lists()
+    wanted = {_req_name(s) for key in ("MODEL", "TRAIN", "DEMO") for s in lists[key]} - {"torch"}
+    lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
+    have = {_req_name(s) for s in lines if s.strip() and not s.startswith("#")}
+    assert wanted <= have, f"missing from requirements.txt: {sorted(wanted - have)}"
