@@ -1,0 +1,72 @@
+"""The one bridge from training to the perception package: decode and tile exactly as deployment does.
+
+Nothing here re-implements image handling: decoding is ``fastwam_ros.perception.decode.decode_message`` and tiling
+/ normalisation is the perception package's ``preprocess_frames(images, config)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .errors import DatasetError
+
+
+def decode_image_message(msg: Any) -> np.ndarray:
+    """A deserialised sensor_msgs/Image or CompressedImage → uint8 HxWx3 RGB (perception decoder)."""
+    from fastwam_ros.perception.decode import decode_message
+
+    return decode_message(msg)
+
+
+def decode_compressed_bytes(data: bytes) -> np.ndarray:
+    """PNG / JPEG bytes (codec sniffed from the magic bytes) → uint8 HxWx3 RGB (perception decoder)."""
+    from fastwam_ros.perception.decode import decode_compressed
+
+    return decode_compressed(SimpleNamespace(format="", data=data))
+
+
+def _find(name: str) -> Any:
+    for mod in ("fastwam_ros.perception", "fastwam_ros.perception.preprocess", "fastwam_ros.perception.tiling",
+                "fastwam_ros.perception.config"):
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        if hasattr(m, name):
+            return getattr(m, name)
+    raise ImportError(f"fastwam_ros.perception provides no {name}")
+
+
+def preprocess_frames_fn():
+    """The perception package's ``preprocess_frames(images, config) -> float32 [3, H, W]``."""
+    return _find("preprocess_frames")
+
+
+def perception_config_cls():
+    """The perception package's ``PerceptionConfig`` class."""
+    return _find("PerceptionConfig")
+
+
+def camera_names(config: Any) -> list[str]:
+    """Camera names of a perception config, in its order."""
+    cams = getattr(config, "cameras", None)
+    if cams is None:
+        raise DatasetError("perception config has no cameras")
+    if isinstance(cams, dict):
+        return list(cams)
+    names = []
+    for c in cams:
+        names.append(c if isinstance(c, str) else c.name)
+    return names
+
+
+def tile(images: dict[str, np.ndarray], config: Any) -> np.ndarray:
+    """float32 [3, H, W] in [-1, 1] from per-camera uint8 HxWx3 RGB frames (perception preprocessing)."""
+    out = np.asarray(preprocess_frames_fn()(images, config), dtype=np.float32)
+    if out.ndim != 3 or out.shape[0] != 3:
+        raise DatasetError(f"preprocess_frames returned shape {out.shape}, expected [3, H, W]")
+    return out
