@@ -1,0 +1,323 @@
+"""The policy worker: ONE dedicated thread that owns the model.
+
+ROS callbacks never touch torch. They hand the newest observation to :meth:`PolicyWorker.submit`
+(a single slot: a newer observation replaces a pending older one, counted as *superseded*), and a
+timer in the node drains finished chunks with :meth:`PolicyWorker.pop_results`.
+
+The model is created *on the worker thread* (so its CUDA context and stream belong to that
+thread), its instruction cache is filled and it is warmed up before :meth:`start` returns. Other
+model operations (instruction change, reset) are queued with :meth:`call` and run on the same
+thread between inferences. An exception inside ``predict`` becomes a result with ``error`` set;
+the thread keeps running.
+
+Durations are measured with an injectable monotonic clock (``perf_clock``, default
+``time.perf_counter``); they are measurements, not inputs to any decision.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class WorkerError(RuntimeError):
+    """The worker could not start (model load / warm-up failed or timed out)."""
+
+
+@dataclass
+class InferenceJob:
+    """One observation handed to the worker.
+
+    ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
+    observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
+    real-time chunking (absolute, denormalised); ``meta``: anything to carry to the result.
+    """
+
+    frame: np.ndarray
+    proprio: np.ndarray | None
+    stamp_s: float
+    instruction: str
+    seed: int | None = None
+    prefix: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+    submitted_perf_s: float = 0.0
+
+
+@dataclass
+class InferenceResult:
+    """A finished job. ``actions`` [H, A] (denormalised) or None with ``error`` set."""
+
+    job: InferenceJob
+    chunk_id: int
+    actions: np.ndarray | None
+    timing_s: dict[str, float]
+    error: str | None = None
+    committed_steps: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _accepts_kwarg(fn: Callable, name: str) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
+    )
+
+
+class PolicyWorker:
+    """Owns a policy object on one thread; newest-observation-wins slot; never dies on errors.
+
+    ``factory()`` builds the policy (called on the worker thread). The policy needs
+    ``predict(frame, instruction, proprio, seed=...)`` returning an object with ``actions`` and
+    optionally ``timing_s``; ``set_instruction``, ``warmup``, ``reset`` are used when present.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        *,
+        instruction: str = "",
+        warmup: bool = True,
+        max_results: int = 8,
+        perf_clock: Callable[[], float] = time.perf_counter,
+        name: str = "fastwam-policy-worker",
+    ):
+        self._factory = factory
+        self._instruction = instruction
+        self._warmup = warmup
+        self._clock = perf_clock
+        self._name = name
+        self._cv = threading.Condition()
+        self._pending: InferenceJob | None = None
+        self._commands: deque = deque()
+        self._results: deque = deque(maxlen=max(1, int(max_results)))
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._busy = False
+        self._chunk_id = 0
+        self.policy: Any = None  # touched only on the worker thread (and after stop)
+        self.current_instruction = ""
+        self.load_timing_s: dict[str, float] = {}
+        # counters (read from other threads; ints are atomic enough under the GIL)
+        self.submitted = 0
+        self.superseded = 0
+        self.completed = 0
+        self.errors = 0
+        self.results_dropped = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._load_error is None
+
+    @property
+    def busy(self) -> bool:
+        """True while a job is pending or running (the node's trigger logic reads this)."""
+        with self._cv:
+            return self._busy or self._pending is not None
+
+    def start(self, timeout_s: float | None = None) -> None:
+        """Start the thread, build + warm up the model there; raise :class:`WorkerError` on failure."""
+        if self._thread is not None:
+            raise WorkerError("worker already started")
+        self._stop = False
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            self.stop(timeout_s=0.1)
+            raise WorkerError(f"model did not load within {timeout_s} s")
+        if self._load_error is not None:
+            err = self._load_error
+            self._thread.join(timeout=5.0)
+            self._thread = None
+            raise WorkerError(err)
+
+    def stop(self, timeout_s: float | None = 10.0) -> bool:
+        """Ask the thread to finish (after the running job) and join it. True when it stopped."""
+        with self._cv:
+            self._stop = True
+            self._pending = None
+            self._cv.notify_all()
+        t = self._thread
+        if t is None:
+            return True
+        t.join(timeout_s)
+        alive = t.is_alive()
+        if not alive:
+            self._thread = None
+        return not alive
+
+    # -- hand-over -----------------------------------------------------------------------------------
+
+    def submit(self, job: InferenceJob) -> bool:
+        """Put ``job`` in the slot. Returns True when it replaced an older pending job."""
+        if not self.running:
+            raise WorkerError("worker is not running")
+        job.submitted_perf_s = self._clock()
+        with self._cv:
+            replaced = self._pending is not None
+            if replaced:
+                self.superseded += 1
+            self._pending = job
+            self.submitted += 1
+            self._cv.notify_all()
+        return replaced
+
+    def clear_pending(self) -> bool:
+        with self._cv:
+            had = self._pending is not None
+            self._pending = None
+            return had
+
+    def call(self, fn: Callable[[Any], Any], timeout_s: float | None = 30.0) -> Any:
+        """Run ``fn(policy)`` on the worker thread (between jobs) and return its result.
+
+        Exceptions raised by ``fn`` are re-raised here.
+        """
+        if not self.running:
+            raise WorkerError("worker is not running")
+        if threading.current_thread() is self._thread:
+            return fn(self.policy)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        with self._cv:
+            self._commands.append((fn, box, done))
+            self._cv.notify_all()
+        if not done.wait(timeout_s):
+            raise WorkerError(f"worker did not run the command within {timeout_s} s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def set_instruction(self, text: str, timeout_s: float | None = 60.0) -> None:
+        """Change the instruction (fills the model's text cache on the worker thread)."""
+        self.call(lambda _p: self._apply_instruction(text), timeout_s)
+
+    def reset(self, timeout_s: float | None = 30.0) -> None:
+        """Drop the pending job, reset the model state and restart chunk ids at 0."""
+        self.clear_pending()
+
+        def _do(policy):
+            if hasattr(policy, "reset"):
+                policy.reset()
+            self._chunk_id = 0
+
+        self.call(_do, timeout_s)
+
+    def pop_results(self) -> list[InferenceResult]:
+        with self._cv:
+            out = list(self._results)
+            self._results.clear()
+        return out
+
+    # -- thread body ---------------------------------------------------------------------------------
+
+    def _apply_instruction(self, text: str) -> float:
+        t0 = self._clock()
+        if hasattr(self.policy, "set_instruction"):
+            self.policy.set_instruction(text)
+        self.current_instruction = text
+        return self._clock() - t0
+
+    def _run(self) -> None:
+        try:
+            t0 = self._clock()
+            self.policy = self._factory()
+            t1 = self._clock()
+            self.load_timing_s["load"] = t1 - t0
+            if self._instruction:
+                self.load_timing_s["instruction"] = self._apply_instruction(self._instruction)
+            if self._warmup and hasattr(self.policy, "warmup"):
+                t2 = self._clock()
+                self.policy.warmup()
+                self.load_timing_s["warmup"] = self._clock() - t2
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._load_error = f"{type(exc).__name__}: {exc}"
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            with self._cv:
+                while not self._stop and self._pending is None and not self._commands:
+                    self._cv.wait()
+                if self._stop:
+                    break
+                if self._commands:
+                    cmd = self._commands.popleft()
+                    job = None
+                else:
+                    cmd = None
+                    job, self._pending = self._pending, None
+                    self._busy = True
+            if cmd is not None:
+                fn, box, done = cmd
+                try:
+                    box["value"] = fn(self.policy)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box["error"] = exc
+                done.set()
+                continue
+            result = self._infer(job)
+            with self._cv:
+                if len(self._results) == self._results.maxlen:
+                    self.results_dropped += 1
+                self._results.append(result)
+                self._busy = False
+        # fail pending commands so callers don't hang
+        with self._cv:
+            while self._commands:
+                _fn, box, done = self._commands.popleft()
+                box["error"] = WorkerError("worker stopped")
+                done.set()
+
+    def _infer(self, job: InferenceJob) -> InferenceResult:
+        t_start = self._clock()
+        timing: dict[str, float] = {"queue": max(0.0, t_start - job.submitted_perf_s)}
+        try:
+            if job.instruction != self.current_instruction:
+                timing["instruction"] = self._apply_instruction(job.instruction)
+            kwargs: dict[str, Any] = {}
+            if job.seed is not None:
+                kwargs["seed"] = job.seed
+            committed = 0
+            if job.prefix is not None and len(job.prefix) > 0 and _accepts_kwarg(self.policy.predict, "prefix"):
+                kwargs["prefix"] = job.prefix
+                committed = int(len(job.prefix))
+            t0 = self._clock()
+            out = self.policy.predict(job.frame, job.instruction, job.proprio, **kwargs)
+            timing["inference"] = self._clock() - t0
+            actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
+            if actions.ndim != 2 or actions.shape[0] < 1:
+                raise ValueError(f"policy returned actions of shape {actions.shape}, expected [H, A]")
+            if not np.all(np.isfinite(actions)):
+                raise ValueError("policy returned non-finite actions")
+            for k, v in (getattr(out, "timing_s", None) or {}).items():
+                timing[f"model.{k}"] = float(v)
+            self.completed += 1
+            cid = self._chunk_id
+            self._chunk_id += 1
+            return InferenceResult(job, cid, actions, timing, None, committed)
+        except Exception as exc:  # noqa: BLE001 - counted, thread survives
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            tb = traceback.format_exc(limit=3)
+            timing["inference"] = self._clock() - t_start
+            return InferenceResult(job, -1, None, timing, f"{self.last_error}\n{tb}")

@@ -1,0 +1,87 @@
+"""Chunk ⇄ message-field conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastwam_ros.runtime.chunks import (
+    ChunkFormatError,
+    chunk_fields,
+    chunk_plot_markers,
+    end_pose,
+    join_stamp,
+    parse_chunk,
+    split_stamp,
+    trajectory_fields,
+)
+
+NAMES = [f"left_joint{i}" for i in range(1, 4)] + [f"right_joint{i}" for i in range(1, 4)]
+
+
+def test_stamp_split_round_trip():
+    assert split_stamp(1.5) == (1, 500_000_000)
+    assert split_stamp(2.9999999999) == (3, 0)
+    assert split_stamp(-0.25) == (-1, 750_000_000)
+    assert abs(join_stamp(*split_stamp(1795242036.5262479)) - 1795242036.5262479) < 1e-6
+    with pytest.raises(ValueError):
+        split_stamp(float("nan"))
+
+
+def test_chunk_fields_round_trip_through_parse():
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(5, 6))
+    f = chunk_fields(p, NAMES, stamp_s=12.25, chunk_id=7, step_period_s=0.1, latency_s=0.2,
+                     inference_s=0.1, model_id="fastwam:demo", committed_steps=2)
+    assert f.num_steps == 5 and len(f.positions) == 30 and len(f.velocities) == 30
+    back = parse_chunk(stamp=f.stamp, chunk_id=f.chunk_id, step_period_s=f.step_period_s,
+                       joint_names=f.joint_names, num_steps=f.num_steps, positions=f.positions,
+                       velocities=f.velocities, committed_steps=f.committed_steps)
+    np.testing.assert_allclose(back.positions, p)
+    assert back.stamp_s == 12.25 and back.committed_steps == 2
+    # velocities are finite differences in units/s
+    lin = np.outer(np.arange(5) * 0.1, np.ones(6)) * 3.0  # 3 units/s
+    f2 = chunk_fields(lin, NAMES, stamp_s=0.0, chunk_id=0, step_period_s=0.1)
+    np.testing.assert_allclose(np.asarray(f2.velocities), 3.0)
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"positions": [0.0] * 5}, "bad_shape"),
+        ({"joint_names": []}, "no_joint_names"),
+        ({"joint_names": ["a", "a"]}, "duplicate_joint_names"),
+        ({"num_steps": 0}, "empty_chunk"),
+        ({"step_period_s": 0.0}, "bad_step_period"),
+        ({"positions": [float("nan")] * 4}, "non_finite"),
+        ({"velocities": [0.0] * 3}, "bad_shape"),
+    ],
+)
+def test_parse_rejects_with_reason(change, reason):
+    kw = dict(stamp=(1, 0), chunk_id=0, step_period_s=0.1, joint_names=["a", "b"], num_steps=2,
+              positions=[0.0] * 4)
+    kw.update(change)
+    with pytest.raises(ChunkFormatError) as ei:
+        parse_chunk(**kw)
+    assert ei.value.reason == reason
+
+
+def test_trajectory_fields_per_arm():
+    p = np.arange(24, dtype=float).reshape(4, 6)
+    t = trajectory_fields(p, NAMES, ["right_joint1", "right_joint2"], step_period_s=0.05, stamp_s=None,
+                          first_step=1, time_offset_s=0.01)
+    assert t.stamp == (0, 0) and t.joint_names == ["right_joint1", "right_joint2"]
+    assert t.positions[0] == [9.0, 10.0] and len(t.positions) == 3
+    assert t.times_from_start[0] == (0, 10_000_000) and t.times_from_start[2] == (0, 110_000_000)
+    np.testing.assert_allclose(t.velocities, 120.0)  # 6 units per 0.05 s
+    with pytest.raises(KeyError, match="nope"):
+        trajectory_fields(p, NAMES, ["nope"], step_period_s=0.05, stamp_s=1.0)
+
+
+def test_end_pose_and_markers():
+    p = np.arange(12, dtype=float).reshape(2, 6)
+    names, pos = end_pose(p, NAMES, prefix="ghost/")
+    assert names[0] == "ghost/left_joint1" and pos == [6, 7, 8, 9, 10, 11]
+    ms = chunk_plot_markers(p, NAMES, step_period_s=0.5, seconds_to_m=1.0, units_to_m=1.0,
+                            origin=(0.0, 0.0, 0.0), lane_spacing_m=0.5)
+    assert len(ms) == 6 and ms[1].points[1] == (0.5, -0.5, 7.0) and ms[3].text == "right_joint1"
