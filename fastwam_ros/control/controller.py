@@ -1,0 +1,594 @@
+"""ChunkController: action chunks in, limited per-group setpoints out — all in explicit time (seconds).
+
+Lifecycle of a chunk: ``submit_chunk`` validates it (rejections are counted by reason), then — depending on
+``splice_mode`` — splices it into the plan at a hand-off time ``t_h = max(now + handoff_margin_s, stamp)``
+(steps before t_h are skipped: latency compensation), ensembles it, or (``replace``) executes its first N
+steps open-loop. ``tick(now)`` evaluates the plan at ``now``, applies per-group modes (enable ramp, hold,
+e-stop) and the limiter, and returns setpoints, a short trajectory, the committed prefix and metrics.
+
+Modes per group (``GroupOutput.mode``):
+  ``no_state``  no joint state yet for the group: output invalid (positions None) — publish nothing.
+  ``disabled``  not enabled: decelerate (hold_decel_fraction·a_max) to a hold of the commanded position.
+  ``stopping``  enable requested while the command is still moving: brake first, then anchor.
+  ``hold``      enabled but no usable plan (``reason``: no_plan, exhausted, stale_chunk, stale_state):
+                decelerate to a hold; resumes with a blend-in ramp when the reason clears.
+  ``ramp``      blending in from the anchor pose (enable: measured pose over enable_ramp_s; resume after a
+                hold: the held pose over blend_window_s, except in ``replace``).
+  ``running``   following the plan.
+  ``estop``     latched: brake at the full acceleration limit, then freeze; only ``reset`` clears it
+                (all groups come back ``disabled`` and the plan is dropped).
+
+Enable anchors the command to the *measured* pose (clipped into the position range) once the command is
+at rest: that is the one place the command may jump (to where the robot actually is); ``GroupOutput.anchored``
+flags the tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ControllerConfig
+from .limits import CLAMP_KINDS, LimitArrays, StepResult, limiter_step
+from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
+
+REJECT_REASONS = (
+    "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",
+    "unknown_joint", "missing_joint", "future_stamp", "stale_chunk", "non_increasing_stamp", "expired",
+    "estopped", "busy",
+)
+
+
+@dataclass
+class Chunk:
+    """An action chunk: step k of ``positions`` ([H, J]) is meant for ``stamp_s + k·step_period_s``.
+
+    joint_names: column names (any order, must be exactly the configured joints); velocities: optional [H, J].
+    """
+
+    stamp_s: float
+    step_period_s: float
+    joint_names: Sequence[str]
+    positions: np.ndarray
+    velocities: np.ndarray | None = None
+    chunk_id: int = 0
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    accepted: bool
+    reason: str | None = None
+    detail: str | None = None
+    handoff_s: float | None = None
+
+
+@dataclass
+class Trajectory:
+    """Short-horizon trajectory for one group: point i is at ``start_stamp_s + time_from_start_s[i]``.
+
+    positions/velocities: [N, Jg]; time_from_start_s strictly positive. Maps 1:1 onto a
+    trajectory_msgs/JointTrajectory (header.stamp = start_stamp_s, which is ≥ one control period ahead).
+    """
+
+    joint_names: tuple[str, ...]
+    start_stamp_s: float
+    time_from_start_s: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+
+
+@dataclass
+class GroupOutput:
+    name: str
+    joint_names: tuple[str, ...]
+    mode: str
+    reason: str | None
+    valid: bool
+    positions: np.ndarray | None
+    velocities: np.ndarray | None
+    accelerations: np.ndarray | None
+    trajectory: Trajectory | None = None
+    anchored: bool = False
+
+
+@dataclass
+class CommittedPrefix:
+    """What will execute during the next ``duration_s``, sampled on a chunk-step grid.
+
+    times_s[k] = stamp_s + k·step_period_s (absolute, seconds), k = 0..num_steps-1; positions [K, J] in the
+    controller's joint order; newest_chunk_step[k]: the same times as (fractional) step indices of the newest
+    accepted chunk (NaN before any chunk). For RTC: pass the observation stamp as ``stamp_s`` and the
+    steps 0..num_steps-1 of the next chunk should agree with ``positions``.
+    """
+
+    stamp_s: float
+    step_period_s: float
+    duration_s: float
+    times_s: np.ndarray
+    positions: np.ndarray
+    num_steps: int
+    newest_chunk_id: int | None
+    newest_chunk_step: np.ndarray
+
+
+@dataclass
+class Metrics:
+    """Counters and gauges; ``clamps[kind][j]`` counts ticks where joint j was clamped (kinds in CLAMP_KINDS)."""
+
+    joint_names: tuple[str, ...]
+    ticks: int = 0
+    chunks_accepted: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    clamps: dict[str, np.ndarray] = field(default_factory=dict)
+    state_rejections: int = 0
+    time_errors: int = 0
+    seams: int = 0
+    last_seam_position_jump: float = 0.0
+    last_seam_velocity_jump: float = 0.0
+    max_seam_position_jump: float = 0.0
+    max_seam_velocity_jump: float = 0.0
+    max_seam_disagreement: float = 0.0
+    plan_depth_s: float = 0.0
+    time_to_exhaustion_s: float = 0.0
+
+    def clamp_counts(self) -> dict[str, dict[str, int]]:
+        """{joint: {kind: count}}."""
+        return {j: {k: int(self.clamps[k][i]) for k in CLAMP_KINDS} for i, j in enumerate(self.joint_names)}
+
+    def snapshot(self) -> Metrics:
+        m = Metrics(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        m.rejections = dict(self.rejections)
+        m.clamps = {k: v.copy() for k, v in self.clamps.items()}
+        return m
+
+
+@dataclass
+class ControlOutput:
+    stamp_s: float
+    joint_names: tuple[str, ...]
+    groups: dict[str, GroupOutput]
+    committed_prefix: CommittedPrefix
+    metrics: Metrics
+    plan_active: bool
+    plan_reason: str | None
+
+
+@dataclass
+class _GroupState:
+    idx: np.ndarray
+    enabled: bool = False
+    pending_anchor: bool = False
+    ramp_start_s: float = -math.inf
+    ramp_dur_s: float = 0.0
+    ramp_from: np.ndarray | None = None
+    pending_ramp_s: float = 0.0
+    running: bool = False
+    mode: str = "no_state"
+    reason: str | None = None
+
+
+class ChunkController:
+    """See the module docstring. Not thread-safe: call from one thread (or hold a lock in the node)."""
+
+    def __init__(self, config: ControllerConfig) -> None:
+        self.cfg = config
+        self.names = config.joint_names
+        self.J = len(self.names)
+        self._col = {n: i for i, n in enumerate(self.names)}
+        self.lim = LimitArrays.from_limits(self.names, config.limits)
+        self._groups: dict[str, _GroupState] = {
+            g.name: _GroupState(idx=np.array([self._col[j] for j in g.joints], dtype=np.intp)) for g in config.groups
+        }
+        self.p = np.full(self.J, np.nan)
+        self.v = np.zeros(self.J)
+        self.a = np.zeros(self.J)
+        self.initialised = np.zeros(self.J, dtype=bool)
+        self.meas_p = np.full(self.J, np.nan)
+        self.meas_stamp = np.full(self.J, -np.inf)
+        self.estopped = False
+        self._source: Source | None = None
+        self._plan_end_s = -math.inf
+        self._members: list[EnsembleMember] = []
+        self._ens_anchor: float | None = None
+        self._newest_stamp = -math.inf
+        self._newest_dt: float | None = None
+        self._newest_id: int | None = None
+        self._last_tick: float | None = None
+        self._last_output: ControlOutput | None = None
+        self.metrics = Metrics(joint_names=self.names, rejections={r: 0 for r in REJECT_REASONS},
+                               clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS})
+
+    # ------------------------------------------------------------------ inputs
+
+    def _reject(self, reason: str, detail: str) -> SubmitResult:
+        self.metrics.rejections[reason] = self.metrics.rejections.get(reason, 0) + 1
+        return SubmitResult(False, reason, detail)
+
+    def submit_chunk(self, chunk: Chunk, now_s: float) -> SubmitResult:
+        """Validate ``chunk`` and merge it into the plan. Never raises for bad chunks: returns the reason."""
+        if not _finite_number(now_s):
+            return self._reject("bad_time", f"now_s={now_s!r} is not a finite number")
+        now = float(now_s)
+        if not isinstance(chunk, Chunk):
+            return self._reject("bad_type", f"expected Chunk, got {type(chunk).__name__}")
+        if not _finite_number(chunk.stamp_s):
+            return self._reject("bad_stamp", f"stamp_s={chunk.stamp_s!r} is not a finite number")
+        if not _finite_number(chunk.step_period_s) or not 0 < chunk.step_period_s <= self.cfg.max_step_period_s:
+            return self._reject("bad_step_period", f"step_period_s={chunk.step_period_s!r} not in "
+                                                   f"(0, {self.cfg.max_step_period_s}]")
+        stamp, dt = float(chunk.stamp_s), float(chunk.step_period_s)
+        try:
+            names = [str(n) for n in chunk.joint_names]
+            pos = np.asarray(chunk.positions, dtype=np.float64)
+            vel = None if chunk.velocities is None else np.asarray(chunk.velocities, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            return self._reject("bad_shape", f"positions/velocities/joint_names not numeric arrays ({e})")
+        if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] != len(names):
+            return self._reject("bad_shape", f"positions shape {pos.shape} is not [H>=1, {len(names)} joint_names]")
+        if vel is not None and vel.shape != pos.shape:
+            return self._reject("bad_shape", f"velocities shape {vel.shape} != positions shape {pos.shape}")
+        if not np.isfinite(pos).all() or (vel is not None and not np.isfinite(vel).all()):
+            return self._reject("non_finite", "positions/velocities contain NaN or inf")
+        if len(set(names)) != len(names):
+            return self._reject("duplicate_joint", "joint_names has duplicates")
+        unknown = [n for n in names if n not in self._col]
+        if unknown:
+            return self._reject("unknown_joint", f"unknown joints {unknown[:5]}")
+        missing = [n for n in self.names if n not in set(names)]
+        if missing:
+            return self._reject("missing_joint", f"missing joints {missing[:5]}")
+        if stamp > now + self.cfg.max_future_s:
+            return self._reject("future_stamp", f"stamp {stamp:.6f} is {stamp - now:.3f} s in the future "
+                                                f"(max_future_s={self.cfg.max_future_s})")
+        if now - stamp > self.cfg.stale_chunk_s:
+            return self._reject("stale_chunk", f"observation is {now - stamp:.3f} s old "
+                                               f"(stale_chunk_s={self.cfg.stale_chunk_s})")
+        if stamp <= self._newest_stamp:
+            return self._reject("non_increasing_stamp",
+                                f"stamp {stamp:.6f} <= newest accepted {self._newest_stamp:.6f}")
+        t_h = max(now + self.cfg.handoff_margin_s, stamp)
+        end = stamp + (pos.shape[0] - 1) * dt
+        if end <= t_h:
+            return self._reject("expired", f"chunk ends at {end:.6f}, before the hand-off {t_h:.6f}")
+        if self.estopped:
+            return self._reject("estopped", "e-stop latched; reset first")
+        mode = self.cfg.splice_mode
+        if mode == "replace" and self._plan_usable(now) is None:
+            return self._reject("busy", "replace mode: still executing the previous chunk's first N steps")
+
+        order = np.array([names.index(n) for n in self.names], dtype=np.intp)
+        pos = pos[:, order]
+        vel = None if vel is None else vel[:, order]
+        old = self._source if self._plan_usable(now) is None else None
+        if mode == "splice":
+            new_spline = ChunkSpline(stamp, dt, pos, vel)
+            src: Source = new_spline if old is None else BlendSource(old, new_spline, t_h, self.cfg.blend_window_s)
+            self._plan_end_s = new_spline.end_s
+        elif mode == "ensemble":
+            new_spline = ChunkSpline(stamp, dt, pos, vel)
+            if self._ens_anchor is None:
+                self._ens_anchor = stamp
+            members = [m for m in self._members if m.end_s > now] if old is not None else []
+            members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
+                                          t_h, new_spline.end_s))
+            self._members = members
+            src = EnsembleSource(members, self.cfg.blend_window_s, self.J)
+            self._plan_end_s = max(m.end_s for m in members)
+        else:  # replace: official loop — the first N steps, retimed to start at the hand-off, no blending
+            n = min(self.cfg.replace_execute_steps, pos.shape[0])
+            new_spline = ChunkSpline(t_h, dt, pos[:n], None if vel is None else vel[:n])
+            src = new_spline
+            self._plan_end_s = max(new_spline.end_s, t_h + dt)
+        if old is not None:
+            po, vo, _ = old.eval(t_h)
+            pn, vn, _ = src.eval(t_h)
+            pr, _, _ = new_spline.eval(t_h)
+            m = self.metrics
+            m.seams += 1
+            m.last_seam_position_jump = float(np.max(np.abs(pn - po)))
+            m.last_seam_velocity_jump = float(np.max(np.abs(vn - vo)))
+            m.max_seam_position_jump = max(m.max_seam_position_jump, m.last_seam_position_jump)
+            m.max_seam_velocity_jump = max(m.max_seam_velocity_jump, m.last_seam_velocity_jump)
+            m.max_seam_disagreement = max(m.max_seam_disagreement, float(np.max(np.abs(pr - po))))
+        self._source = src
+        self._newest_stamp, self._newest_dt, self._newest_id = stamp, dt, int(chunk.chunk_id)
+        self.metrics.chunks_accepted += 1
+        return SubmitResult(True, None, None, t_h)
+
+    def update_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
+                           now_s: float | None = None) -> SubmitResult:
+        """Measured joint positions at ``stamp_s``. Unknown names are ignored (joint_states often carry more
+        joints); non-finite entries and stamps older than the last one for that joint are skipped and counted;
+        with ``now_s``, stamps more than ``max_future_s`` ahead are rejected."""
+        if not _finite_number(stamp_s):
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "bad_stamp", f"stamp_s={stamp_s!r}")
+        if now_s is not None and _finite_number(now_s) and stamp_s > now_s + self.cfg.max_future_s:
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "future_stamp", f"stamp {stamp_s} is ahead of now {now_s}")
+        try:
+            names = list(names)
+            vals = np.asarray(positions, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "bad_shape", str(e))
+        if len(names) != vals.shape[0]:
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "bad_shape", f"{len(names)} names but {vals.shape[0]} positions")
+        skipped = 0
+        for n, x in zip(names, vals):
+            i = self._col.get(n)
+            if i is None:
+                continue
+            if not math.isfinite(x) or stamp_s < self.meas_stamp[i]:
+                skipped += 1
+                continue
+            self.meas_p[i] = x
+            self.meas_stamp[i] = stamp_s
+            if not self.initialised[i]:
+                self.p[i] = min(max(x, self.lim.lower[i]), self.lim.upper[i])
+                self.v[i] = 0.0
+                self.a[i] = 0.0
+                self.initialised[i] = True
+        if skipped:
+            self.metrics.state_rejections += skipped
+            return SubmitResult(True, "partial", f"{skipped} entries skipped (non-finite or out of order)")
+        return SubmitResult(True)
+
+    # ------------------------------------------------------------------ modes
+
+    def _resolve_groups(self, groups: Iterable[str] | str | None) -> list[str]:
+        if groups is None:
+            return list(self._groups)
+        if isinstance(groups, str):
+            groups = [groups]
+        return list(groups)
+
+    def enable(self, now_s: float, groups: Iterable[str] | str | None = None) -> dict[str, str | None]:
+        """Enable groups (all by default). Returns {group: None if enabled else the reason}."""
+        out: dict[str, str | None] = {}
+        for g in self._resolve_groups(groups):
+            st = self._groups.get(g)
+            if st is None:
+                out[g] = "unknown_group"
+            elif self.estopped:
+                out[g] = "estopped"
+            else:
+                if not st.enabled:
+                    st.enabled = True
+                    st.pending_anchor = True
+                out[g] = None
+        return out
+
+    def disable(self, now_s: float, groups: Iterable[str] | str | None = None) -> dict[str, str | None]:
+        """Disable groups (all by default): they decelerate to a hold."""
+        out: dict[str, str | None] = {}
+        for g in self._resolve_groups(groups):
+            st = self._groups.get(g)
+            if st is None:
+                out[g] = "unknown_group"
+                continue
+            st.enabled = False
+            st.pending_anchor = False
+            out[g] = None
+        return out
+
+    def estop(self, now_s: float) -> None:
+        """Latch the e-stop: every group brakes at its full acceleration limit to a stop and freezes there.
+        (Braking rather than freezing the command at once: a frozen command with the arm moving would be an
+        infinite deceleration.) Chunks and enables are refused until ``reset``."""
+        self.estopped = True
+
+    def reset(self, now_s: float) -> None:
+        """Clear the e-stop. All groups come back disabled; the plan is dropped (chunks must come anew)."""
+        self.estopped = False
+        for st in self._groups.values():
+            st.enabled = False
+            st.pending_anchor = False
+            st.running = False
+        self._source = None
+        self._members = []
+        self._plan_end_s = -math.inf
+
+    # ------------------------------------------------------------------ tick
+
+    def _plan_usable(self, now: float) -> str | None:
+        """None if the plan can be followed at ``now``, else why not."""
+        if self._source is None:
+            return "no_plan"
+        if now >= self._plan_end_s:
+            return "exhausted"
+        if now - self._newest_stamp > self.cfg.stale_chunk_s:
+            return "stale_chunk"
+        return None
+
+    def _collapse(self, src: Source, now: float) -> Source:
+        if isinstance(src, BlendSource):
+            if now >= src.t_h + src.w:
+                return self._collapse(src.new, now)
+            src.old = self._collapse(src.old, now)
+        return src
+
+    def _reference(self, t: float, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, v, _ = self._source.eval(t)  # type: ignore[union-attr]
+        for st in self._groups.values():
+            if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
+                continue
+            x = (t - st.ramp_start_s) / st.ramp_dur_s
+            if x >= 1.0:
+                continue
+            s, ds, _ = smoothstep5(x)
+            ds /= st.ramp_dur_s
+            i = st.idx
+            d = p[i] - st.ramp_from
+            v[i] = ds * d + s * v[i]
+            p[i] = st.ramp_from + s * d
+        return p, v
+
+    def _brake_decel(self) -> np.ndarray:
+        return self.lim.max_acceleration * (1.0 if self.estopped else self.cfg.hold_decel_fraction)
+
+    def tick(self, now_s: float, with_trajectory: bool = True) -> ControlOutput:
+        """Advance to ``now_s`` and return the setpoints valid at ``now_s``.
+
+        A non-finite or non-increasing ``now_s`` changes nothing: the previous output is returned again and
+        ``metrics.time_errors`` counts it.
+        """
+        if not _finite_number(now_s) or (self._last_tick is not None and now_s <= self._last_tick):
+            self.metrics.time_errors += 1
+            if self._last_output is not None:
+                return self._last_output
+            now_s = 0.0 if not _finite_number(now_s) else now_s
+        now = float(now_s)
+        dt = self.cfg.period_s if self._last_tick is None else now - self._last_tick
+        self._last_tick = now
+        self.metrics.ticks += 1
+        if self._source is not None:
+            self._source = self._collapse(self._source, now)
+            if isinstance(self._source, EnsembleSource):
+                self._members = [m for m in self._members if m.end_s > now - self.cfg.blend_window_s]
+                if self._members:
+                    self._source.members = self._members
+        plan_reason = self._plan_usable(now)
+
+        run = np.zeros(self.J, dtype=bool)
+        anchored: dict[str, bool] = {}
+        for name, st in self._groups.items():
+            i = st.idx
+            anchored[name] = False
+            was_running = st.running
+            st.running = False
+            state_age = now - float(np.min(self.meas_stamp[i]))
+            if self.estopped:
+                st.mode, st.reason = "estop", "estop"
+            elif not self.initialised[i].all():
+                st.mode, st.reason = "no_state", "no_joint_state"
+            elif not st.enabled:
+                st.mode, st.reason = "disabled", None
+            elif state_age > self.cfg.stale_state_s:
+                st.mode, st.reason = "hold", "stale_state"
+            elif st.pending_anchor:
+                if np.all(self.v[i] == 0.0):
+                    self.p[i] = np.clip(self.meas_p[i], self.lim.lower[i], self.lim.upper[i])
+                    self.a[i] = 0.0
+                    st.pending_anchor = False
+                    st.pending_ramp_s = self.cfg.enable_ramp_s
+                    anchored[name] = True
+                    st.mode, st.reason = "hold", "anchored"
+                else:
+                    st.mode, st.reason = "stopping", "command_moving"
+            elif plan_reason is not None:
+                st.mode, st.reason = "hold", plan_reason
+            else:
+                if not was_running:
+                    resume = 0.0 if self.cfg.splice_mode == "replace" else self.cfg.blend_window_s
+                    st.ramp_dur_s = max(st.pending_ramp_s, resume)
+                    st.pending_ramp_s = 0.0
+                    st.ramp_start_s = now - dt
+                    st.ramp_from = self.p[i].copy()
+                st.running = True
+                run[i] = True
+                in_ramp = st.ramp_dur_s > 0 and now < st.ramp_start_s + st.ramp_dur_s
+                st.mode, st.reason = ("ramp" if in_ramp else "running"), None
+
+        res = self._step(now, dt, run)
+        m = self.metrics
+        for kind, arr in (("position", res.clamped_position), ("velocity", res.clamped_velocity),
+                          ("acceleration", res.clamped_acceleration), ("non_finite", res.non_finite)):
+            m.clamps[kind] += arr
+        self.p = np.where(self.initialised, res.p, self.p)
+        self.v = np.where(self.initialised, res.v, 0.0)
+        self.a = np.where(self.initialised, res.a, 0.0)
+
+        depth = self._plan_end_s - now if plan_reason is None else 0.0
+        m.plan_depth_s = max(depth, 0.0)
+        m.time_to_exhaustion_s = 0.0 if plan_reason is not None else \
+            max(0.0, min(self._plan_end_s, self._newest_stamp + self.cfg.stale_chunk_s) - now)
+
+        traj = self._trajectory(now, run) if (with_trajectory and self.cfg.trajectory_horizon_s > 0) else {}
+        groups: dict[str, GroupOutput] = {}
+        for g in self.cfg.groups:
+            st = self._groups[g.name]
+            i = st.idx
+            valid = bool(self.initialised[i].all())
+            groups[g.name] = GroupOutput(
+                name=g.name, joint_names=g.joints, mode=st.mode, reason=st.reason, valid=valid,
+                positions=self.p[i].copy() if valid else None,
+                velocities=self.v[i].copy() if valid else None,
+                accelerations=self.a[i].copy() if valid else None,
+                trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name])
+        out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
+                            committed_prefix=self.committed_prefix(now, run=run), metrics=m.snapshot(),
+                            plan_active=plan_reason is None, plan_reason=plan_reason)
+        self._last_output = out
+        return out
+
+    def _step(self, t: float, dt: float, run: np.ndarray, state=None) -> StepResult:
+        p, v, a = (self.p, self.v, self.a) if state is None else state
+        if run.any():
+            p_ref, v_ref = self._reference(t, run)
+        else:
+            p_ref, v_ref = p, np.zeros(self.J)
+        track = run & self.initialised
+        p_in = np.where(self.initialised, p, 0.0)
+        return limiter_step(p_in, v, a, dt, self.lim, track, p_ref, v_ref, self._brake_decel())
+
+    def _trajectory(self, now: float, run: np.ndarray) -> dict[str, Trajectory]:
+        period = self.cfg.period_s
+        tp = self.cfg.trajectory_point_period_s
+        n = max(1, int(round(self.cfg.trajectory_horizon_s / tp)))
+        start = now + period
+        r = self._step(start, period, run)
+        state = (r.p, r.v, r.a)
+        P = np.empty((n, self.J))
+        V = np.empty((n, self.J))
+        for k in range(n):
+            r = self._step(start + (k + 1) * tp, tp, run, state)
+            state = (r.p, r.v, r.a)
+            P[k], V[k] = r.p, r.v
+        tfs = tp * np.arange(1, n + 1)
+        return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
+                                   positions=P[:, self._groups[g.name].idx].copy(),
+                                   velocities=V[:, self._groups[g.name].idx].copy())
+                for g in self.cfg.groups}
+
+    def committed_prefix(self, now_s: float, obs_stamp_s: float | None = None, duration_s: float | None = None,
+                         run: np.ndarray | None = None) -> CommittedPrefix:
+        """Planned positions on the grid ``obs_stamp_s + k·dt`` (dt: newest chunk's step period, else
+        1/30 s) covering ``[obs_stamp_s, now_s + duration_s]`` (default ``rtc_prefix_s``).
+
+        Running groups: the plan (with any ramp) clipped to the position limits; other groups: where the
+        command comes to rest at the hold deceleration."""
+        d = self.cfg.rtc_prefix_s if duration_s is None else float(duration_s)
+        stamp = now_s if obs_stamp_s is None else float(obs_stamp_s)
+        step = self._newest_dt if self._newest_dt is not None else 1.0 / 30.0
+        if run is None:
+            run = np.zeros(self.J, dtype=bool)
+            for st in self._groups.values():
+                if st.running:
+                    run[st.idx] = True
+        k = max(0, int(math.ceil((now_s + d - stamp) / step - 1e-9)))
+        times = stamp + step * np.arange(k)
+        decel = self._brake_decel()
+        with np.errstate(invalid="ignore"):
+            rest = np.clip(self.p + self.v * np.abs(self.v) / (2.0 * decel), self.lim.lower, self.lim.upper)
+        pos = np.tile(rest, (k, 1))
+        if run.any() and self._source is not None:
+            for r, t in enumerate(times):
+                p_ref, _ = self._reference(max(t, now_s), run)
+                pos[r] = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
+        idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
+        return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
+                               num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)
+
+
+def _finite_number(x: object) -> bool:
+    if isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(float(x))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False

@@ -1,0 +1,140 @@
+"""Per-joint limiter: whatever the reference, the commanded state respects position, velocity and
+acceleration limits.
+
+The limiter owns the commanded state (position p, velocity v) and advances it one tick of length dt with a
+constant acceleration a per tick (exact integration: p' = p + v·dt + a·dt²/2 = p + (v + v')·dt/2). The next
+velocity v' is chosen as close as possible to a *desired* velocity inside the feasible interval
+
+    |v'| ≤ v_max,   |v' − v| ≤ a_max·dt,   and the braking constraint of each position limit.
+
+Braking constraint (upper limit U; the lower one is symmetric): the state must always be able to stop
+before U at full deceleration. With D(v) = v²/(2·a_max) + v·dt/2 — an upper bound on the stopping distance
+of this discrete scheme — the invariant ``U − p ≥ D(v)`` is kept: solving it for v' gives
+
+    v' ≤ −a_max·dt + sqrt(a_max²·dt² + 2·a_max·(U − p − v·dt/2)).
+
+Full braking always satisfies all constraints, so the feasible interval is never empty (in exact
+arithmetic; if rounding makes it so, full braking is used). Hence the output never exceeds a limit,
+whatever the reference does (NaN, inf, jumps): non-finite references make the joint hold.
+
+Desired velocity when tracking a reference (p_ref, v_ref at the tick's time): v_ref + c(e), with e the
+position error predicted for the end of the tick and c a "square-root controller": linear (gain g/dt,
+error × g per tick, no overshoot) near the reference, sqrt(2·a_c·|e|) far from it, so a jump in the
+reference becomes a time-optimal-ish ramp (accelerate, cruise at v_max, brake) instead of a step.
+Jerk (optional, soft): the acceleration change per tick is bounded by max_jerk·dt when that keeps the
+hard constraints satisfiable, otherwise the hard constraints win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import JointLimits
+
+TRACK_GAIN = 0.5  # fraction of the predicted position error removed per tick in the linear region
+SQRT_ACCEL_FRACTION = 0.5  # a_c = fraction of a_max used by the square-root correction
+CLAMP_KINDS = ("position", "velocity", "acceleration", "non_finite")
+
+
+@dataclass
+class LimitArrays:
+    """Limits as arrays over joints (column order of the controller)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray
+    max_jerk: np.ndarray  # inf where none
+
+    @classmethod
+    def from_limits(cls, names: Sequence[str], limits: Mapping[str, JointLimits]) -> LimitArrays:
+        ls = [limits[n] for n in names]
+        return cls(
+            lower=np.array([x.lower for x in ls], dtype=np.float64),
+            upper=np.array([x.upper for x in ls], dtype=np.float64),
+            max_velocity=np.array([x.max_velocity for x in ls], dtype=np.float64),
+            max_acceleration=np.array([x.max_acceleration for x in ls], dtype=np.float64),
+            max_jerk=np.array([np.inf if x.max_jerk is None else x.max_jerk for x in ls], dtype=np.float64),
+        )
+
+
+@dataclass
+class StepResult:
+    """One limiter step: new state and which joints had something clamped (bool arrays [J])."""
+
+    p: np.ndarray
+    v: np.ndarray
+    a: np.ndarray
+    clamped_position: np.ndarray
+    clamped_velocity: np.ndarray
+    clamped_acceleration: np.ndarray
+    non_finite: np.ndarray
+
+
+def brake_velocity(v: np.ndarray, decel: np.ndarray, dt: float) -> np.ndarray:
+    """Velocity after one tick of braking at ``decel`` (stops exactly at 0, never reverses)."""
+    return np.sign(v) * np.maximum(np.abs(v) - decel * dt, 0.0)
+
+
+def limiter_step(
+    p: np.ndarray,
+    v: np.ndarray,
+    a_prev: np.ndarray,
+    dt: float,
+    lim: LimitArrays,
+    track: np.ndarray,
+    p_ref: np.ndarray,
+    v_ref: np.ndarray,
+    brake_decel: np.ndarray,
+) -> StepResult:
+    """Advance the commanded state (p, v) by ``dt`` seconds.
+
+    track[j] True: follow (p_ref[j], v_ref[j]) (values at the end of the tick); False: brake at
+    ``brake_decel[j]`` (≤ max acceleration) to a stop, then hold. Inputs p, v must come from this limiter
+    (or be a rest state inside the range).
+    """
+    amax, vmax = lim.max_acceleration, lim.max_velocity
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = track & ~(np.isfinite(p_ref) & np.isfinite(v_ref))
+        track = track & ~bad
+        pr = np.where(track, p_ref, p)
+        vr = np.where(track, v_ref, 0.0)
+        # position reference outside the range: clamp it (counted)
+        pr_c = np.clip(pr, lim.lower, lim.upper)
+        clamped_pos = track & (pr_c != pr)
+        vr = np.where(clamped_pos, 0.0, vr)
+        # desired next velocity
+        e = pr_c - (p + 0.5 * (v + vr) * dt)
+        k = TRACK_GAIN / dt
+        ac = SQRT_ACCEL_FRACTION * amax
+        e0 = ac / (k * k)
+        ae = np.abs(e)
+        corr = np.where(ae <= e0, k * e, np.sign(e) * np.sqrt(2.0 * ac * np.maximum(ae - 0.5 * e0, 0.0)))
+        x_track = vr + corr
+        x_brake = brake_velocity(v, np.minimum(np.where(bad, amax, brake_decel), amax), dt)
+        x_des = np.where(track, x_track, x_brake)
+        # hard constraints
+        hi_pos = -amax * dt + np.sqrt((amax * dt) ** 2 + 2.0 * amax * np.maximum(lim.upper - p - 0.5 * v * dt, 0.0))
+        lo_pos = amax * dt - np.sqrt((amax * dt) ** 2 + 2.0 * amax * np.maximum(p - lim.lower + 0.5 * v * dt, 0.0))
+        hi = np.minimum(np.minimum(vmax, v + amax * dt), hi_pos)
+        lo = np.maximum(np.maximum(-vmax, v - amax * dt), lo_pos)
+        # soft jerk limit
+        jd = lim.max_jerk * dt
+        hi_j = np.minimum(hi, v + (a_prev + jd) * dt)
+        lo_j = np.maximum(lo, v + (a_prev - jd) * dt)
+        use_j = lo_j <= hi_j
+        hi = np.where(use_j, hi_j, hi)
+        lo = np.where(use_j, lo_j, lo)
+        x = np.clip(x_des, lo, hi)
+        empty = ~(lo <= hi)
+        x = np.where(empty, brake_velocity(v, amax, dt), x)
+        x = np.clip(x, -vmax, vmax)
+        clamped_vel = track & (np.abs(x_des) > vmax) & (x != x_des)
+        clamped_acc = track & (x != x_des) & ~clamped_vel
+        p_new = np.clip(p + 0.5 * (v + x) * dt, lim.lower, lim.upper)
+        a = np.clip((x - v) / dt, -amax, amax)
+    return StepResult(p=p_new, v=x, a=a, clamped_position=clamped_pos, clamped_velocity=clamped_vel,
+                      clamped_acceleration=clamped_acc, non_finite=bad)

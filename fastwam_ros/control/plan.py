@@ -1,0 +1,211 @@
+"""Time-indexed plans built from action chunks.
+
+A *source* maps an absolute time t (seconds) to position, velocity and acceleration arrays over all joints
+(``eval(t) -> (p, v, a)``, each shape [J]). Sources compose:
+
+* :class:`ChunkSpline` — one chunk: knots at ``t0 + k·dt``; a natural cubic spline (C2) through the
+  positions, or a cubic Hermite spline (C1) when the chunk carries velocities. Before its first knot it
+  holds the first position, after its last knot the last position (velocity and acceleration 0).
+* :class:`HoldSource` — a constant position.
+* :class:`BlendSource` — from ``old`` to ``new`` over ``[t_h, t_h + w]`` with a quintic smoothstep
+  weight s (s, s', s'' vanish at both ends), so position, velocity and acceleration are continuous when
+  both sources are: this is what makes ``splice`` seamless.
+* :class:`EnsembleSource` — ACT-style weighted average of overlapping chunks with smooth ramp-in/out weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_FLOAT = np.float64
+
+
+def smoothstep5(x: float) -> tuple[float, float, float]:
+    """Quintic smoothstep s(x) = 10x³ − 15x⁴ + 6x⁵ on [0, 1] and its first two derivatives (per unit x)."""
+    if x <= 0.0:
+        return 0.0, 0.0, 0.0
+    if x >= 1.0:
+        return 1.0, 0.0, 0.0
+    x2 = x * x
+    return (x2 * x * (10.0 + x * (-15.0 + 6.0 * x)),
+            30.0 * x2 * (1.0 - x) ** 2,
+            60.0 * x * (1.0 - x) * (1.0 - 2.0 * x))
+
+
+_SPLINE_CACHE: dict[int, np.ndarray] = {}
+
+
+def _natural_spline_operator(n: int) -> np.ndarray:
+    """Matrix M (n×n) so that knot slopes·h = M @ (3·Δ-terms): natural cubic spline on a uniform grid."""
+    op = _SPLINE_CACHE.get(n)
+    if op is None:
+        a = np.zeros((n, n))
+        for i in range(n):
+            if i == 0:
+                a[0, 0], a[0, 1] = 2.0, 1.0
+            elif i == n - 1:
+                a[i, i - 1], a[i, i] = 1.0, 2.0
+            else:
+                a[i, i - 1], a[i, i], a[i, i + 1] = 1.0, 4.0, 1.0
+        op = np.linalg.inv(a)
+        _SPLINE_CACHE[n] = op
+    return op
+
+
+class Source:
+    """Interface: ``eval(t_s) -> (positions, velocities, accelerations)`` over all joints."""
+
+    def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class HoldSource(Source):
+    """Constant position (velocity and acceleration zero)."""
+
+    def __init__(self, positions: np.ndarray) -> None:
+        self.p = np.array(positions, dtype=_FLOAT)
+        self._z = np.zeros_like(self.p)
+
+    def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.p.copy(), self._z.copy(), self._z.copy()
+
+
+class ChunkSpline(Source):
+    """Cubic spline through a chunk's knots at ``t0_s + k·dt_s``, k = 0..H-1.
+
+    positions: [H, J]; velocities: optional [H, J] (then Hermite, C1) else natural cubic spline (C2).
+    """
+
+    def __init__(self, t0_s: float, dt_s: float, positions: np.ndarray, velocities: np.ndarray | None = None):
+        p = np.asarray(positions, dtype=_FLOAT)
+        if p.ndim != 2 or p.shape[0] < 1:
+            raise ValueError(f"positions: expected [H>=1, J], got shape {p.shape}")
+        if not (dt_s > 0 and math.isfinite(dt_s)):
+            raise ValueError(f"dt_s: expected > 0, got {dt_s}")
+        self.t0 = float(t0_s)
+        self.dt = float(dt_s)
+        self.p = p
+        self.n = p.shape[0]
+        if velocities is not None:
+            m = np.asarray(velocities, dtype=_FLOAT) * self.dt  # slopes per unit u
+        elif self.n == 1:
+            m = np.zeros_like(p)
+        else:
+            rhs = np.empty_like(p)
+            rhs[0] = 3.0 * (p[1] - p[0])
+            rhs[-1] = 3.0 * (p[-1] - p[-2])
+            if self.n > 2:
+                rhs[1:-1] = 3.0 * (p[2:] - p[:-2])
+            m = _natural_spline_operator(self.n) @ rhs
+        self.m = m
+        self._z = np.zeros(p.shape[1])
+
+    @property
+    def end_s(self) -> float:
+        return self.t0 + (self.n - 1) * self.dt
+
+    def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = (t - self.t0) / self.dt
+        if self.n == 1 or x <= 0.0:
+            return self.p[0].copy(), self._z.copy(), self._z.copy()
+        if x >= self.n - 1:
+            return self.p[-1].copy(), self._z.copy(), self._z.copy()
+        k = min(int(math.floor(x)), self.n - 2)
+        u = x - k
+        p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
+        u2, u3 = u * u, u * u * u
+        h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
+        d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
+        e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
+        pos = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
+        vel = (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt
+        acc = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
+        return pos, vel, acc
+
+
+class BlendSource(Source):
+    """``old`` before ``t_h``, ``new`` after ``t_h + w``, quintic-smoothstep blend in between."""
+
+    def __init__(self, old: Source, new: Source, t_h: float, w: float) -> None:
+        self.old, self.new, self.t_h, self.w = old, new, float(t_h), float(w)
+
+    def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if t >= self.t_h + self.w:
+            return self.new.eval(t)
+        if t <= self.t_h:
+            return self.old.eval(t)
+        s, ds, dds = smoothstep5((t - self.t_h) / self.w)
+        ds, dds = ds / self.w, dds / (self.w * self.w)
+        po, vo, ao = self.old.eval(t)
+        pn, vn, an = self.new.eval(t)
+        dp, dv = pn - po, vn - vo
+        return (po + s * dp,
+                vo + s * dv + ds * dp,
+                ao + s * (an - ao) + 2.0 * ds * dv + dds * dp)
+
+
+@dataclass
+class EnsembleMember:
+    spline: ChunkSpline
+    log_weight: float  # constant part of the weight (log), e.g. −decay·stamp/dt
+    start_s: float  # ramp-in starts here (hand-off time)
+    end_s: float  # ramp-out ends here (the chunk's last knot)
+
+
+class EnsembleSource(Source):
+    """Weighted average Σ wᵢ(t)·qᵢ(t) / Σ wᵢ(t) of chunk splines (ACT temporal ensembling, made smooth).
+
+    wᵢ(t) = exp(log_weightᵢ) · s((t − startᵢ)/w) · s((endᵢ − t)/w), s the quintic smoothstep, so members
+    fade in after their hand-off and out before their end instead of switching (which would be a seam jump).
+    Weights are normalised; velocity and acceleration include the derivatives of the normalised weights.
+    """
+
+    def __init__(self, members: list[EnsembleMember], w: float, n_joints: int) -> None:
+        self.members = list(members)
+        self.w = float(w)
+        self.n_joints = n_joints
+
+    def _weight(self, m: EnsembleMember, t: float, base: float) -> tuple[float, float, float]:
+        c = math.exp(m.log_weight - base)
+        if self.w <= 0:
+            inside = m.start_s <= t <= m.end_s
+            return (c if inside else 0.0), 0.0, 0.0
+        a, da, dda = smoothstep5((t - m.start_s) / self.w)
+        b, db, ddb = smoothstep5((m.end_s - t) / self.w)
+        da, dda = da / self.w, dda / self.w ** 2
+        db, ddb = -db / self.w, ddb / self.w ** 2
+        return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
+
+    def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.members:
+            z = np.zeros(self.n_joints)
+            return z, z.copy(), z.copy()
+        base = max(m.log_weight for m in self.members)
+        ws = [self._weight(m, t, base) for m in self.members]
+        W = sum(w[0] for w in ws)
+        if W <= 1e-9:
+            # (almost) no member covers t: follow the heaviest one, or the one whose window is nearest
+            if W > 0.0:
+                best = self.members[int(np.argmax([w[0] for w in ws]))]
+            else:
+                best = min(self.members, key=lambda m: min(abs(t - m.start_s), abs(t - m.end_s)))
+            return best.spline.eval(t)
+        W1 = sum(w[1] for w in ws)
+        W2 = sum(w[2] for w in ws)
+        P = np.zeros(self.n_joints)
+        V = np.zeros(self.n_joints)
+        A = np.zeros(self.n_joints)
+        for m, (w0, w1, w2) in zip(self.members, ws):
+            if w0 == 0.0 and w1 == 0.0 and w2 == 0.0:
+                continue
+            u = w0 / W
+            du = (w1 * W - w0 * W1) / W ** 2
+            ddu = w2 / W - 2 * w1 * W1 / W ** 2 - w0 * W2 / W ** 2 + 2 * w0 * W1 ** 2 / W ** 3
+            p, v, a = m.spline.eval(t)
+            P += u * p
+            V += du * p + u * v
+            A += ddu * p + 2 * du * v + u * a
+        return P, V, A
