@@ -1,0 +1,38 @@
+"""Exceptions of the perception core. Each carries a short machine-readable ``reason`` code."""
+
+from __future__ import annotations
+
+
+class PerceptionError(ValueError):
+    """Base class: ``reason`` is a short code (used as a counter key in /diagnostics)."""
+
+    def __init__(self, reason: str, message: str = ""):
+        self.reason = str(reason)
+        super().__init__(f"[{self.reason}] {message}" if message else f"[{self.reason}]")
+
+
+class DecodeError(PerceptionError):
+    """An image message could not be decoded.
+
+    Reasons: ``unknown_encoding``, ``unsupported_format``, ``truncated``, ``zero_size``, ``bad_step``,
+    ``bad_dims``, ``bad_data``, ``bad_message``, ``bad_compressed``.
+    """
+
+
+class ProprioError(PerceptionError):
+    """The proprio vector could not be assembled; ``joint`` names the offending joint (or None).
+
+    Reasons: ``missing_joint``, ``nonfinite_joint``, ``bad_joint_state``.
+    """
+
+    def __init__(self, reason: str, joint: str | None = None, message: str = ""):
+        self.joint = joint
+        super().__init__(reason, message or (f"joint {joint!r}" if joint is not None else ""))
+
+
+class ConfigError(ValueError):
+    """Invalid perception configuration; ``field`` names the offending field (dotted path)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"perception config field {field!r}: {message}")

@@ -1,0 +1,286 @@
+"""Resizing, per-camera transforms, the official tiling layouts, and normalisation to [-1, 1].
+
+Resize filter: bilinear **with antialias** (a triangle filter whose support widens with the downscale factor,
+pixel centres at +0.5), i.e. what ``torchvision.transforms.Resize`` does on tensors and what PIL's
+``Image.BILINEAR`` does. This is the filter of the official Fast-WAM preprocessing (reference §3.2, §5.1, §5.3).
+
+Backends (all produce uint8 tiles):
+
+* ``"torch"``: ``torch.nn.functional.interpolate(uint8, mode="bilinear", antialias=True)`` — the SIMD uint8
+  kernel that torchvision's Resize uses on uint8 tensors (ported from Pillow-SIMD). Fastest on CPU.
+* ``"numpy"``: the same filter computed here in float32 (separable gather of precomputed weights), then rounded.
+  No torch needed; a few ms per camera.
+* ``"auto"``: ``"torch"`` if torch imports, else ``"numpy"``.
+
+Each backend is within one uint8 level (1/255 of the [0, 1] range) of the float reference
+``interpolate(float, antialias=True)``; the two backends can differ by one level on some pixels, so use the same
+backend for training and deployment (``auto`` does, where torch is installed on both sides).
+
+Layouts (H × W of the output frame; cameras in configured order):
+
+* ``horizontal``: every camera resized to ``tile_hw`` and placed side by side (LIBERO: 2 × 224×224 → 224×448).
+* ``robotwin``: camera 0 resized to ``top_hw`` (256×320) on top of [camera 1 | camera 2] each resized to
+  ``bottom_tile_hw`` (128×160) → 384×320.
+* ``grid``: ``grid_rows`` × ``grid_cols`` cells of ``tile_hw``, filled row-major; empty cells are black
+  (→ -1 after normalisation).
+
+Transforms (applied to the decoded camera image *before* resizing, as LIBERO rotates its renders):
+``none``, ``rot90`` (90° counter-clockwise, like ``np.rot90(img, 1)``), ``rot180``, ``rot270`` (90° clockwise),
+``flip_h`` (mirror left↔right), ``flip_v`` (mirror top↔bottom).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "LAYOUTS",
+    "TRANSFORMS",
+    "TileSlot",
+    "TilingSpec",
+    "apply_transform",
+    "make_tiling_spec",
+    "normalize_frame",
+    "resize_aa",
+    "resize_backend_available",
+    "tile_images",
+]
+
+LAYOUTS = ("horizontal", "robotwin", "grid")
+TRANSFORMS = ("none", "rot90", "rot180", "rot270", "flip_h", "flip_v")
+BACKENDS = ("auto", "torch", "numpy")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# transforms
+# ----------------------------------------------------------------------------------------------------------
+def apply_transform(img: np.ndarray, transform: str) -> np.ndarray:
+    """Rotate/flip an H×W×C image; returns a C-contiguous array (the input itself for ``none``)."""
+    if transform in (None, "none"):
+        return img
+    if transform == "rot90":
+        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if transform == "rot180":
+        return cv2.rotate(img, cv2.ROTATE_180)
+    if transform == "rot270":
+        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    if transform == "flip_h":
+        return cv2.flip(img, 1)
+    if transform == "flip_v":
+        return cv2.flip(img, 0)
+    raise ValueError(f"unknown transform {transform!r}; expected one of {TRANSFORMS}")
+
+
+def transformed_hw(hw: tuple[int, int], transform: str) -> tuple[int, int]:
+    """Size (H, W) of an image of size ``hw`` after ``transform``."""
+    return (hw[1], hw[0]) if transform in ("rot90", "rot270") else (hw[0], hw[1])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# antialiased bilinear resize
+# ----------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=128)
+def _aa_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices [out, K] and weights [out, K] (float32, rows sum to 1) of the antialiased triangle filter."""
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)  # filter support widens when downscaling
+    support = 1.0 * stretch  # bilinear: triangle of half-width 1 (in output pixels)
+    rows = []
+    for i in range(out_size):
+        center = (i + 0.5) * scale  # in input pixel units, pixel j covers [j, j+1)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        j = np.arange(lo, hi)
+        w = np.clip(1.0 - np.abs((j + 0.5 - center) / stretch), 0.0, None)
+        total = w.sum()
+        if total <= 0:  # pragma: no cover - cannot happen for in_size, out_size >= 1
+            j, w, total = np.array([min(int(center), in_size - 1)]), np.ones(1), 1.0
+        rows.append((j, w / total))
+    k = max(len(j) for j, _ in rows)
+    idx = np.zeros((out_size, k), np.intp)
+    wts = np.zeros((out_size, k), np.float32)
+    for i, (j, w) in enumerate(rows):
+        idx[i, : len(j)] = j
+        idx[i, len(j) :] = j[-1]
+        wts[i, : len(j)] = w
+    idx.setflags(write=False)
+    wts.setflags(write=False)
+    return idx, wts
+
+
+def _resize_numpy(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    h_out, w_out = hw
+    x = img.astype(np.float32)
+    if x.shape[1] != w_out:
+        idx, wts = _aa_weights(x.shape[1], w_out)
+        x = np.einsum("hokc,ok->hoc", x[:, idx, :], wts, optimize=False)
+    if x.shape[0] != h_out:
+        idx, wts = _aa_weights(x.shape[0], h_out)
+        x = np.einsum("okwc,ok->owc", x[idx, :, :], wts, optimize=False)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+_TORCH = None
+
+
+def _torch():
+    global _TORCH
+    if _TORCH is None:
+        try:
+            import torch  # noqa: PLC0415 - optional
+            import torch.nn.functional as functional  # noqa: PLC0415
+
+            _TORCH = (torch, functional)
+        except Exception:  # noqa: BLE001 - any import failure means "not available"
+            _TORCH = False
+    return _TORCH
+
+
+def resize_backend_available(backend: str) -> bool:
+    if backend in ("numpy", "auto"):
+        return True
+    if backend == "torch":
+        return bool(_torch())
+    return False
+
+
+def _resize_torch(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    torch, functional = _torch()
+    if any(s < 0 for s in img.strides):
+        img = np.ascontiguousarray(img)
+    with warnings.catch_warnings():  # read-only zero-copy views (rgb8 messages) are fine: we never write
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(img)
+    x = t.permute(2, 0, 1).unsqueeze(0)  # [1, C, H, W], channels-last strides
+    y = functional.interpolate(x, size=tuple(hw), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0).numpy()
+
+
+def resize_aa(img: np.ndarray, hw: tuple[int, int], backend: str = "auto") -> np.ndarray:
+    """Antialiased bilinear resize of a uint8 H×W×C image to ``hw`` = (H, W); uint8 output.
+
+    A same-size resize returns the input unchanged (the filter is the identity there).
+    """
+    if img.ndim != 3 or img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 HxWxC image, got {img.dtype} {img.shape}")
+    hw = (int(hw[0]), int(hw[1]))
+    if hw[0] < 1 or hw[1] < 1:
+        raise ValueError(f"bad output size {hw}")
+    if img.shape[:2] == hw:
+        return img
+    if backend == "auto":
+        backend = "torch" if _torch() else "numpy"
+    if backend == "torch":
+        if not _torch():
+            raise RuntimeError("resize backend 'torch' requested but torch does not import")
+        return _resize_torch(img, hw)
+    if backend == "numpy":
+        return _resize_numpy(img, hw)
+    raise ValueError(f"unknown resize backend {backend!r}; expected one of {BACKENDS}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# layouts
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TileSlot:
+    """Where camera ``camera_index`` goes in the output frame: top-left (y, x) and size (h, w), pixels."""
+
+    camera_index: int
+    y: int
+    x: int
+    h: int
+    w: int
+
+
+@dataclass(frozen=True)
+class TilingSpec:
+    layout: str
+    out_hw: tuple[int, int]
+    slots: tuple[TileSlot, ...]
+
+
+def make_tiling_spec(
+    layout: str,
+    n_cameras: int,
+    *,
+    tile_hw: tuple[int, int] = (224, 224),
+    top_hw: tuple[int, int] = (256, 320),
+    bottom_tile_hw: tuple[int, int] = (128, 160),
+    grid_rows: int | None = None,
+    grid_cols: int | None = None,
+) -> TilingSpec:
+    """The geometry of a layout. Raises ValueError for impossible combinations."""
+    if n_cameras < 1:
+        raise ValueError("need at least one camera")
+    if layout == "horizontal":
+        th, tw = tile_hw
+        slots = tuple(TileSlot(i, 0, i * tw, th, tw) for i in range(n_cameras))
+        return TilingSpec(layout, (th, n_cameras * tw), slots)
+    if layout == "robotwin":
+        if n_cameras != 3:
+            raise ValueError(f"layout 'robotwin' needs exactly 3 cameras (head, left, right), got {n_cameras}")
+        (hh, hw_), (bh, bw) = top_hw, bottom_tile_hw
+        if 2 * bw != hw_:
+            raise ValueError(f"robotwin: 2 x bottom tile width ({bw}) must equal the top width ({hw_})")
+        slots = (TileSlot(0, 0, 0, hh, hw_), TileSlot(1, hh, 0, bh, bw), TileSlot(2, hh, bw, bh, bw))
+        return TilingSpec(layout, (hh + bh, hw_), slots)
+    if layout == "grid":
+        rows, cols = grid_rows, grid_cols
+        if rows is None and cols is None:
+            cols = int(np.ceil(np.sqrt(n_cameras)))
+        if rows is None:
+            rows = -(-n_cameras // cols)
+        if cols is None:
+            cols = -(-n_cameras // rows)
+        if rows < 1 or cols < 1 or rows * cols < n_cameras:
+            raise ValueError(f"grid {rows}x{cols} cannot hold {n_cameras} cameras")
+        th, tw = tile_hw
+        slots = tuple(TileSlot(i, (i // cols) * th, (i % cols) * tw, th, tw) for i in range(n_cameras))
+        return TilingSpec(layout, (rows * th, cols * tw), slots)
+    raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+
+
+def tile_images(
+    images: list[np.ndarray],
+    spec: TilingSpec,
+    *,
+    transforms: list[str] | None = None,
+    pre_resize_hw: list[tuple[int, int] | None] | None = None,
+    backend: str = "auto",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Transform, resize and place RGB uint8 images into one uint8 [H, W, 3] frame per ``spec``.
+
+    ``pre_resize_hw[i]`` (optional) resizes camera i to that size first (the official RoboTwin training path
+    resizes to 240×320 before the tile size; reference §3.2 and quirk 13).
+    """
+    if len(images) != len(spec.slots):
+        raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
+    if out is None:
+        out = np.zeros((*spec.out_hw, 3), np.uint8)
+    elif spec.layout == "grid":
+        out[...] = 0
+    for slot in spec.slots:
+        img = images[slot.camera_index]
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"camera {slot.camera_index}: expected uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
+        if transforms is not None:
+            img = apply_transform(img, transforms[slot.camera_index])
+        if pre_resize_hw is not None and pre_resize_hw[slot.camera_index] is not None:
+            img = resize_aa(img, pre_resize_hw[slot.camera_index], backend)
+        out[slot.y : slot.y + slot.h, slot.x : slot.x + slot.w] = resize_aa(img, (slot.h, slot.w), backend)
+    return out
+
+
+def normalize_frame(frame: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] → float32 [3, H, W] in [-1, 1] (x/255 − 0.5)/0.5, C-contiguous."""
+    chw = frame.transpose(2, 0, 1).astype(np.float32)
+    chw *= np.float32(2.0 / 255.0)
+    chw -= np.float32(1.0)
+    return chw
