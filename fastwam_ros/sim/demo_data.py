@@ -1,0 +1,147 @@
+"""Recording scripted demonstrations in the simulator, and the small on-disk format they are kept in.
+
+Layout of a demo dataset folder (one compressed ``.npz`` per episode + one ``meta.json``)::
+
+    meta.json                 fps, instruction, joint_names, cameras, image size, per-episode sim mode / seed
+    episode_000.npz           head, left_wrist, right_wrist: uint8 [T, H, W, 3] RGB frames at tick k
+                              state: float32 [T, 14]   measured joint positions at tick k (rad / gripper 0..1)
+                              action: float32 [T, 14]  position command issued at tick k (held until k+1)
+                              timestamps_s: float64 [T] sim seconds from the episode start
+                              fold_fraction: float64 [T] task progress (0 flat .. 1 folded)
+
+:func:`read_episodes` turns the folder into ``fastwam_ros.training.episode.Episode`` objects (frames already
+decoded), the type every training source produces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .robot import CAMERAS, JOINT_NAMES
+from .scripted import INSTRUCTION, make_folder
+from .sim import BimanualSim
+
+FORMAT_VERSION = 1
+
+
+def record_episode(sim: BimanualSim, seed: int, fps: float = 30.0, tail_s: float = 0.4) -> dict[str, np.ndarray]:
+    """Reset `sim` with `seed`, run one scripted fold at `fps` and return the episode arrays (see module doc)."""
+    sim.reset(seed=seed)
+    folder = make_folder(sim.towel, np.random.default_rng(seed + 100_000))
+    dt_s = 1.0 / fps
+    n_ticks = int(np.ceil((folder.duration_s + tail_s) * fps))
+    frames = {cam: [] for cam in sim.cameras}
+    state, action, stamps, fold = [], [], [], []
+    for _ in range(n_ticks):
+        t = sim.time_s
+        for cam in sim.cameras:
+            frames[cam].append(sim.render(cam))
+        state.append(sim.joint_positions())
+        cmd = folder.command(t + dt_s)  # the pose the script wants by the next tick
+        action.append(cmd)
+        stamps.append(t)
+        fold.append(sim.fold_fraction())
+        sim.step(cmd, dt_s)
+    out = {cam: np.stack(v).astype(np.uint8) for cam, v in frames.items()}
+    out["state"] = np.asarray(state, np.float32)
+    out["action"] = np.asarray(action, np.float32)
+    out["timestamps_s"] = np.asarray(stamps, np.float64)
+    out["fold_fraction"] = np.asarray(fold, np.float64)
+    return out
+
+
+def write_dataset(
+    out_dir: str | Path,
+    n_episodes: int,
+    modes: list[str],
+    sim_factory: Callable[[str], BimanualSim],
+    fps: float = 30.0,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Record `n_episodes` episodes, cycling through sim `modes` ("mujoco" / "kinematic"); returns meta."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sims: dict[str, BimanualSim] = {}
+    episodes = []
+    try:
+        for i in range(n_episodes):
+            mode = modes[i % len(modes)]
+            if mode not in sims:
+                sims[mode] = sim_factory(mode)
+            sim = sims[mode]
+            ep_seed = seed * 1000 + i
+            arrays = record_episode(sim, ep_seed, fps=fps)
+            name = f"episode_{i:03d}"
+            np.savez_compressed(out / f"{name}.npz", **arrays)
+            episodes.append(
+                {
+                    "name": name,
+                    "seed": ep_seed,
+                    "sim_mode": sim.mode,
+                    "render_backend": sim.render_backend,
+                    "length": int(len(arrays["state"])),
+                    "final_fold_fraction": float(arrays["fold_fraction"][-1]),
+                }
+            )
+            log(f"{name}: {sim.mode}/{sim.render_backend}, {len(arrays['state'])} ticks, "
+                f"fold {arrays['fold_fraction'][-1]:.2f}")
+    finally:
+        for s in sims.values():
+            s.close()
+    h, w = next(iter(sims.values())).config.image_height, next(iter(sims.values())).config.image_width
+    meta = {
+        "format": "fastwam_ros demo npz",
+        "format_version": FORMAT_VERSION,
+        "fps": fps,
+        "instruction": INSTRUCTION,
+        "joint_names": list(JOINT_NAMES),
+        "cameras": list(CAMERAS),
+        "image_height": h,
+        "image_width": w,
+        "units": "arm joints rad, grippers normalised opening 0 closed .. 1 open",
+        "episodes": episodes,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def read_meta(root: str | Path) -> dict:
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: generate the data with scripts/make_demo_data.py")
+    return json.loads(path.read_text())
+
+
+def read_episodes(root: str | Path, limit: int | None = None) -> list:
+    """The dataset at `root` as a list of training ``Episode`` objects (frames decoded, in memory)."""
+    from ..training.episode import Episode, FrameSequence, identity_decoder
+
+    root = Path(root)
+    meta = read_meta(root)
+    out = []
+    for ep in meta["episodes"][:limit]:
+        with np.load(root / f"{ep['name']}.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        n = len(arrays["state"])
+        cams = {
+            cam: FrameSequence(list(arrays[cam]), np.arange(n, dtype=np.int64), identity_decoder, source=cam)
+            for cam in meta["cameras"]
+        }
+        out.append(
+            Episode(
+                name=ep["name"],
+                fps=float(meta["fps"]),
+                state=arrays["state"],
+                action=arrays["action"],
+                instruction=meta["instruction"],
+                cameras=cams,
+                timestamps_s=arrays["timestamps_s"],
+                meta={"sim_mode": ep["sim_mode"], "render_backend": ep["render_backend"], "seed": ep["seed"]},
+            )
+        )
+    return out

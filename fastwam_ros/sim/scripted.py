@@ -1,0 +1,101 @@
+"""Scripted "fold the towel in half" demonstrations for the demo robot.
+
+Each arm takes the towel's far corner on its side, lifts it over the hinge line and puts it down on the near
+corner: reach above -> descend -> close -> lift over -> lower -> open -> retreat -> home. Way-points are solved
+with :func:`kinematics.solve_reach` once per episode (from the towel pose the simulator drew, i.e. privileged
+state) and joined by smooth (cosine) joint-space interpolation; timing is jittered per episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kinematics as K
+from .robot import HOME_POSITIONS, limit_arrays
+from .towel import Towel
+
+INSTRUCTION = "fold the towel in half"
+
+# (name, duration of the move *to* this way-point in seconds)
+PHASES: tuple[tuple[str, float], ...] = (
+    ("above_far", 1.2),
+    ("at_far", 0.7),
+    ("grasp", 0.4),
+    ("lift_over", 0.8),
+    ("at_near", 0.8),
+    ("release", 0.4),
+    ("retreat", 0.5),
+    ("home", 0.8),
+)
+
+
+@dataclass
+class ScriptedFolder:
+    """Open-loop joint-space plan for one episode; ``command(t_s)`` gives the 14-value position command."""
+
+    towel: Towel
+    home: np.ndarray
+    time_scale: float = 1.0
+    pitch_rad: float = 1.2
+
+    def __post_init__(self) -> None:
+        self.home = np.asarray(self.home, float)
+        lower, upper, _ = limit_arrays()
+        far = self.towel.grasp_points_xy()  # [far-left, far-right]
+        near = self.towel.near_xy  # [near-left, near-right]
+        times = [0.0]
+        poses = [self.home.copy()]
+        warm = {s: self.home[7 * i : 7 * i + 6] for i, s in enumerate(("left", "right"))}
+        for name, dur in PHASES:
+            q = np.empty(14)
+            for i, side in enumerate(("left", "right")):
+                f3 = np.array([*far[i], 0.0])
+                n3 = np.array([*near[i], 0.0])
+                target, grip = {
+                    "above_far": (f3 + [0, 0, 0.10], 1.0),
+                    "at_far": (f3 + [0, 0, 0.022], 1.0),
+                    "grasp": (f3 + [0, 0, 0.022], 0.0),
+                    "lift_over": (0.5 * (f3 + n3) + [0, 0, 0.13], 0.0),
+                    "at_near": (n3 + [0, 0, 0.03], 0.0),
+                    "release": (n3 + [0, 0, 0.03], 1.0),
+                    "retreat": (n3 + [0, 0, 0.12], 1.0),
+                    "home": (None, self.home[7 * i + 6]),
+                }[name]
+                if target is None:
+                    q[7 * i : 7 * i + 6] = self.home[7 * i : 7 * i + 6]
+                else:
+                    warm[side] = K.solve_reach(side, target, self.pitch_rad, q_init=warm[side])
+                    q[7 * i : 7 * i + 6] = warm[side]
+                q[7 * i + 6] = grip
+            times.append(times[-1] + dur * self.time_scale)
+            poses.append(np.clip(q, lower, upper))
+        self.times_s = np.asarray(times)
+        self.poses = np.stack(poses)
+        self.phase_names = ("start",) + tuple(p[0] for p in PHASES)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.times_s[-1])
+
+    def command(self, t_s: float) -> np.ndarray:
+        """Position command [14] at `t_s` seconds from the episode start (holds the final pose afterwards)."""
+        if t_s <= 0.0:
+            return self.poses[0].copy()
+        if t_s >= self.times_s[-1]:
+            return self.poses[-1].copy()
+        k = int(np.searchsorted(self.times_s, t_s, side="right")) - 1
+        u = (t_s - self.times_s[k]) / (self.times_s[k + 1] - self.times_s[k])
+        s = 0.5 - 0.5 * np.cos(np.pi * u)
+        return (1.0 - s) * self.poses[k] + s * self.poses[k + 1]
+
+
+def make_folder(towel: Towel, rng: np.random.Generator, home: np.ndarray | None = None) -> ScriptedFolder:
+    """A ScriptedFolder for `towel` with per-episode timing jitter (±10 %) and gripper pitch jitter."""
+    return ScriptedFolder(
+        towel=towel,
+        home=HOME_POSITIONS if home is None else home,
+        time_scale=float(rng.uniform(0.9, 1.1)),
+        pitch_rad=float(rng.uniform(1.1, 1.3)),
+    )
