@@ -76,7 +76,7 @@ class ControllerConfig:
     limits: Mapping[str, JointLimits]
     control_rate_hz: float = 100.0
     splice_mode: str = "splice"
-    blend_window_s: float = 0.1
+    blend_window_s: float = 0.3
     handoff_margin_s: float = 0.02
     stale_chunk_s: float = 1.0
     stale_state_s: float = 0.25

@@ -271,7 +271,7 @@ class ChunkController:
             new_spline = ChunkSpline(stamp, dt, pos, vel)
             if self._ens_anchor is None:
                 self._ens_anchor = stamp
-            members = [m for m in self._members if m.end_s > now] if old is not None else []
+            members = [m for m in self._members if m.end_s + self.cfg.blend_window_s > now] if old is not None else []
             members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
                                           t_h, new_spline.end_s))
             self._members = members
@@ -282,8 +282,11 @@ class ChunkController:
             new_spline = ChunkSpline(t_h, dt, pos[:n], None if vel is None else vel[:n])
             src = new_spline
             self._plan_end_s = max(new_spline.end_s, t_h + dt)
-        if old is not None:
-            po, vo, _ = old.eval(t_h)
+        if old is not None or (mode == "replace" and self.initialised.all() and self._newest_dt is not None):
+            # seam: the executed plan just after vs. just before the hand-off. In replace mode a chunk starts
+            # after a wait, so "before" is the current command (the limiter alone absorbs the step); in the
+            # other modes a chunk with no plan to splice into is not a seam (the enable/resume ramp blends it)
+            po, vo = (old.eval(t_h)[:2]) if old is not None else (self.p, self.v)
             pn, vn, _ = src.eval(t_h)
             pr, _, _ = new_spline.eval(t_h)
             m = self.metrics

@@ -4,8 +4,9 @@ A *source* maps an absolute time t (seconds) to position, velocity and accelerat
 (``eval(t) -> (p, v, a)``, each shape [J]). Sources compose:
 
 * :class:`ChunkSpline` — one chunk: knots at ``t0 + k·dt``; a natural cubic spline (C2) through the
-  positions, or a cubic Hermite spline (C1) when the chunk carries velocities. Before its first knot it
-  holds the first position, after its last knot the last position (velocity and acceleration 0).
+  positions, or a cubic Hermite spline (C1) when the chunk carries velocities. Outside its knots it extrapolates linearly (C2 for the
+  natural spline) for up to ``extrapolate_s``, then holds; the controller never *executes* beyond the last
+  knot (that is plan exhaustion), the extrapolation only feeds blends that straddle the end.
 * :class:`HoldSource` — a constant position.
 * :class:`BlendSource` — from ``old`` to ``new`` over ``[t_h, t_h + w]`` with a quintic smoothstep
   weight s (s, s', s'' vanish at both ends), so position, velocity and acceleration are continuous when
@@ -79,7 +80,8 @@ class ChunkSpline(Source):
     positions: [H, J]; velocities: optional [H, J] (then Hermite, C1) else natural cubic spline (C2).
     """
 
-    def __init__(self, t0_s: float, dt_s: float, positions: np.ndarray, velocities: np.ndarray | None = None):
+    def __init__(self, t0_s: float, dt_s: float, positions: np.ndarray, velocities: np.ndarray | None = None,
+                 extrapolate_s: float = 0.5):
         p = np.asarray(positions, dtype=_FLOAT)
         if p.ndim != 2 or p.shape[0] < 1:
             raise ValueError(f"positions: expected [H>=1, J], got shape {p.shape}")
@@ -87,6 +89,7 @@ class ChunkSpline(Source):
             raise ValueError(f"dt_s: expected > 0, got {dt_s}")
         self.t0 = float(t0_s)
         self.dt = float(dt_s)
+        self.extrapolate_s = float(extrapolate_s)
         self.p = p
         self.n = p.shape[0]
         if velocities is not None:
@@ -109,10 +112,16 @@ class ChunkSpline(Source):
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = (t - self.t0) / self.dt
-        if self.n == 1 or x <= 0.0:
+        if self.n == 1:
             return self.p[0].copy(), self._z.copy(), self._z.copy()
-        if x >= self.n - 1:
-            return self.p[-1].copy(), self._z.copy(), self._z.copy()
+        if x <= 0.0 or x >= self.n - 1:
+            # linear extrapolation (C2 for the natural spline, whose end accelerations are 0) for up to
+            # ``extrapolate_s``, then a hold of the extrapolated point
+            k = 0 if x <= 0.0 else self.n - 1
+            v = self.m[k] / self.dt
+            tau = min(max(t - (self.t0 + k * self.dt), -self.extrapolate_s), self.extrapolate_s)
+            inside = abs(t - (self.t0 + k * self.dt)) < self.extrapolate_s
+            return self.p[k] + v * tau, (v.copy() if inside else self._z.copy()), self._z.copy()
         k = min(int(math.floor(x)), self.n - 2)
         u = x - k
         p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
@@ -152,14 +161,16 @@ class EnsembleMember:
     spline: ChunkSpline
     log_weight: float  # constant part of the weight (log), e.g. −decay·stamp/dt
     start_s: float  # ramp-in starts here (hand-off time)
-    end_s: float  # ramp-out ends here (the chunk's last knot)
+    end_s: float  # the chunk's last knot; the ramp-out runs over [end_s, end_s + w]
 
 
 class EnsembleSource(Source):
     """Weighted average Σ wᵢ(t)·qᵢ(t) / Σ wᵢ(t) of chunk splines (ACT temporal ensembling, made smooth).
 
-    wᵢ(t) = exp(log_weightᵢ) · s((t − startᵢ)/w) · s((endᵢ − t)/w), s the quintic smoothstep, so members
-    fade in after their hand-off and out before their end instead of switching (which would be a seam jump).
+    wᵢ(t) = exp(log_weightᵢ) · s((t − startᵢ)/w) · s((endᵢ + w − t)/w), s the quintic smoothstep, so members
+    fade in after their hand-off and out after their last knot (following their linear extrapolation) instead
+    of switching (which would be a seam jump). Fading out *after* the end keeps the sum of weights away from
+    0 while a new member fades in, so the normalisation stays well conditioned.
     Weights are normalised; velocity and acceleration include the derivatives of the normalised weights.
     """
 
@@ -174,7 +185,7 @@ class EnsembleSource(Source):
             inside = m.start_s <= t <= m.end_s
             return (c if inside else 0.0), 0.0, 0.0
         a, da, dda = smoothstep5((t - m.start_s) / self.w)
-        b, db, ddb = smoothstep5((m.end_s - t) / self.w)
+        b, db, ddb = smoothstep5((m.end_s + self.w - t) / self.w)
         da, dda = da / self.w, dda / self.w ** 2
         db, ddb = -db / self.w, ddb / self.w ** 2
         return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
