@@ -104,3 +104,23 @@ def load_into_action_expert(model, backbone: Mapping[str, torch.Tensor]) -> None
     if lacking:
         raise KeyError(f"backbone lacks {len(lacking)} action-expert key(s): {lacking}")
     model.load_state_dict(new, strict=False)
+
+
+def video_state_official(model) -> dict[str, torch.Tensor]:
+    """The FastWAM's video-expert weights under official (original Wan) key names, without prefix."""
+    from .checkpoint import export_official_state_dict
+
+    pre = "mixtures.video."
+    return {k[len(pre) :]: v for k, v in export_official_state_dict(model).items() if k.startswith(pre)}
+
+
+@torch.no_grad()
+def init_action_expert_from_video(model, *, alpha_scaling: bool = True) -> dict[str, dict]:
+    """Initialise ``model.action_expert`` (FastWAM) from its own video expert, in place, as the official
+    preprocessing does; ``action_encoder``/``head`` are untouched. Returns the per-key treatment report."""
+    dtype = model.action_expert.action_encoder.weight.dtype
+    state, report = init_action_expert_state(
+        video_state_official(model), model.cfg.action, alpha_scaling=alpha_scaling, dtype=dtype
+    )
+    load_into_action_expert(model, state)
+    return report

@@ -106,3 +106,14 @@ def test_bad_inputs_give_clear_errors():
     mj = _model("joint")
     with pytest.raises(ValueError, match="video_noise or num_video_frames"):
         mj.infer_action(lat[:, :, :1], txt, prop, act)
+
+
+@torch.no_grad()
+def test_bf16_model_sees_bf16_timesteps():
+    """The official bf16 quirk: schedule timesteps/deltas are cast to the latent dtype."""
+    m = _model().to(torch.bfloat16)
+    lat, txt, prop, act = _inputs(m, b=1)
+    a, tr = m.infer_action(lat[:, :, :1], txt, prop, act, num_steps=10, return_trace=True)
+    assert a.dtype == torch.bfloat16 and torch.isfinite(a.float()).all()
+    assert tr["timesteps"].dtype == torch.bfloat16
+    assert [float(t) for t in tr["timesteps"][:4]] == [1000.0, 980.0, 952.0, 920.0]
