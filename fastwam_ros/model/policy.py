@@ -93,6 +93,7 @@ class FastWAMPolicy:
         seed: int | None = None,
         cache_text_kv: bool = True,
         check_image_size: bool = True,
+        num_inference_steps: int | None = None,
     ):
         if seed_mode not in SEED_MODES:
             raise ValueError(f"seed_mode must be one of {SEED_MODES}, got {seed_mode!r}")
@@ -123,6 +124,9 @@ class FastWAMPolicy:
         self.seed_mode = seed_mode
         self.seed = int(self.cfg.policy.seed if seed is None else seed)
         self.cache_text_kv = bool(cache_text_kv)
+        if num_inference_steps is not None and int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        self.num_inference_steps = None if num_inference_steps is None else int(num_inference_steps)
         self.check_image_size = bool(check_image_size)
         self.instruction: str | None = None
         self._rng = random.Random(self.seed)
@@ -180,9 +184,13 @@ class FastWAMPolicy:
         cache_dir: str | Path | None = None,
         *,
         tokenizer_dir: str | Path | None = None,
+        config: Any | None = None,
+        stats: str | Path | dict | None = None,
         **kwargs: Any,
     ) -> FastWAMPolicy:
-        """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`).
+        """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`), or, when
+        ``path`` is a FILE, a released official checkpoint (needs ``stats`` = its dataset_stats.json and
+        ``vae_dir``; ``config`` defaults to the ``wan22_5b`` preset) via :meth:`from_official_checkpoint`.
 
         VAE: ``vae_dir`` (local diffusers ``vae/`` or pipeline root) if given, else the bundled VAE weights.
         Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
@@ -192,6 +200,21 @@ class FastWAMPolicy:
         from fastwam_ros.model.fastwam import FastWAM
 
         dtype = _as_dtype(dtype)
+        if Path(path).expanduser().is_file():
+            if stats is None:
+                raise ValueError(f"{path} is an official checkpoint file: pass stats= (its dataset_stats.json)")
+            if vae_dir is None:
+                raise ValueError(f"{path} is an official checkpoint file: pass vae_dir= (local Wan2.2 VAE)")
+            return cls.from_official_checkpoint(
+                path, config if config is not None else "wan22_5b", stats, vae_dir=vae_dir,
+                text_encoder_dir=text_encoder_dir, tokenizer_dir=tokenizer_dir, device=device, dtype=dtype,
+                cache_dir=cache_dir, **kwargs,
+            )
+        if config is not None or stats is not None:
+            raise ValueError(
+                f"{path} is a policy directory: its config.json and stats.json are authoritative; do not pass "
+                "config= / stats= (those are for official checkpoint files)"
+            )
         b = ser.load_policy_dir(path)
         cfg = b.config
         with torch.device(torch.device(device)):  # initialise where the model will live (fast on GPU)
@@ -240,6 +263,7 @@ class FastWAMPolicy:
         *,
         vae_dir: str | Path,
         text_encoder_dir: str | Path | None = None,
+        tokenizer_dir: str | Path | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str = torch.float32,
         cache_dir: str | Path | None = None,
@@ -257,15 +281,20 @@ class FastWAMPolicy:
         from fastwam_ros.model.normalizer import StateActionNormalizer
 
         cfg = load_config(config) if isinstance(config, (str, Path)) else config
-        model = FastWAM(cfg)
+        with torch.device(torch.device(device)):
+            model = FastWAM(cfg)
         load_official_checkpoint(model, checkpoint)
         stats = dataset_stats if isinstance(dataset_stats, dict) else json.loads(Path(dataset_stats).read_text())
-        norm = StateActionNormalizer.from_dataset_stats(stats, cfg.normalization.mode, cfg.normalization.clamp)
+        if isinstance(stats.get("state"), dict) and "scale" in stats["state"]:  # our stats.json layout
+            norm = ser.stats_from_dict(stats, where=str(dataset_stats) if not isinstance(dataset_stats, dict)
+                                       else "stats", state_dim=cfg.proprio_dim, action_dim=cfg.action_dim)
+        else:  # the official dataset_stats.json
+            norm = StateActionNormalizer.from_dataset_stats(stats, cfg.normalization.mode, cfg.normalization.clamp)
         vae = WanVAE.from_pretrained(vae_dir, dtype=_as_dtype(dtype))
         encoder = None
         if text_encoder_dir is not None:
             encoder = TextEncoder.from_pretrained(
-                text_encoder_dir, dtype=_as_dtype(dtype), max_length=cfg.policy.text_len
+                text_encoder_dir, tokenizer_dir=tokenizer_dir, dtype=_as_dtype(dtype), max_length=cfg.policy.text_len
             )
         else:
             raise ValueError("an official checkpoint has no cached instruction embeddings: pass text_encoder_dir=")
@@ -386,9 +415,9 @@ class FastWAMPolicy:
 
         t0 = self._now()
         self._prefill_s = 0.0
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"num_steps": self.num_inference_steps}
         if self.cfg.variant in ("joint", "idm"):
-            kw = {"num_video_frames": self.cfg.policy.num_video_frames, "seed": used_seed}
+            kw.update(num_video_frames=self.cfg.policy.num_video_frames, seed=used_seed)
         if text_kv is not None:
             kw["text_kv"] = text_kv
         a_norm = self.model.infer_action(latents, text, proprio_d, noise_d, **kw)
@@ -502,6 +531,8 @@ class FastWAMPolicy:
         return t.clamp_(-1.0, 1.0) if (lo < -1 or hi > 1) else t
 
     def _check_proprio(self, proprio: Any) -> torch.Tensor:
+        if proprio is None:
+            raise ValueError(f"proprio is missing: the model needs the raw state vector [{self.proprio_dim}]")
         try:
             arr = np.asarray(proprio.detach().cpu() if isinstance(proprio, torch.Tensor) else proprio, dtype=np.float64)
         except (TypeError, ValueError) as exc:

@@ -397,15 +397,18 @@ def _video_transformer(model: nn.Module) -> nn.Module:
 
 
 def init_action_expert_from_video(model: nn.Module, *, alpha_scaling: bool = True) -> dict[str, Any]:
-    """Official action-expert init (§1.6): interpolate the video expert's weights to the action width and
-    alpha-scale; ``action_encoder.*`` and ``head.*`` keep their random init. Delegates to the model core's
-    :mod:`fastwam_ros.model.action_init`."""
-    from fastwam_ros.model import action_init
+    """Official action-expert init (§1.6) on a FastWAM: the video expert's (loaded) weights are interpolated to
+    the action width and alpha-scaled; ``action_encoder.*`` and ``head.*`` keep their random init.
 
-    fn = getattr(action_init, "init_action_expert_from_video", None)
-    if fn is None:
-        raise ImportError("fastwam_ros.model.action_init has no init_action_expert_from_video(model, ...)")
-    return fn(model, alpha_scaling=alpha_scaling)
+    Uses the model core's :mod:`fastwam_ros.model.action_init` on the official key names. Returns its per-key
+    report {official action key: {"treatment": ..., "alpha": ...}}."""
+    from fastwam_ros.model.action_init import init_action_expert_state, load_into_action_expert
+
+    video_sd = convert_diffusers_to_original(_video_transformer(model).state_dict())
+    dtype = next(model.action_expert.parameters()).dtype
+    backbone, report = init_action_expert_state(video_sd, model.cfg.action, alpha_scaling=alpha_scaling, dtype=dtype)
+    load_into_action_expert(model, backbone)
+    return report
 
 
 def load_wan_into_fastwam(
