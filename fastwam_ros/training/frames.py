@@ -30,8 +30,8 @@ def decode_compressed_bytes(data: bytes) -> np.ndarray:
 
 
 def _find(name: str) -> Any:
-    for mod in ("fastwam_ros.perception", "fastwam_ros.perception.preprocess", "fastwam_ros.perception.tiling",
-                "fastwam_ros.perception.config"):
+    for mod in ("fastwam_ros.perception", "fastwam_ros.perception.preprocess", "fastwam_ros.perception.pipeline",
+                "fastwam_ros.perception.observation", "fastwam_ros.perception.tiling", "fastwam_ros.perception.config"):
         try:
             m = importlib.import_module(mod)
         except ImportError:
@@ -70,3 +70,39 @@ def tile(images: dict[str, np.ndarray], config: Any) -> np.ndarray:
     if out.ndim != 3 or out.shape[0] != 3:
         raise DatasetError(f"preprocess_frames returned shape {out.shape}, expected [3, H, W]")
     return out
+
+
+def load_perception_config(value: Any) -> Any:
+    """A perception config from a mapping, an existing PerceptionConfig, or a YAML file (its ``perception:``
+    section if it has one, else the whole document)."""
+    from pathlib import Path
+
+    import yaml
+
+    cls = perception_config_cls()
+    if value is None:
+        raise DatasetError("data.perception is not set: give the perception config (cameras, layout, tile sizes, "
+                           "joint names) or the robot YAML that holds it")
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        if not path.is_file():
+            raise DatasetError(f"perception config file {path} not found")
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(doc, dict) and isinstance(doc.get("perception"), dict):
+            doc = doc["perception"]
+        value = doc
+    if not isinstance(value, dict):
+        raise DatasetError(f"perception config must be a mapping, got {type(value).__name__}")
+    try:
+        return cls.from_dict(value)
+    except ValueError as exc:
+        raise DatasetError(f"invalid perception config: {exc}") from exc
+
+
+def perception_config_dict(config: Any) -> dict:
+    """JSON-able dict of a perception config (saved with checkpoints)."""
+    import json
+
+    return json.loads(json.dumps(config.to_dict()))

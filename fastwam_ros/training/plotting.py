@@ -1,0 +1,40 @@
+"""Loss-curve PNG (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def plot_loss_curve(history: Sequence[dict[str, Any]], path: str | Path, title: str = "Fast-WAM training") -> Path:
+    """Write a PNG of total / video / action loss (log scale) and the learning rate over optimizer steps."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    steps = [h["step"] for h in history]
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for key, label in (("loss", "total"), ("loss_video", "video"), ("loss_action", "action")):
+        vals = [h.get(key) for h in history]
+        if any(v is not None for v in vals):
+            ax.plot(steps, vals, label=label, linewidth=1.0)
+    if history:
+        positive = [h["loss"] for h in history if h.get("loss", 0) > 0]
+        if positive:
+            ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax_lr.plot(steps, [h.get("lr") for h in history], color="tab:gray", linewidth=1.0)
+    ax_lr.set_ylabel("lr")
+    ax_lr.set_xlabel("optimizer step")
+    ax_lr.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
