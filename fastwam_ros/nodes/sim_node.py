@@ -1,0 +1,108 @@
+"""sim_node: the demo's simulated bimanual robot (fastwam_ros.sim) on ROS.
+
+A timer steps the simulator at physics_rate_hz and publishes sensor_msgs/JointState; cameras are rendered
+at camera_rate_hz into sensor_msgs/Image (rgb8, all cameras of one frame share a stamp); optional /clock.
+It follows the controller's commands in any output mode. Logic: fastwam_ros.runtime.sim_runtime.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
+
+from fastwam_ros.nodes import ros_conversions as rc
+from fastwam_ros.runtime.params import ParameterError, validate
+from fastwam_ros.runtime.schemas import SIM_SCHEMA
+from fastwam_ros.runtime.sim_runtime import SimBridge, sim_config_dict
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim_node", **kwargs)
+        from fastwam_ros.sim.sim import BimanualSim, SimConfig
+
+        p = self.params = rc.declare_schema(self, SIM_SCHEMA)
+        errors = validate(SIM_SCHEMA, p)
+        if errors:
+            raise ParameterError(self.get_name(), errors)
+        self.sim = BimanualSim(SimConfig.from_dict(sim_config_dict(p)), mode=p["mode"], seed=p["seed"])
+        groups = {g: p[f"groups.{g}.joints"] for g in p["group_names"]}
+        self.bridge = SimBridge(self.sim.joint_names, groups, self.sim.joint_positions())
+        self.dt_s = 1.0 / p["physics_rate_hz"]
+        self.pub_js = self.create_publisher(JointState, p["joint_states_topic"], rc.qos("reliable", depth=10))
+        self.pub_cam = {c: self.create_publisher(Image, f"{p['camera_topic_prefix']}/{c}/image_raw",
+                                                 rc.qos("reliable", depth=5)) for c in self.sim.cameras}
+        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
+        if p["publish_robot_description"]:
+            self.pub_urdf = self.create_publisher(String, "robot_description", rc.latched_qos())
+            self.pub_urdf.publish(String(data=self.sim.urdf()))
+        mode = p["command_mode"]
+        for g in p["group_names"]:
+            topic = p[f"groups.{g}.command_topic"]
+            if mode == "trajectory":
+                self.create_subscription(JointTrajectory, topic, lambda m, g=g: self._on_traj(g, m),
+                                         rc.command_qos(10))
+            elif mode == "position":
+                self.create_subscription(Float64MultiArray, topic,
+                                         lambda m, g=g: self.bridge.on_positions(g, list(m.data)), rc.command_qos(10))
+            else:
+                self.create_subscription(JointState, topic,
+                                         lambda m: self.bridge.on_joint_state(m.name, m.position), rc.command_qos(10))
+        self._t0_ns = self.get_clock().now().nanoseconds
+        self.create_timer(self.dt_s, self._tick)
+
+    def now_s(self) -> float:
+        if self.pub_clock is not None:
+            return self._t0_ns * 1e-9 + self.sim.time_s
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_traj(self, group: str, m: JointTrajectory) -> None:
+        times = [pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9 for pt in m.points]
+        pos = np.array([list(pt.positions) for pt in m.points], dtype=np.float64) if m.points else np.zeros((0, 0))
+        self.bridge.on_trajectory(group, list(m.joint_names), rc.stamp_s(m.header.stamp), times, pos, self.now_s())
+
+    def _tick(self) -> None:
+        now = self.now_s()
+        self.sim.step(self.bridge.command_at(now), self.dt_s)
+        now = self.now_s()
+        stamp = Time(nanoseconds=int(round(now * 1e9))).to_msg()
+        if self.pub_clock is not None:
+            self.pub_clock.publish(Clock(clock=stamp))
+        self.pub_js.publish(rc.joint_state(stamp, self.sim.joint_names, self.sim.joint_positions(),
+                                           self.sim.joint_velocities()))
+        if self.bridge.camera_due(now, self.params["camera_rate_hz"]):
+            for c, pub in self.pub_cam.items():
+                pub.publish(rc.rgb8_image(self.sim.render(c), stamp, frame_id=f"{c}_camera"))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except ParameterError as exc:
+        print(f"[sim_node] {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        sys.exit(2)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.sim.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Everything the controller node does, without ROS: chunk intake, latching e-stop, enable/reset,
+URDF limits, per-group commands in the configured output mode, the committed prefix, diagnostics.
+
+Time: every method takes ``now_s`` (ROS time, seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fastwam_ros.control import Chunk, ChunkController, ControllerConfig, ControlOutput
+
+from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
+from .diagnostics import DiagStatus
+from .schemas import controller_dict
+from .stats import RateMeter, ReasonCounter
+
+
+@dataclass
+class GroupCommand:
+    """One group's command for this tick; exactly one of the payloads is set (per output mode)."""
+
+    group: str
+    topic_key: str
+    trajectory: TrajectoryFields | None = None
+    positions: list[float] | None = None  # position mode (Float64MultiArray.data)
+    joint_names: list[str] = field(default_factory=list)  # joint_state mode
+    velocities: list[float] | None = None  # joint_state mode
+
+
+@dataclass
+class TickOutputs:
+    commands: list[GroupCommand]
+    prefix: ChunkFields | None
+    modes: dict[str, str]
+
+
+def group_command(mode: str, name: str, g: Any, period_s: float) -> GroupCommand | None:
+    """A core ``GroupOutput`` → a command in ``mode``; None when the group has nothing valid to send."""
+    if not g.valid or g.positions is None:
+        return None
+    pos = np.asarray(g.positions, dtype=np.float64)
+    vel = np.zeros_like(pos) if g.velocities is None else np.asarray(g.velocities, dtype=np.float64)
+    if mode == "trajectory":
+        tr = g.trajectory
+        if tr is not None and len(tr.time_from_start_s):
+            fields = TrajectoryFields(
+                stamp=split_stamp(tr.start_stamp_s), frame_id="", joint_names=list(tr.joint_names),
+                positions=np.asarray(tr.positions).tolist(), velocities=np.asarray(tr.velocities).tolist(),
+                times_from_start=[split_stamp(float(t)) for t in tr.time_from_start_s],
+            )
+        else:  # single point one period ahead ("start now" stamp)
+            fields = TrajectoryFields(stamp=(0, 0), frame_id="", joint_names=list(g.joint_names),
+                                      positions=[pos.tolist()], velocities=[vel.tolist()],
+                                      times_from_start=[split_stamp(period_s)])
+        return GroupCommand(name, name, trajectory=fields)
+    if mode == "position":
+        return GroupCommand(name, name, positions=pos.tolist())
+    if mode == "joint_state":
+        return GroupCommand(name, name, positions=pos.tolist(), joint_names=list(g.joint_names),
+                            velocities=vel.tolist())
+    raise ValueError(f"unknown output mode {mode!r}")
+
+
+class ControllerRuntime:
+    """Owns the :class:`ChunkController`; the node shell feeds it and publishes :meth:`tick`'s outputs."""
+
+    PREFIX_PERIOD_S = 0.05  # committed prefix published at most at 20 Hz
+
+    def __init__(self, params: Mapping[str, Any], urdf: str | None = None):
+        self.p = dict(params)
+        self.mode = self.p["output_mode"]
+        self.rejections = ReasonCounter()
+        self.chunk_rate = RateMeter()
+        self.state_rate = RateMeter()
+        self.estop_latched = False
+        self.enable_requested = bool(self.p["enable_on_start"])
+        self.urdf_used = False
+        self.last_chunk: tuple[int, float] | None = None
+        self.last_out: ControlOutput | None = None
+        self._last_prefix_s: float | None = None
+        self.commands_sent = 0
+        self._build(urdf)
+
+    def _build(self, urdf: str | None) -> None:
+        self.config = ControllerConfig.from_dict(controller_dict(self.p), urdf_xml=urdf)
+        self.core = ChunkController(self.config)
+        self.urdf_used = urdf is not None
+        if self.estop_latched:
+            self.core.estop(0.0)
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def on_robot_description(self, urdf: str, now_s: float) -> str | None:
+        """Merge URDF limits (tighter wins). Rebuilds the core: the plan is dropped, state re-read.
+        Returns an error text when the URDF is unusable (the parameter limits stay in force)."""
+        if self.p["robot_description.source"] == "none":
+            return None
+        try:
+            ControllerConfig.from_dict(controller_dict(self.p), urdf_xml=urdf)
+        except ValueError as exc:
+            self.rejections.count("robot_description:invalid")
+            return f"robot_description ignored: {exc}"
+        enabled = self.enable_requested
+        self._build(urdf)
+        self.enable_requested = enabled
+        return None
+
+    def on_chunk(self, now_s: float, **fields: Any) -> str | None:
+        """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
+        self.chunk_rate.tick(now_s)
+        try:
+            pc = parse_chunk(**fields)
+        except ChunkFormatError as exc:
+            self.rejections.count(f"chunk:{exc.reason}")
+            return str(exc)
+        res = self.core.submit_chunk(
+            Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s, joint_names=pc.joint_names,
+                  positions=pc.positions, velocities=pc.velocities, chunk_id=pc.chunk_id), now_s)
+        if not res.accepted:
+            self.rejections.count(f"chunk:{res.reason}")
+            return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"
+        self.last_chunk = (pc.chunk_id, pc.stamp_s)
+        if self.enable_requested and not self.estop_latched:
+            self.core.enable(now_s)
+        return None
+
+    def on_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float], now_s: float) -> None:
+        self.state_rate.tick(now_s)
+        res = self.core.update_joint_state(stamp_s, names, positions, now_s)
+        if not res.accepted:
+            self.rejections.count(f"joint_state:{res.reason}")
+
+    def on_estop(self, engaged: bool, now_s: float) -> str:
+        """``True`` latches the e-stop; ``False`` does NOT release it (use the reset service)."""
+        if engaged:
+            if not self.estop_latched:
+                self.estop_latched = True
+                self.core.estop(now_s)
+            return "e-stop latched: braking to a hold; call ~/reset to clear"
+        return "e-stop stays latched until ~/reset" if self.estop_latched else "e-stop not engaged"
+
+    def set_enabled(self, on: bool, now_s: float) -> tuple[bool, str]:
+        if on:
+            if self.estop_latched:
+                return False, "e-stop latched: call ~/reset first"
+            self.enable_requested = True
+            res = self.core.enable(now_s)
+            bad = {g: r for g, r in res.items() if r}
+            return (not bad), ("enabled" if not bad else f"not enabled: {bad}")
+        self.enable_requested = False
+        self.core.disable(now_s)
+        return True, "disabled: decelerating to a hold"
+
+    def reset(self, now_s: float) -> str:
+        """Clear the e-stop; groups come back disabled until the next chunk (with enable_on_start) or ~/enable."""
+        self.estop_latched = False
+        self.core.reset(now_s)
+        self.enable_requested = bool(self.p["enable_on_start"])
+        return "reset: e-stop cleared, plan dropped"
+
+    # -- the tick ------------------------------------------------------------------------------------
+
+    def tick(self, now_s: float) -> TickOutputs:
+        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory")
+        self.last_out = out
+        cmds = []
+        modes = {}
+        for name, g in out.groups.items():
+            modes[name] = g.mode
+            c = group_command(self.mode, name, g, self.config.period_s)
+            if c is not None:
+                cmds.append(c)
+        self.commands_sent += len(cmds)
+        prefix = None
+        cp = out.committed_prefix
+        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
+            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
+        if cp is not None and cp.num_steps > 0 and due and np.all(np.isfinite(cp.positions)):
+            self._last_prefix_s = now_s
+            prefix = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,
+                                  chunk_id=-1 if cp.newest_chunk_id is None else int(cp.newest_chunk_id),
+                                  step_period_s=cp.step_period_s, committed_steps=int(cp.num_steps),
+                                  model_id="committed_prefix", with_velocities=False)
+            prefix.chunk_id = max(prefix.chunk_id, 0)
+        return TickOutputs(cmds, prefix, modes)
+
+    # -- diagnostics ---------------------------------------------------------------------------------
+
+    def diagnostics(self, now_s: float) -> list[DiagStatus]:
+        st = DiagStatus("controller", 0, "ok")
+        if self.estop_latched:
+            st.escalate(2, "E-STOP latched (call ~/reset)")
+        out = self.last_out
+        if out is not None:
+            for g, go in out.groups.items():
+                st.values.append((f"group {g} mode", go.mode + (f" ({go.reason})" if go.reason else "")))
+                if go.mode == "hold" and go.reason not in (None, "anchored"):
+                    st.escalate(1, f"group {g} holding: {go.reason}")
+            m = out.metrics
+            st.values += [
+                ("plan", "active" if out.plan_active else f"inactive ({out.plan_reason})"),
+                ("chunks accepted", str(m.chunks_accepted)),
+                ("plan depth (s)", f"{m.plan_depth_s:.3f}"),
+                ("time to exhaustion (s)", f"{m.time_to_exhaustion_s:.3f}"),
+                ("max seam position jump", f"{m.max_seam_position_jump:.4g}"),
+                ("joint-state rejections", str(m.state_rejections)),
+                ("time errors", str(m.time_errors)),
+            ]
+            for k, v in sorted((m.rejections or {}).items()):
+                if v:
+                    st.values.append((f"core rejected {k}", str(v)))
+            for kind, per_joint in sorted(m.clamp_counts().items()):
+                total = sum(per_joint.values())
+                if total:
+                    st.values.append((f"clamped {kind} (ticks)", str(total)))
+        st.values += [
+            ("output mode", self.mode),
+            ("limits from robot_description", str(self.urdf_used)),
+            ("chunk rate (Hz)", f"{self.chunk_rate.rate_hz(now_s):.2f}"),
+            ("joint_states rate (Hz)", f"{self.state_rate.rate_hz(now_s):.2f}"),
+            ("commands sent", str(self.commands_sent)),
+        ]
+        for k, v in sorted(self.rejections.as_dict().items()):
+            st.values.append((f"rejected {k}", str(v)))
+        return [st]

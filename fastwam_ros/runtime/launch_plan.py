@@ -1,0 +1,89 @@
+"""What towel_fold.launch.py starts, decided without ROS (the launch file only maps this to actions).
+
+Launch arguments (strings, as launch gives them) → node specs with parameter files, overrides, remappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LAUNCH_ARGS: list[tuple[str, str, str]] = [
+    ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
+                   "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
+    ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
+                       "value in the YAML; with demo:=true the bundled models/demo."),
+    ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
+                   "(demo:=true defaults to cpu)."),
+    ("rviz", "false", "Open rviz2 with config/towel_fold.rviz (true/false)."),
+    ("demo", "true", "Run against the simulated demo robot (sim_node) with the bundled demo checkpoint, so "
+                     "the first command works without a robot (true/false)."),
+    ("namespace", "", "ROS namespace for all nodes (relative topics follow it)."),
+    ("use_sim_time", "false", "Use /clock (bag replay, simulators) for every node (true/false)."),
+]
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_bool(name: str, value: str) -> bool:
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"launch argument {name}:={value!r} is not a boolean (true/false)")
+
+
+@dataclass
+class NodeSpec:
+    package: str
+    executable: str
+    name: str
+    parameters: list[Any] = field(default_factory=list)  # file paths (str) and override dicts, in order
+    lifecycle: bool = False
+    arguments: list[str] = field(default_factory=list)
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class LaunchPlan:
+    namespace: str
+    nodes: list[NodeSpec]
+    autostart: list[str]  # lifecycle nodes to configure + activate
+
+
+def plan(args: dict[str, str], share: Path) -> LaunchPlan:
+    """The nodes to start for these launch arguments. ``share``: the package's share directory."""
+    demo = parse_bool("demo", args.get("demo", "true"))
+    rviz = parse_bool("rviz", args.get("rviz", "false"))
+    sim_time = parse_bool("use_sim_time", args.get("use_sim_time", "false"))
+    ns = args.get("namespace", "").strip().strip("/")
+    files = [args["config"]] if args.get("config") else [str(share / "config" / "towel_fold.yaml")]
+    if demo and not args.get("config"):
+        files.append(str(share / "config" / "demo.yaml"))
+    for f in files:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"parameter file {f} does not exist (launch argument config:=)")
+    policy_over: dict[str, Any] = {"use_sim_time": sim_time}
+    if args.get("checkpoint"):
+        policy_over["model.checkpoint"] = args["checkpoint"]
+    elif demo:
+        policy_over["model.checkpoint"] = str(share / "models" / "demo")
+    if args.get("device"):
+        policy_over["model.device"] = args["device"]
+    elif demo:
+        policy_over["model.device"] = "cpu"
+    common = {"use_sim_time": sim_time}
+    nodes = [
+        NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
+        NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, common]),
+    ]
+    if demo:
+        # The simulator's timers run on wall time even when it publishes /clock.
+        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {"use_sim_time": False}]))
+    if rviz:
+        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [common],
+                              arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
+    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"])

@@ -1,0 +1,423 @@
+"""Everything the policy node does, without ROS: trigger logic, enable state, instruction, RTC prefix,
+chunk outputs, diagnostics. The node shell converts messages, passes ROS time in, and publishes what
+this returns.
+
+Time: every method that depends on time takes ``now_s`` (ROS time, seconds).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .chunks import (
+    ChunkFields,
+    LineMarker,
+    TrajectoryFields,
+    chunk_fields,
+    chunk_plot_markers,
+    end_pose,
+    trajectory_fields,
+)
+from .diagnostics import DiagStatus, latency_values
+from .stats import LatencyStats, RateMeter, ReasonCounter
+from .worker import InferenceJob, InferenceResult, PolicyWorker
+
+
+class TriggerPolicy:
+    """Decides when an observation goes to the worker.
+
+    continuous: every new observation (the worker's slot keeps only the newest);
+    rate: at most one per ``1/rate_hz`` seconds; on_request: one per :meth:`request`.
+    An observation is never submitted twice (same stamp).
+    """
+
+    MODES = ("continuous", "on_request", "rate")
+
+    def __init__(self, mode: str = "continuous", rate_hz: float = 2.0):
+        self.configure(mode, rate_hz)
+        self.last_submit_s: float | None = None
+        self.last_stamp_s: float | None = None
+        self.pending_requests = 0
+
+    def configure(self, mode: str, rate_hz: float) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"trigger mode must be one of {self.MODES}, got {mode!r}")
+        if not rate_hz > 0:
+            raise ValueError(f"trigger rate must be > 0 Hz, got {rate_hz}")
+        self.mode, self.rate_hz = mode, float(rate_hz)
+
+    def request(self) -> None:
+        self.pending_requests = 1  # requests do not stack: one chunk answers all pending ones
+
+    def should_submit(self, now_s: float, stamp_s: float) -> bool:
+        if self.last_stamp_s is not None and stamp_s <= self.last_stamp_s:
+            return False
+        if self.mode == "on_request":
+            return self.pending_requests > 0
+        if self.mode == "rate":
+            if self.last_submit_s is not None and now_s < self.last_submit_s:  # time jumped back
+                self.last_submit_s = None
+            return self.last_submit_s is None or now_s - self.last_submit_s >= 1.0 / self.rate_hz - 1e-9
+        return True
+
+    def submitted(self, now_s: float, stamp_s: float) -> None:
+        self.last_submit_s, self.last_stamp_s = now_s, stamp_s
+        if self.mode == "on_request":
+            self.pending_requests = 0
+
+    def reset(self) -> None:
+        self.last_submit_s = self.last_stamp_s = None
+        self.pending_requests = 0
+
+
+def seed_for(policy: str, base_seed: int, index: int) -> int | None:
+    """Sampler seed for the ``index``-th submitted observation (None = fresh random noise)."""
+    if policy == "fixed":
+        return int(base_seed)
+    if policy == "increment":
+        return int(base_seed) + int(index)
+    if policy == "random":
+        return None
+    raise ValueError(f"seed policy must be fixed, increment or random, got {policy!r}")
+
+
+@dataclass
+class ChunkOutputs:
+    """What the node publishes for one finished chunk."""
+
+    chunk: ChunkFields
+    previews: dict[str, TrajectoryFields]
+    ghost_names: list[str]
+    ghost_positions: list[float]
+    markers: list[LineMarker]
+    latency_s: float
+
+
+@dataclass
+class PrefixState:
+    stamp_s: float
+    positions: np.ndarray  # [K, J] in the policy's joint order
+    received_s: float
+
+
+@dataclass
+class PolicyRuntimeConfig:
+    joint_names: list[str]
+    arms: dict[str, list[str]]
+    step_period_s: float
+    trigger_mode: str = "continuous"
+    trigger_rate_hz: float = 2.0
+    seed_policy: str = "fixed"
+    seed: int = 42
+    rtc_enabled: bool = True
+    max_prefix_age_s: float = 0.5
+    model_id: str = ""
+    tiled_image_rate_hz: float = 2.0
+    markers: bool = True
+    ghost_prefix: str = ""
+    cameras: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any], model_id: str = "") -> PolicyRuntimeConfig:
+        return cls(
+            joint_names=list(p["joint_names"]),
+            arms={a: list(p[f"arms.{a}.joints"]) for a in p["arm_names"]},
+            step_period_s=float(p["chunk.step_period_s"]),
+            trigger_mode=p["trigger.mode"],
+            trigger_rate_hz=float(p["trigger.rate_hz"]),
+            seed_policy=p["model.seed_policy"],
+            seed=int(p["model.seed"]),
+            rtc_enabled=bool(p["rtc.enabled"]),
+            max_prefix_age_s=float(p["rtc.max_prefix_age_s"]),
+            model_id=model_id,
+            tiled_image_rate_hz=float(p["debug.tiled_image_rate_hz"]),
+            markers=bool(p["debug.markers"]),
+            ghost_prefix=p["debug.ghost_prefix"],
+            cameras=list(p["camera_names"]),
+        )
+
+
+def frame_to_rgb8(frame: np.ndarray) -> np.ndarray:
+    """Model input float [3, H, W] in [-1, 1] → uint8 [H, W, 3] (for the tiled-input image)."""
+    f = np.asarray(frame, dtype=np.float32)
+    if f.ndim != 3 or f.shape[0] != 3:
+        raise ValueError(f"expected a [3, H, W] frame, got {f.shape}")
+    return np.clip(np.round((f.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class PolicyRuntime:
+    """Wires an observation pipeline and a :class:`PolicyWorker` together, ROS-free.
+
+    ``pipeline`` needs ``add_image(camera, msg, stamp_s)``, ``add_joint_state(stamp_s, names,
+    positions)``, ``poll(now_s)`` → observation (``frame``, ``stamp_s``, ``proprio``) or None, and
+    optionally ``stats()`` → dict.
+    """
+
+    def __init__(self, config: PolicyRuntimeConfig, pipeline: Any, worker: PolicyWorker, *,
+                 instruction: str, enabled: bool = False):
+        self.cfg = config
+        self.pipeline = pipeline
+        self.worker = worker
+        self.trigger = TriggerPolicy(config.trigger_mode, config.trigger_rate_hz)
+        self.instruction = instruction
+        self.enabled = enabled
+        self.latency = LatencyStats()
+        self.rejections = ReasonCounter()
+        self.camera_rates = {c: RateMeter() for c in config.cameras}
+        self.joint_rate = RateMeter()
+        self.prefix: PrefixState | None = None
+        self.submissions = 0
+        self.published = 0
+        self.last_obs = None
+        self.last_chunk_stamp_s: float | None = None
+        self.last_error: str | None = None
+        self._last_image_pub_s: float | None = None
+        self._pending_frame: np.ndarray | None = None
+
+    # -- inputs ----------------------------------------------------------------------------------------
+
+    def on_image(self, camera: str, msg: Any, stamp_s: float, now_s: float) -> bool:
+        """Hand a camera message to the pipeline. False (and a counted reason) when it was refused."""
+        if camera in self.camera_rates:
+            self.camera_rates[camera].tick(now_s)
+        try:
+            return bool(self.pipeline.add_image(camera, msg, stamp_s))  # the pipeline counts its rejections
+        except Exception as exc:  # noqa: BLE001 - bad input is counted, never fatal
+            self.rejections.count(f"image:{getattr(exc, 'reason', type(exc).__name__)}")
+            self.last_error = f"{camera}: {exc}"
+            return False
+
+    def on_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float], now_s: float) -> bool:
+        self.joint_rate.tick(now_s)
+        try:
+            return bool(self.pipeline.add_joint_state(stamp_s, list(names), list(positions)))
+        except Exception as exc:  # noqa: BLE001
+            self.rejections.count(f"joint_state:{getattr(exc, 'reason', type(exc).__name__)}")
+            self.last_error = f"joint_states: {exc}"
+            return False
+
+    def on_instruction(self, text: str) -> str | None:
+        """New instruction; returns an error text (and keeps the old one) when it is unusable."""
+        text = (text or "").strip()
+        if not text:
+            self.rejections.count("instruction:empty")
+            return "empty instruction ignored"
+        self.instruction = text
+        return None
+
+    def on_committed_prefix(self, stamp_s: float, joint_names: Sequence[str], positions: np.ndarray,
+                            now_s: float) -> str | None:
+        """Store the controller's committed prefix (reordered to the policy's joints)."""
+        idx = {n: i for i, n in enumerate(joint_names)}
+        missing = [n for n in self.cfg.joint_names if n not in idx]
+        if missing:
+            self.rejections.count("prefix:joint_mismatch")
+            return f"committed prefix lacks joints {missing}"
+        p = np.asarray(positions, dtype=np.float64)
+        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s)
+        return None
+
+    def request(self) -> str:
+        self.trigger.request()
+        return "chunk requested" if self.enabled else "chunk requested (inference is disabled: call ~/enable)"
+
+    def set_enabled(self, on: bool) -> str:
+        self.enabled = bool(on)
+        if not on:
+            self.worker.clear_pending()
+        return "inference enabled" if on else "inference disabled"
+
+    def reset(self) -> None:
+        """Forget chunk ids, pending work, prefix and statistics; reset the model on its thread."""
+        self.trigger.reset()
+        self.prefix = None
+        self.last_chunk_stamp_s = None
+        self.worker.reset()
+        self.latency.reset()
+        self.rejections.reset()
+        self.submissions = 0
+
+    # -- the tick ------------------------------------------------------------------------------------
+
+    def step(self, now_s: float) -> bool:
+        """Poll the pipeline and hand the observation to the worker when the trigger says so."""
+        try:
+            obs = self.pipeline.poll(now_s)
+        except Exception as exc:  # noqa: BLE001
+            self.rejections.count(f"poll:{getattr(exc, 'reason', type(exc).__name__)}")
+            self.last_error = f"observation: {exc}"
+            return False
+        if obs is None:
+            return False
+        self.last_obs = obs
+        rgb = getattr(obs, "image_rgb", None)
+        self._pending_frame = rgb if rgb is not None else frame_to_rgb8(obs.frame)
+        if not self.enabled or not self.trigger.should_submit(now_s, float(obs.stamp_s)):
+            return False
+        prefix = None
+        if self.cfg.rtc_enabled and self.prefix is not None:
+            if now_s - self.prefix.received_s <= self.cfg.max_prefix_age_s:
+                prefix = self.prefix.positions
+            else:
+                self.rejections.count("prefix:stale")
+        job = InferenceJob(
+            frame=obs.frame,
+            proprio=getattr(obs, "proprio", None),
+            stamp_s=float(obs.stamp_s),
+            instruction=self.instruction,
+            seed=seed_for(self.cfg.seed_policy, self.cfg.seed, self.submissions),
+            prefix=prefix,
+            meta={"submitted_s": now_s},
+        )
+        self.worker.submit(job)
+        self.trigger.submitted(now_s, float(obs.stamp_s))
+        self.submissions += 1
+        return True
+
+    def collect(self, now_s: float) -> list[ChunkOutputs]:
+        """Finished chunks → outputs to publish (errors are counted and kept for diagnostics)."""
+        out = []
+        for r in self.worker.pop_results():
+            if not r.ok:
+                self.rejections.count("inference:error")
+                self.last_error = r.error.splitlines()[0]
+                continue
+            if not self.enabled:
+                self.rejections.count("chunk:disabled")
+                continue
+            if r.actions.shape[1] != len(self.cfg.joint_names):
+                self.rejections.count("chunk:action_dim")
+                self.last_error = (f"model returned {r.actions.shape[1]} action dims for "
+                                   f"{len(self.cfg.joint_names)} joint_names")
+                continue
+            out.append(self._outputs(r, now_s))
+        return out
+
+    def _outputs(self, r: InferenceResult, now_s: float) -> ChunkOutputs:
+        stamp = r.job.stamp_s
+        latency = now_s - stamp
+        self.latency.add_many(r.timing_s)
+        self.latency.add("end_to_end", latency)
+        cf = chunk_fields(r.actions, self.cfg.joint_names, stamp_s=stamp, chunk_id=r.chunk_id,
+                          step_period_s=self.cfg.step_period_s, latency_s=latency,
+                          inference_s=r.timing_s.get("inference", 0.0), model_id=self.cfg.model_id,
+                          committed_steps=r.committed_steps)
+        previews = {
+            arm: trajectory_fields(r.actions, self.cfg.joint_names, joints, step_period_s=self.cfg.step_period_s,
+                                   stamp_s=stamp)
+            for arm, joints in self.cfg.arms.items()
+        }
+        names, pos = end_pose(r.actions, self.cfg.joint_names, self.cfg.ghost_prefix)
+        markers = chunk_plot_markers(r.actions, self.cfg.joint_names, step_period_s=self.cfg.step_period_s) \
+            if self.cfg.markers else []
+        self.published += 1
+        self.last_chunk_stamp_s = stamp
+        return ChunkOutputs(cf, previews, names, pos, markers, latency)
+
+    def tiled_image_due(self, now_s: float) -> np.ndarray | None:
+        """The newest model input as uint8 RGB when the throttle allows (else None)."""
+        if self._pending_frame is None or self.cfg.tiled_image_rate_hz <= 0:
+            return None
+        if self._last_image_pub_s is not None and now_s >= self._last_image_pub_s \
+                and now_s - self._last_image_pub_s < 1.0 / self.cfg.tiled_image_rate_hz:
+            return None
+        self._last_image_pub_s = now_s
+        frame, self._pending_frame = self._pending_frame, None
+        return frame
+
+    # -- diagnostics ---------------------------------------------------------------------------------
+
+    def diagnostics(self, now_s: float, *, active: bool) -> list[DiagStatus]:
+        cam = DiagStatus("cameras", 0, "ok")
+        for c, m in self.camera_rates.items():
+            cam.values.append((f"{c} rate (Hz)", f"{m.rate_hz(now_s):.2f}"))
+            if m.rate_hz(now_s) == 0.0 and active:
+                cam.escalate(1, f"no images from {c}")
+        cam.values.append(("joint_states rate (Hz)", f"{self.joint_rate.rate_hz(now_s):.2f}"))
+        obs = self.last_obs
+        if obs is not None:
+            cam.values.append(("observation skew (s)", f"{float(getattr(obs, 'skew_s', 0.0)):.4f}"))
+            cam.values.append(("observation age (s)", f"{now_s - float(obs.stamp_s):.4f}"))
+        stats = {}
+        try:
+            stats = dict(self.pipeline.stats(now_s) or {}) if hasattr(self.pipeline, "stats") else {}
+        except Exception:  # noqa: BLE001 - diagnostics never throw
+            stats = {}
+        for k, v in sorted(_flat(stats).items()):
+            cam.values.append((f"pipeline {k}", str(v)))
+
+        inf = DiagStatus("inference", 0, "ok")
+        if not active:
+            inf.escalate(0, "inactive")
+        elif not self.enabled:
+            inf.escalate(0, "disabled (call ~/enable)")
+        inf.values += [
+            ("enabled", str(self.enabled)),
+            ("trigger", self.trigger.mode),
+            ("instruction", self.instruction),
+            ("submitted", str(self.submissions)),
+            ("superseded (newest observation won)", str(self.worker.superseded)),
+            ("chunks published", str(self.published)),
+            ("errors", str(self.worker.errors)),
+            ("rtc prefix", "none" if self.prefix is None else f"{len(self.prefix.positions)} steps"),
+        ]
+        inf.values += latency_values(self.latency)
+        rej = self.rejections.as_dict()
+        for k, v in sorted(rej.items()):
+            inf.values.append((f"rejected {k}", str(v)))
+        if self.worker.errors and self.worker.last_error:
+            inf.values.append(("last error", self.worker.last_error))
+            inf.escalate(1, "inference errors (see last error)")
+        if not self.worker.running and active:
+            inf.escalate(2, "worker thread not running")
+        if self.last_error:
+            inf.values.append(("last input error", self.last_error))
+        return [cam, inf]
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | None = None) -> Callable[[], Any]:
+    """A zero-argument factory (run on the worker thread) that loads the policy named by the params.
+
+    Only keyword arguments ``FastWAMPolicy.from_pretrained`` accepts are passed.
+    """
+    resolve_path = resolve_path or (lambda s: s)
+
+    def build():
+        from fastwam_ros.model.policy import FastWAMPolicy  # torch import happens here, on the worker
+
+        fn = FastWAMPolicy.from_pretrained
+        wanted = {
+            "device": p["model.device"],
+            "dtype": p["model.dtype"],
+            "config": resolve_path(p["model.config"]) if p["model.config"] else None,
+            "stats": resolve_path(p["model.stats"]) if p["model.stats"] else None,
+            "variant": p["model.variant"],
+            "num_inference_steps": p["model.num_inference_steps"],
+        }
+        kwargs = {k: v for k, v in wanted.items() if v is not None and _accepts(fn, k)}
+        return fn(resolve_path(p["model.checkpoint"]), **kwargs)
+
+    return build
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
