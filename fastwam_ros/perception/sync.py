@@ -41,6 +41,7 @@ from typing import Any
 __all__ = ["JOINT_STREAM", "MultiStreamSync", "SyncedSet", "stamp_to_seconds"]
 
 JOINT_STREAM = "joint_states"
+_EPS_S = 1e-9  # 1 ns: boundaries (slop, age, tolerance) are inclusive despite float round-off of stamps
 
 
 def stamp_to_seconds(stamp: Any) -> float:
@@ -154,6 +155,7 @@ class MultiStreamSync:
         self._joint.clear()
         self._emitted = {s: -math.inf for s in self.streams}
         self._newest = {s: None for s in (*self.streams, JOINT_STREAM)}
+        self._last_now = None  # a reset triggered by stamps must not be followed by a second one from the clock
 
     def reset(self, reason: str = "manual_reset") -> None:
         """Drop all buffered data (keeps counters); counts ``reason`` in ``events``."""
@@ -230,7 +232,7 @@ class MultiStreamSync:
                 chosen[s] = i
                 lo = min(lo, self._buf[s].stamps[i])
             else:
-                if t - lo <= self.slop_s:
+                if t - lo <= self.slop_s + _EPS_S:
                     return chosen
         return None
 
@@ -263,12 +265,12 @@ class MultiStreamSync:
         stamps = {s: self._buf[s].stamps[i] for s, i in chosen.items()}
         ref = stamps[self.streams[0]]
         age = now_s - ref
-        if age > self.max_age_s:
+        if age > self.max_age_s + _EPS_S:
             self._consume(chosen)
             self.rejections["too_old"] += 1
             self.wait_reason = "too_old"
             return None
-        if age < -self.max_future_s:
+        if age < -self.max_future_s - _EPS_S:
             self._consume(chosen)
             self.rejections["future_stamp"] += 1
             self.wait_reason = "future_stamp"
@@ -276,7 +278,7 @@ class MultiStreamSync:
         joint = joint_stamp = None
         if self.require_joint_state:
             j = self._joint.newest_at_or_before(ref, -math.inf)
-            if j is not None and ref - self._joint.stamps[j] <= self.joint_tolerance_s:
+            if j is not None and ref - self._joint.stamps[j] <= self.joint_tolerance_s + _EPS_S:
                 joint, joint_stamp = self._joint.items[j], self._joint.stamps[j]
             else:
                 newest_joint = self._newest[JOINT_STREAM]
