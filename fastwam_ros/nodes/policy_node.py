@@ -55,17 +55,7 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().error(f"parameter {e}")
             return TransitionCallbackReturn.FAILURE
         from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
-        from fastwam_ros.resources import find_share_file
-
-        def resolve(path: str) -> str:
-            if "/" in path or path.endswith((".yaml", ".pt", ".safetensors", ".json")):
-                return path
-            try:  # a bare name: a model config under share/fastwam_ros/models
-                return str(find_share_file("models", path + ".yaml"))
-            except FileNotFoundError:
-                return path
-
-        worker = PolicyWorker(policy_factory(p, resolve), instruction=p["instruction"], warmup=p["model.warmup"])
+        worker = PolicyWorker(policy_factory(p), instruction=p["instruction"], warmup=p["model.warmup"])
         self.get_logger().info(f"loading model {p['model.checkpoint']} on {p['model.device']} ({p['model.dtype']})")
         try:
             worker.start(timeout_s=p["model.load_timeout_s"])

@@ -405,8 +405,12 @@ def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | No
         wanted = {
             "device": p["model.device"],
             "dtype": p["model.dtype"],
-            "config": resolve_path(p["model.config"]) if p["model.config"] else None,
+            "config": p["model.config"] or None,  # a preset name (wan22_5b) or a path
             "stats": resolve_path(p["model.stats"]) if p["model.stats"] else None,
+            "vae_dir": p["model.vae_dir"] or None,
+            "text_encoder_dir": p["model.text_encoder_dir"] or None,
+            "tokenizer_dir": p["model.tokenizer_dir"] or None,
+            "cache_dir": p["model.cache_dir"] or None,
             "variant": p["model.variant"],
             "num_inference_steps": p["model.num_inference_steps"],
         }

@@ -150,6 +150,12 @@ POLICY_SCHEMA = Schema(
                   "wan22_5b); empty = the one inside the checkpoint directory."),
         ParamSpec("model.stats", "string", "",
                   "Dataset statistics JSON (z-score mean/std); empty = found next to the checkpoint."),
+        ParamSpec("model.vae_dir", "string", "",
+                  "Local Wan2.2 VAE (diffusers vae/ or pipeline root); required with an official checkpoint file."),
+        ParamSpec("model.text_encoder_dir", "string", "",
+                  "Local UMT5 text encoder; empty = bundled one or the cached instruction embeddings only."),
+        ParamSpec("model.tokenizer_dir", "string", "", "Local UMT5 tokenizer; empty = next to the text encoder."),
+        ParamSpec("model.cache_dir", "string", "", "Disk cache of instruction embeddings; empty = none."),
         ParamSpec("model.device", "string", "cuda", "Torch device: cuda, cuda:N or cpu.",
                   check=lambda v: None if v == "cpu" or v == "cuda" or (v.startswith("cuda:") and v[5:].isdigit())
                   else "expected cpu, cuda or cuda:N"),
@@ -307,8 +313,8 @@ CONTROLLER_SCHEMA = Schema(
         ParamSpec("joint_states.qos", "string", "sensor_data", "Joint-state subscription QoS.",
                   choices=QOS_CHOICES, read_only=True),
         ParamSpec("estop_topic", "string", "e_stop",
-                  "std_msgs/Bool; true latches the e-stop (hold, no commands) until ~/reset. Reliable, volatile, "
-                  "depth 1.", read_only=True, check=_topic),
+                  "std_msgs/Bool; true latches the e-stop (every group brakes to a hold and stays there; chunks "
+                  "and enables refused) until ~/reset; false does not release it. Reliable, volatile, depth 1.", read_only=True, check=_topic),
         ParamSpec("committed_prefix_topic", "string", "committed_prefix",
                   "fastwam_ros/ActionChunk with the steps the controller has committed to (real-time chunking).",
                   read_only=True, check=_topic),
@@ -443,10 +449,8 @@ def markdown_table(schema: Schema) -> str:
     """README table of a schema (templates shown with their placeholder)."""
     rows = ["| parameter | type | default | description |", "|---|---|---|---|"]
     for s in schema.specs:
-        default = s.default
-        if isinstance(default, float):
-            default = f"{default:.6g}"
+        default = f"{s.default:.6g}" if isinstance(s.default, float) else repr(s.default)
         c = s.constraint_text()
         desc = s.description + (f" ({c})" if c else "") + (" Read-only." if s.read_only else "")
-        rows.append(f"| `{s.name}` | {s.type} | `{default!r}` | {desc.replace('|', '/')} |")
+        rows.append(f"| `{s.name}` | {s.type} | `{default}` | {desc.replace('|', '/')} |")
     return "\n".join(rows)
