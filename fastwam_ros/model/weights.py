@@ -397,18 +397,13 @@ def _video_transformer(model: nn.Module) -> nn.Module:
 
 
 def init_action_expert_from_video(model: nn.Module, *, alpha_scaling: bool = True) -> dict[str, Any]:
-    """Official action-expert init (§1.6) on a FastWAM: the video expert's (loaded) weights are interpolated to
-    the action width and alpha-scaled; ``action_encoder.*`` and ``head.*`` keep their random init.
+    """Official action-expert init (§1.6) on a FastWAM, in place: the video expert's (loaded) weights are
+    interpolated to the action width and alpha-scaled; ``action_encoder.*`` and ``head.*`` keep their random
+    init. Delegates to :func:`fastwam_ros.model.action_init.init_action_expert_from_video`; returns its
+    per-key report {official action key: {"treatment": ..., "alpha": ...}}."""
+    from fastwam_ros.model import action_init
 
-    Uses the model core's :mod:`fastwam_ros.model.action_init` on the official key names. Returns its per-key
-    report {official action key: {"treatment": ..., "alpha": ...}}."""
-    from fastwam_ros.model.action_init import init_action_expert_state, load_into_action_expert
-
-    video_sd = convert_diffusers_to_original(_video_transformer(model).state_dict())
-    dtype = next(model.action_expert.parameters()).dtype
-    backbone, report = init_action_expert_state(video_sd, model.cfg.action, alpha_scaling=alpha_scaling, dtype=dtype)
-    load_into_action_expert(model, backbone)
-    return report
+    return action_init.init_action_expert_from_video(model, alpha_scaling=alpha_scaling)
 
 
 def load_wan_into_fastwam(
