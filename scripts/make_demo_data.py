@@ -29,13 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--episodes", type=int, default=48, help="number of episodes (default: %(default)s)")
     ap.add_argument("--modes", default="mujoco,kinematic", help="comma-separated sim modes to alternate")
     ap.add_argument("--fps", type=float, default=30.0, help="control / camera rate in Hz (default: %(default)s)")
-    ap.add_argument("--height", type=int, default=64, help="camera image height in px (default: %(default)s)")
-    ap.add_argument("--width", type=int, default=80, help="camera image width in px (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="keep episodes already written in --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    config = SimConfig(image_height=args.height, image_width=args.width)
+    config = SimConfig()  # camera sizes: SimConfig.camera_hw (head 64x128, wrists 48x96)
     modes = []
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         try:
@@ -50,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         sim.close()
     if not modes:
         modes = ["kinematic"]
-    print(f"recording {args.episodes} episodes at {args.fps:g} Hz, {args.height}x{args.width} px, modes {modes}")
+    print(f"recording {args.episodes} episodes at {args.fps:g} Hz, cameras {config.camera_hw}, modes {modes}")
     t0 = time.perf_counter()
     meta = write_dataset(
-        args.out, args.episodes, modes, lambda m: BimanualSim(config, mode=m), fps=args.fps, seed=args.seed
+        args.out, args.episodes, modes, lambda m: BimanualSim(config, mode=m), fps=args.fps, seed=args.seed,
+        resume=args.resume,
     )
     folds = [e["final_fold_fraction"] for e in meta["episodes"]]
     print(

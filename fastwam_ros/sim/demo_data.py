@@ -2,7 +2,7 @@
 
 Layout of a demo dataset folder (one compressed ``.npz`` per episode + one ``meta.json``)::
 
-    meta.json                 fps, instruction, joint_names, cameras, image size, per-episode sim mode / seed
+    meta.json                 fps, instruction, joint_names, cameras, camera_hw, per-episode sim mode / seed
     episode_000.npz           head, left_wrist, right_wrist: uint8 [T, H, W, 3] RGB frames at tick k
                               state: float32 [T, 14]   measured joint positions at tick k (rad / gripper 0..1)
                               action: float32 [T, 14]  position command issued at tick k (held until k+1)
@@ -61,23 +61,44 @@ def write_dataset(
     sim_factory: Callable[[str], BimanualSim],
     fps: float = 30.0,
     seed: int = 0,
+    resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Record `n_episodes` episodes, cycling through sim `modes` ("mujoco" / "kinematic"); returns meta."""
+    """Record `n_episodes` episodes, cycling through sim `modes` ("mujoco" / "kinematic"); returns meta.
+
+    meta.json is rewritten after every episode, so an interrupted run leaves a readable dataset; with
+    `resume`, episodes whose npz file exists are kept (their recording is deterministic in the seed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sims: dict[str, BimanualSim] = {}
     episodes = []
+    meta = {
+        "format": "fastwam_ros demo npz",
+        "format_version": FORMAT_VERSION,
+        "fps": fps,
+        "instruction": INSTRUCTION,
+        "joint_names": list(JOINT_NAMES),
+        "cameras": list(CAMERAS),
+        "camera_hw": None,
+        "units": "arm joints rad, grippers normalised opening 0 closed .. 1 open",
+        "episodes": episodes,
+    }
     try:
         for i in range(n_episodes):
             mode = modes[i % len(modes)]
             if mode not in sims:
                 sims[mode] = sim_factory(mode)
             sim = sims[mode]
+            meta["camera_hw"] = {c: list(hw) for c, hw in sim.config.camera_hw.items()}
             ep_seed = seed * 1000 + i
-            arrays = record_episode(sim, ep_seed, fps=fps)
             name = f"episode_{i:03d}"
-            np.savez_compressed(out / f"{name}.npz", **arrays)
+            path = out / f"{name}.npz"
+            if resume and path.is_file():
+                with np.load(path) as z:
+                    arrays = {k: z[k] for k in ("state", "fold_fraction")}
+            else:
+                arrays = record_episode(sim, ep_seed, fps=fps)
+                np.savez_compressed(path, **arrays)
             episodes.append(
                 {
                     "name": name,
@@ -88,25 +109,12 @@ def write_dataset(
                     "final_fold_fraction": float(arrays["fold_fraction"][-1]),
                 }
             )
+            (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
             log(f"{name}: {sim.mode}/{sim.render_backend}, {len(arrays['state'])} ticks, "
                 f"fold {arrays['fold_fraction'][-1]:.2f}")
     finally:
         for s in sims.values():
             s.close()
-    h, w = next(iter(sims.values())).config.image_height, next(iter(sims.values())).config.image_width
-    meta = {
-        "format": "fastwam_ros demo npz",
-        "format_version": FORMAT_VERSION,
-        "fps": fps,
-        "instruction": INSTRUCTION,
-        "joint_names": list(JOINT_NAMES),
-        "cameras": list(CAMERAS),
-        "image_height": h,
-        "image_width": w,
-        "units": "arm joints rad, grippers normalised opening 0 closed .. 1 open",
-        "episodes": episodes,
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
 

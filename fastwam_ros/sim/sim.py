@@ -32,11 +32,14 @@ MODES = ("auto", "mujoco", "kinematic")
 class SimConfig:
     """Simulator settings (YAML ``sim:`` section of config/demo_robot.yaml). Units in the names."""
 
-    image_height: int = 64  # camera images in px (the demo data and checkpoint use 64x80)
-    image_width: int = 80
-    head_eye_m: tuple[float, float, float] = (0.0, 0.12, 0.75)
+    # Camera image sizes (height, width) in px. The defaults match the demo checkpoint's tiling (robotwin
+    # layout, 96x128 frame: head resized to 64x128 on top, each wrist to 32x64 below), so nothing is distorted.
+    camera_hw: dict = field(
+        default_factory=lambda: {"head": (64, 128), "left_wrist": (48, 96), "right_wrist": (48, 96)}
+    )
+    head_eye_m: tuple[float, float, float] = (0.0, 0.0, 0.8)
     head_target_m: tuple[float, float, float] = (0.0, 0.5, 0.0)
-    head_fovy_deg: float = 52.0
+    head_fovy_deg: float = 44.0  # vertical; ~78 deg horizontal at 2:1
     wrist_fovy_deg: float = 20.0  # as in the ALOHA model
     tracking_time_constant_s: float = 0.05  # kinematic backend's first-order joint lag
     initial_positions: tuple[float, ...] = tuple(HOME_POSITIONS.tolist())
@@ -56,7 +59,12 @@ class SimConfig:
         out = cls()
         for k, v in d.items():
             cur = getattr(out, k)
-            setattr(out, k, tuple(v) if isinstance(cur, tuple) else type(cur)(v) if cur is not None else v)
+            if k == "camera_hw":
+                v = {**cur, **{str(c): tuple(int(x) for x in hw) for c, hw in dict(v).items()}}
+            setattr(out, k, tuple(v) if isinstance(cur, tuple) else type(cur)(v))
+        bad = sorted(set(out.camera_hw) - set(CAMERAS))
+        if bad:
+            raise ValueError(f"sim.camera_hw: unknown cameras {bad}; cameras: {list(CAMERAS)}")
         if len(out.initial_positions) != N_JOINTS:
             raise ValueError(f"sim.initial_positions must have {N_JOINTS} values, got {len(out.initial_positions)}")
         return out
@@ -215,11 +223,13 @@ class BimanualSim:
         return np.asarray(self._last_command, float).copy()
 
     def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """RGB image uint8 [H, W, 3] from `camera` (one of ``self.cameras``); size defaults to the config's."""
+        """RGB image uint8 [H, W, 3] from `camera` (one of ``self.cameras``); size defaults to
+        ``config.camera_hw[camera]``."""
         if camera not in self.cameras:
             raise ValueError(f"unknown camera {camera!r}; cameras: {self.cameras}")
-        h = int(height or self.config.image_height)
-        w = int(width or self.config.image_width)
+        h0, w0 = self.config.camera_hw.get(camera, (64, 80))
+        h = int(height or h0)
+        w = int(width or w0)
         if self.render_backend != "synthetic":
             return self._backend.render(camera, h, w)
         return synthetic.render(self._pinhole(camera, h, w), self.joint_positions(), *self._towel_quads())

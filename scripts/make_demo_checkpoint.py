@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Train the bundled demo checkpoint (models/demo/) on the simulator's scripted demonstrations, on a CPU.
+
+    python scripts/make_demo_data.py --out outputs/demo_data --episodes 48
+    python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/demo --minutes 15
+
+Model: the ``tiny`` Fast-WAM preset (~0.2 M transformer parameters) with its image size set to the demo
+robot's tiled frame (96x128, robotwin layout from config/demo_robot.yaml) and a narrower VAE (0.8 M
+parameters: base_dim 8 instead of 16/24, same 48-channel latent); random-initialised tiny VAE and
+text encoder (the real Wan2.2 VAE / UMT5 are far too large for a demo), both frozen, as the trainer does with
+``model.vae=random`` / ``model.text_encoder=random``. Training is the package's own Trainer
+(fastwam_ros.training.Trainer: flow-matching action loss + video loss, AdamW, cosine schedule); the last
+checkpoint's policy directory is re-saved with the VAE bundled so ``FastWAMPolicy.from_pretrained`` can load it
+with nothing else. A training-loss curve and a short offline evaluation (action error on held-out episodes)
+are written next to it (train_report.json, loss_curve.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _model_config_file(out_dir: Path, height: int, width: int) -> Path:
+    """The tiny preset with the demo frame size, written as a model config file for the trainer."""
+    import yaml
+
+    from fastwam_ros.model.config import FastWAMConfig, load_config
+
+    cfg = load_config("tiny").to_dict()
+    cfg["name"] = "tiny_demo"
+    cfg["policy"]["image_height"] = height
+    cfg["policy"]["image_width"] = width
+    # A narrower random VAE than the tiny preset's (same latent: 48 channels, 16x downsampling) keeps the
+    # bundled checkpoint at a few MB; its decoder is never used by inference or by the latent-space losses.
+    cfg["vae"]["base_dim"] = 8
+    cfg["vae"]["decoder_base_dim"] = 8
+    FastWAMConfig.from_dict(cfg)  # validate
+    path = out_dir / "model_config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def evaluate(policy, episodes, perception, n_obs: int = 8) -> dict:
+    """Mean |predicted - recorded| action error (rad / gripper units) over the chunk, on `episodes`."""
+    import numpy as np
+
+    from fastwam_ros.perception import preprocess_frames
+
+    errs, first_step_errs, lat = [], [], []
+    for ep in episodes:
+        T = len(ep)
+        for k in np.linspace(0, T - 33, n_obs).astype(int):
+            images = {cam: seq.frame(int(k)) for cam, seq in ep.cameras.items()}
+            frame = preprocess_frames(images, perception)
+            out = policy.predict(frame, ep.instruction, ep.state[k])
+            ref = ep.action[k : k + 32]
+            errs.append(float(np.abs(out.actions[: len(ref)] - ref).mean()))
+            first_step_errs.append(float(np.abs(out.actions[0] - ref[0]).mean()))
+            lat.append(out.timing_s["total"])
+    # A trivial baseline: hold the current state for the whole chunk.
+    hold = []
+    for ep in episodes:
+        T = len(ep)
+        for k in np.linspace(0, T - 33, n_obs).astype(int):
+            hold.append(float(np.abs(ep.action[k : k + 32] - ep.state[k]).mean()))
+    return {
+        "mean_abs_action_error": float(np.mean(errs)),
+        "mean_abs_first_step_error": float(np.mean(first_step_errs)),
+        "hold_still_baseline_error": float(np.mean(hold)),
+        "cpu_latency_s_median": float(np.median(lat)),
+        "n_observations": len(errs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="outputs/demo_data", help="dataset from make_demo_data.py")
+    ap.add_argument("--out", default="models/demo", help="policy directory to write (default: %(default)s)")
+    ap.add_argument("--work", default="outputs/demo_train", help="trainer run directory (default: %(default)s)")
+    ap.add_argument("--robot-config", default=str(REPO / "config" / "demo_robot.yaml"))
+    ap.add_argument("--steps", type=int, default=1500, help="optimizer steps (default: %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--holdout", type=int, default=4, help="episodes kept out of training for the evaluation")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import torch
+    import yaml
+
+    torch.set_num_threads(args.threads)
+    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.serialization import save_policy_dir
+    from fastwam_ros.perception import PerceptionConfig
+    from fastwam_ros.sim.demo_data import read_episodes, read_meta
+    from fastwam_ros.training.config import config_from_dict
+    from fastwam_ros.training.trainer import Trainer
+
+    work = Path(args.work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    robot = yaml.safe_load(Path(args.robot_config).read_text())
+    perception = PerceptionConfig.from_dict(robot["perception"])
+    h, w = perception.out_hw
+    model_cfg = _model_config_file(work, h, w)
+
+    meta = read_meta(args.data)
+    episodes = read_episodes(args.data)
+    train_eps, eval_eps = episodes[: -args.holdout or None], episodes[len(episodes) - args.holdout :]
+    print(f"{len(train_eps)} training episodes ({sum(len(e) for e in train_eps)} ticks), {len(eval_eps)} held out")
+    cfg = config_from_dict(
+        {
+            "output_dir": str(work),
+            "model": {"config": str(model_cfg), "vae": "random", "text_encoder": "random", "seed": args.seed},
+            "data": {
+                "format": "cache",
+                "paths": [str(work)],
+                "perception": robot["perception"],
+                "latent_cache": "memory",
+            },
+            "train": {
+                "batch_size": args.batch_size,
+                "max_steps": args.steps,
+                "lr": args.lr,
+                "warmup_ratio": 0.03,
+                "min_lr": args.lr * 0.05,
+                "cpu": True,
+                "mixed_precision": "no",
+                "save_every": args.steps,
+                "log_every": 25,
+                "keep_last": 1,
+                "progress": False,
+                "seed": args.seed,
+            },
+        }
+    )
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, episodes=train_eps)
+    print(f"training {trainer.total_steps} steps, batch {args.batch_size}, on {len(trainer.dataset)} windows")
+    history = trainer.train()
+    train_s = time.perf_counter() - t0
+    ckpt = Path(trainer.out) / "checkpoints" / f"step_{trainer.state.step:08d}" / "policy"
+
+    # Re-save the final policy with the (random, frozen) tiny VAE bundled: deployment must encode frames with
+    # exactly the VAE the model was trained against.
+    out = Path(args.out)
+    keep = {"README.md"}
+    if out.exists():
+        for p in out.iterdir():
+            if p.name not in keep:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    from fastwam_ros.model.serialization import load_policy_dir
+
+    bundle = load_policy_dir(ckpt)
+    from fastwam_ros.model.fastwam import FastWAM
+
+    model = FastWAM(bundle.config)
+    model.load_state_dict(bundle.model_state, strict=True)
+    save_policy_dir(
+        out,
+        model,
+        bundle.normalizer,
+        vae=trainer.vae.vae,
+        text_embeds=bundle.text_embeds,
+        text_encoder_id=bundle.text_encoder_id,
+        raw_stats=json.loads((ckpt / "dataset_stats.json").read_text()),
+        extra_meta={
+            "trained_on": "fastwam_ros demo simulator, scripted towel-fold demonstrations",
+            "train_steps": int(trainer.state.step),
+            "fps": float(meta["fps"]),
+        },
+    )
+    for name in ("dataset_stats.json", "perception.json"):
+        shutil.copyfile(ckpt / name, out / name)
+    if (work / "loss_curve.png").is_file():
+        shutil.copyfile(work / "loss_curve.png", out / "loss_curve.png")
+
+    policy = FastWAMPolicy.from_pretrained(out)
+    report = {
+        "data": {
+            "episodes_train": len(train_eps),
+            "episodes_eval": len(eval_eps),
+            "ticks_train": int(sum(len(e) for e in train_eps)),
+            "fps": meta["fps"],
+            "sim_modes": sorted({e["sim_mode"] for e in meta["episodes"]}),
+            "instruction": meta["instruction"],
+        },
+        "train": {
+            "steps": int(trainer.state.step),
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "wall_s": round(train_s, 1),
+            "threads": args.threads,
+            "loss_first": history[0]["loss"] if history else None,
+            "loss_last_50_mean": (sum(h["loss"] for h in history[-50:]) / max(len(history[-50:]), 1))
+            if history
+            else None,
+            "loss_action_last_50_mean": (sum(h["loss_action"] for h in history[-50:]) / max(len(history[-50:]), 1))
+            if history
+            else None,
+        },
+        "eval_heldout": evaluate(policy, eval_eps, perception),
+        "size_bytes": int(sum(p.stat().st_size for p in out.rglob("*") if p.is_file())),
+    }
+    (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
