@@ -6,6 +6,7 @@ arguments. Which nodes and parameter files is decided by fastwam_ros.runtime.lau
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -15,7 +16,6 @@ from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from fastwam_ros.runtime.launch_plan import LAUNCH_ARGS, plan
-from launch import LaunchDescription
 
 
 def _setup(context, *args, **kwargs):

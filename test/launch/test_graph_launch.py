@@ -14,6 +14,7 @@ pytest.importorskip("launch_ros")
 import time  # noqa: E402
 import unittest  # noqa: E402
 
+import launch  # noqa: E402
 import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
@@ -25,7 +26,6 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-import launch  # noqa: E402
 from fastwam_ros.msg import ActionChunk  # noqa: E402
 
 DEMO_JOINTS = 14
