@@ -78,7 +78,7 @@ class ControllerConfig:
     splice_mode: str = "splice"
     blend_window_s: float = 0.3
     handoff_margin_s: float = 0.02
-    stale_chunk_s: float = 1.0
+    stale_chunk_s: float = 1.5
     stale_state_s: float = 0.25
     enable_ramp_s: float = 1.0
     hold_decel_fraction: float = 0.5

@@ -10,7 +10,8 @@ Modes per group (``GroupOutput.mode``):
   ``no_state``  no joint state yet for the group: output invalid (positions None) — publish nothing.
   ``disabled``  not enabled: decelerate (hold_decel_fraction·a_max) to a hold of the commanded position.
   ``stopping``  enable requested while the command is still moving: brake first, then anchor.
-  ``hold``      enabled but no usable plan (``reason``: no_plan, exhausted, stale_chunk, stale_state):
+  ``hold``      enabled but no usable plan (``reason``: no_plan, waiting_handoff, exhausted, stale_chunk,
+                stale_state, anchored):
                 decelerate to a hold; resumes with a blend-in ramp when the reason clears.
   ``ramp``      blending in from the anchor pose (enable: measured pose over enable_ramp_s; resume after a
                 hold: the held pose over blend_window_s, except in ``replace``).
@@ -191,6 +192,7 @@ class ChunkController:
         self.estopped = False
         self._source: Source | None = None
         self._plan_end_s = -math.inf
+        self._plan_start_s = -math.inf
         self._members: list[EnsembleMember] = []
         self._ens_anchor: float | None = None
         self._newest_stamp = -math.inf
@@ -296,6 +298,8 @@ class ChunkController:
             m.max_seam_position_jump = max(m.max_seam_position_jump, m.last_seam_position_jump)
             m.max_seam_velocity_jump = max(m.max_seam_velocity_jump, m.last_seam_velocity_jump)
             m.max_seam_disagreement = max(m.max_seam_disagreement, float(np.max(np.abs(pr - po))))
+        if old is None:
+            self._plan_start_s = t_h  # nothing to splice into: the new plan starts at the hand-off
         self._source = src
         self._newest_stamp, self._newest_dt, self._newest_id = stamp, dt, int(chunk.chunk_id)
         self.metrics.chunks_accepted += 1
@@ -402,6 +406,8 @@ class ChunkController:
         """None if the plan can be followed at ``now``, else why not."""
         if self._source is None:
             return "no_plan"
+        if now < self._plan_start_s:
+            return "waiting_handoff"
         if now >= self._plan_end_s:
             return "exhausted"
         if now - self._newest_stamp > self.cfg.stale_chunk_s:
