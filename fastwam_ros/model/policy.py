@@ -186,6 +186,8 @@ class FastWAMPolicy:
         tokenizer_dir: str | Path | None = None,
         config: Any | None = None,
         stats: str | Path | dict | None = None,
+        num_inference_steps: int | None = None,
+        seed_mode: str = "fixed",
         **kwargs: Any,
     ) -> FastWAMPolicy:
         """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`), or, when
@@ -200,6 +202,7 @@ class FastWAMPolicy:
         from fastwam_ros.model.fastwam import FastWAM
 
         dtype = _as_dtype(dtype)
+        kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
         if Path(path).expanduser().is_file():
             if stats is None:
                 raise ValueError(f"{path} is an official checkpoint file: pass stats= (its dataset_stats.json)")

@@ -228,3 +228,46 @@ def test_bf16_policy_and_warmup(cfg, stats, policy):
     assert out.actions.dtype == np.float32 and np.isfinite(out.actions).all()
     scale = float(np.abs(ref.actions_normalized).max())
     np.testing.assert_allclose(out.actions_normalized, ref.actions_normalized, rtol=0, atol=0.05 * scale)
+
+
+def test_official_checkpoint_through_from_pretrained(parity_dir, tmp_path):
+    """The official release format (fixture A's .pt) + dataset stats + local VAE / text-encoder dirs."""
+    from safetensors.torch import load_file
+
+    from fastwam_ros.model.checkpoint import official_key_to_ours
+    from fastwam_ros.model.config import config_from_official
+    from fastwam_ros.model.encoders import WanVAE, tiny_vae_config
+    from fastwam_ros.model.text import build_tiny_text_encoder
+
+    fx = json.loads((parity_dir / "fixtures.json").read_text())
+    cfg = config_from_official(fx["config"])
+    WanVAE.from_config(tiny_vae_config(), seed=0).vae.save_pretrained(tmp_path / "wan" / "vae")
+    enc = build_tiny_text_encoder(cfg.text_dim, max_length=cfg.policy.text_len, seed=0)
+    enc.model.save_pretrained(tmp_path / "wan" / "text_encoder")
+    enc.tokenizer.save_pretrained(tmp_path / "wan" / "tokenizer")
+    d, a = cfg.proprio_dim, cfg.action_dim
+    stats = {"state.default.global_mean": [0.5] * d, "state.default.global_std": [2.0] * d,
+             "action.default.global_mean": [-1.0] * a, "action.default.global_std": [3.0] * a}
+    (tmp_path / "dataset_stats.json").write_text(json.dumps(stats))
+    ckpt = parity_dir / "checkpoint_official_format.pt"
+    with pytest.raises(ValueError, match="pass stats="):
+        FastWAMPolicy.from_pretrained(ckpt, config=cfg, vae_dir=tmp_path / "wan")
+    p = FastWAMPolicy.from_pretrained(ckpt, config=cfg, stats=tmp_path / "dataset_stats.json",
+                                      vae_dir=tmp_path / "wan", text_encoder_dir=tmp_path / "wan",
+                                      num_inference_steps=2)
+    ours = p.model.state_dict()
+    official = load_file(str(parity_dir / "model_state_dict.safetensors"))
+    assert len(official) == len(ours)
+    for k, v in official.items():
+        assert torch.equal(ours[official_key_to_ours(k)], v), k
+    h, w = p.image_size
+    frame = np.zeros((3, h, w), np.float32)
+    out = p.predict(frame, INSTR, np.full(d, 0.5))
+    np.testing.assert_allclose(out.actions, out.actions_normalized * (3.0 + 1e-8) - 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_text_kv_matches_uncached(cfg, stats, policy):
+    p = FastWAMPolicy.from_config(cfg, normalizer=stats[1], seed=0, cache_text_kv=False)
+    frame, state = _obs(cfg, 7)
+    a, b = p.predict(frame, INSTR, state), policy.predict(frame, INSTR, state)
+    np.testing.assert_allclose(a.actions_normalized, b.actions_normalized, rtol=0, atol=1e-5)
