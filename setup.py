@@ -23,6 +23,7 @@ MODEL = [
     "transformers>=4.45",
     "safetensors>=0.4",
     "sentencepiece>=0.1.99",
+    "ftfy>=6.1",
 ]
 TRAIN = ["accelerate>=0.30", "rosbags>=0.10", "tqdm>=4.60", "matplotlib>=3.5", "pyarrow>=10"]
 DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
