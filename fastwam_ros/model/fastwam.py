@@ -351,8 +351,9 @@ class FastWAM(nn.Module):
         """Video K/V cache of clean latents (every token at t = 0), video->video mask of the config."""
         lat = first_frame_latents if video_latents_t0 is None else video_latents_t0
         lat = lat.to(self.device, self.dtype)
-        grid = self.video_expert.token_grid(lat.shape)
-        tok_t = torch.zeros(lat.shape[0], grid[0] * grid[1] * grid[2], device=self.device, dtype=lat.dtype)
+        # Every token has t = 0: run the time MLP once per sample ([B, 1], broadcast over tokens) instead of
+        # once per token (the MLP is row-wise, so the values are the same).
+        tok_t = torch.zeros(lat.shape[0], 1, device=self.device, dtype=lat.dtype)
         vs, _, _, tpf = self._video_stream(lat, tok_t, video_ctx_kv)
         mask = video_to_video_mask(vs.x.shape[1], tpf, self.cfg.video.video_attention_mask_mode)
         return prefill_video_cache(vs, None if bool(mask.all()) else mask)

@@ -9,6 +9,7 @@ norm3 = FFN LN, ``scale_shift_table`` = modulation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -68,15 +69,29 @@ def _modulation(blk, t_mod: torch.Tensor):
     return (blk.scale_shift_table.unsqueeze(0) + t_mod.float()).chunk(6, dim=2)
 
 
-def block_qkv(blk, x: torch.Tensor, t_mod: torch.Tensor, angles: torch.Tensor, num_heads: int):
-    """Self-attention q, k (RMSNorm + RoPE), v [B, S, inner] and the six modulation tensors of one block."""
-    mods = [m.squeeze(2) for m in _modulation(blk, t_mod)]
+def block_modulation(blk, t_mod: torch.Tensor) -> list[torch.Tensor]:
+    """The six float32 modulation tensors [B, S|1, D] of one block (shift, scale, gate, c_shift, c_scale, c_gate).
+
+    They depend only on the block's weights and the timestep, so a sampler with a fixed schedule can compute
+    them once (see :mod:`fastwam_ros.model.fast_path`)."""
+    return [m.squeeze(2) for m in _modulation(blk, t_mod)]
+
+
+def block_qkv_mods(blk, x: torch.Tensor, mods, rope: Callable[[torch.Tensor], torch.Tensor]):
+    """Self-attention q, k (RMSNorm + ``rope``), v [B, S, inner] given precomputed modulation ``mods``."""
     shift, scale = mods[0], mods[1]
     h = (blk.norm1(x.float()) * (1 + scale) + shift).type_as(x)
     a = blk.attn1
-    q = apply_rope(a.norm_q(a.to_q(h)), angles, num_heads)
-    k = apply_rope(a.norm_k(a.to_k(h)), angles, num_heads)
+    q = rope(a.norm_q(a.to_q(h)))
+    k = rope(a.norm_k(a.to_k(h)))
     v = a.to_v(h)
+    return q, k, v
+
+
+def block_qkv(blk, x: torch.Tensor, t_mod: torch.Tensor, angles: torch.Tensor, num_heads: int):
+    """Self-attention q, k (RMSNorm + RoPE), v [B, S, inner] and the six modulation tensors of one block."""
+    mods = block_modulation(blk, t_mod)
+    q, k, v = block_qkv_mods(blk, x, mods, lambda t: apply_rope(t, angles, num_heads))
     return q, k, v, mods
 
 

@@ -1,0 +1,576 @@
+"""Low-latency Fast-WAM inference: the engine behind one replan, plus the straightforward reference sampler it is
+benchmarked and tested against.
+
+:class:`FastActionSampler` computes exactly what :meth:`FastWAM.infer_action` (variants ``fastwam`` /
+``fastwam_no_video``) computes, but organised for latency:
+
+* **Per-instruction work once.** The text rows of the context are projected by both experts and turned into
+  per-layer cross-attention K/V once per instruction (:meth:`FastActionSampler.set_instruction`); a call only
+  computes the proprio row (one context row) and writes it into the static K/V buffers. Changing the
+  instruction (a different key) recomputes the text K/V; the same key is a no-op.
+* **Per-schedule work once.** The action timesteps of the N Euler steps are fixed, so the action time MLP and
+  every block's modulation (``scale_shift_table + t_mod``) are computed once per (schedule, weights); the
+  same holds for the video prefill, where every token has t = 0 (the per-token time MLP is evaluated once, not
+  once per token). RoPE cos/sin tables are computed once per token grid.
+* **Mask-free attention.** At inference the Fast-WAM mask rows of the action queries and the first-frame
+  video mask are all True, so attention runs with ``attn_mask=None`` (flash / memory-efficient SDPA kernels on
+  GPU). A non-all-True video mask (a config with a different mask mode) is still honoured.
+* **Static buffers.** Noise, action state, the per-layer video+action K/V ``[B, Sv + H, inner]`` (the video
+  part written by the prefill, the action part overwritten in place at each step: no per-step ``torch.cat``)
+  and the per-layer context K/V ``[B, L + 1, inner]`` are allocated once per input signature.
+* **CUDA graphs (GPU only).** The prefill and each of the N action steps are captured as CUDA graphs sharing
+  one memory pool, after a warm-up on a side stream (:meth:`FastActionSampler.warmup`, meant for node
+  configure). A call is then N + 1 graph replays; CUDA events between replays give per-stage GPU times.
+* **Pinned host memory (GPU only).** :class:`HostStaging` keeps page-locked host buffers and copies with
+  ``non_blocking=True``; on CPU the same code does plain copies.
+
+Everything runs on CPU with the same code path minus graphs and pinning (that is how it is tested: fp32, tiny).
+
+:class:`ReferenceSampler` is the official algorithm as written (reference §2.2): context built every call,
+the context projections and cross-attention K/V recomputed at every step, per-token time MLP in the prefill,
+boolean masks always passed, ``torch.cat`` of the cache per layer, no graphs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .masks import fastwam_mask, video_to_video_mask
+from .mot import (
+    Stream,
+    VideoKVCache,
+    attention,
+    block_modulation,
+    block_post,
+    block_qkv_mods,
+    context_kv,
+    forward_with_video_cache,
+    prefill_video_cache,
+)
+
+SUPPORTED_VARIANTS = ("fastwam", "fastwam_no_video")
+
+
+def _is_cuda(device: torch.device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def rope_tables(angles: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin [1, S, 1, head_dim/2] float64 of RoPE ``angles`` [S, head_dim/2] (computed once per grid)."""
+    return torch.cos(angles).to(device)[None, :, None, :], torch.sin(angles).to(device)[None, :, None, :]
+
+
+def apply_rope_tables(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """:func:`fastwam_ros.model.rope.apply_rope` with precomputed tables (same float64 arithmetic, same result)."""
+    b, s, inner = x.shape
+    half = cos.shape[-1]
+    xp = x.to(torch.float64).reshape(b, s, inner // (2 * half), half, 2)
+    x0, x1 = xp[..., 0], xp[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    return out.reshape(b, s, inner).to(x.dtype)
+
+
+class _Timer:
+    """Stage marks: CUDA events on GPU (read after one final sync), perf_counter on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = _is_cuda(device)
+        self.marks: list[tuple[str, object]] = []
+
+    def mark(self, name: str) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append((name, ev))
+        else:
+            self.marks.append((name, time.perf_counter()))
+
+    def durations(self) -> dict[str, float]:
+        """Seconds between consecutive marks, keyed by the later mark's name (call after synchronising)."""
+        out: dict[str, float] = {}
+        for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
+            out[name] = (a.elapsed_time(b) / 1000.0) if self.cuda else (b - a)  # type: ignore[union-attr]
+        return out
+
+
+@dataclass
+class _Signature:
+    batch: int
+    latent_shape: tuple[int, ...]  # [B, C, 1, h, w]
+    horizon: int
+
+    def key(self) -> tuple:
+        return (self.batch, self.latent_shape, self.horizon)
+
+
+class FastActionSampler:
+    """Latency-optimised ``infer_action`` for Fast-WAM (see the module docstring).
+
+    Usage::
+
+        eng = FastActionSampler(model)                    # model on its device / dtype, weights loaded, eval()
+        eng.set_instruction("fold the towel", text_embeds)  # [1, L, text_dim]; once per instruction
+        eng.warmup(latent_shape=(1, 48, 1, 24, 20))       # node configure: buffers (+ CUDA graphs on GPU)
+        actions = eng.sample(first_frame_latents, proprio_norm, noise)   # [B, H, A] normalised, on device
+
+    Not thread-safe (one inference thread). After changing the weights call :meth:`reset`.
+    ``use_cuda_graphs``: None = on for CUDA devices; ignored on CPU.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        num_steps: int | None = None,
+        shift: float | None = None,
+        use_cuda_graphs: bool | None = None,
+        graph_warmup_iters: int = 3,
+        max_instructions: int = 8,
+    ):
+        if model.cfg.variant not in SUPPORTED_VARIANTS:
+            raise NotImplementedError(
+                f"FastActionSampler supports variants {SUPPORTED_VARIANTS}; {model.cfg.variant!r} needs the "
+                "future video and runs through FastWAM.infer_action"
+            )
+        self.model = model
+        self.cfg = model.cfg
+        self.num_steps = int(self.cfg.flow.num_inference_steps if num_steps is None else num_steps)
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        self.shift = shift
+        cuda = _is_cuda(model.device)
+        self.use_cuda_graphs = bool(cuda if use_cuda_graphs is None else (use_cuda_graphs and cuda))
+        self.graph_warmup_iters = max(1, int(graph_warmup_iters))
+        self.max_instructions = max(1, int(max_instructions))
+        self._text_kv: OrderedDict[str, object] = OrderedDict()  # key -> TextKV (LRU)
+        self.text_key: str | None = None  # instruction whose K/V are in the static buffers
+        self.stats = {"text_kv_computed": 0, "text_kv_reused": 0, "graph_captures": 0, "calls": 0}
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def graphs_captured(self) -> bool:
+        return self._graphs is not None
+
+    # ------------------------------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Drop every derived buffer, graph and cached K/V (call after loading new weights)."""
+        self._sig: _Signature | None = None
+        self._graphs: list | None = None
+        self._pool = None
+        self._buf: dict[str, object] = {}
+        self._text_kv.clear()
+        self.text_key = None
+        self._pending_text = None
+        self._consts = self._schedule_constants()
+
+    @torch.no_grad()
+    def _schedule_constants(self) -> dict:
+        """Timesteps/deltas (model dtype: the official bf16 quirk), per-step action modulation, video t=0
+        modulation. Depends on weights + schedule only."""
+        m, dev, dt = self.model, self.model.device, self.model.dtype
+        timesteps, deltas = m.infer_scheduler.inference_schedule(self.num_steps, dtype=dt, shift=self.shift)
+        timesteps, deltas = timesteps.to(dev), deltas.to(dev)
+        ae, ve = m.action_expert, m.video_expert
+        act_mods = []
+        for i in range(self.num_steps):
+            _, t_mod = ae.time_condition(timesteps[i].reshape(1), dt)  # [1, 1, 6, D], broadcast over batch
+            act_mods.append([block_modulation(blk, t_mod) for blk in ae.blocks])
+        _, t_mod_v = ve.time_condition(torch.zeros(1, 1, device=dev, dtype=dt), dt)  # t = 0, once, not per token
+        vid_mods = [block_modulation(blk, t_mod_v) for blk in ve.blocks]
+        return {"timesteps": timesteps, "deltas": [deltas[i] for i in range(self.num_steps)],
+                "act_mods": act_mods, "vid_mods": vid_mods}
+
+    # ------------------------------------------------------------------------------------------ instruction
+    @torch.no_grad()
+    def set_instruction(self, key: str, text_embeds: torch.Tensor | None = None, text_kv=None) -> bool:
+        """Make ``key`` the active instruction. Its text K/V come from ``text_kv`` (a :class:`TextKV`), else from
+        this engine's LRU, else are computed from ``text_embeds`` [1, L, text_dim]. Returns True when K/V were
+        (re)computed, False when the active instruction was kept or an LRU entry reused."""
+        if key == self.text_key and text_kv is None:
+            return False
+        computed = False
+        if text_kv is None:
+            text_kv = self._text_kv.get(key)
+        if text_kv is None:
+            if text_embeds is None:
+                raise KeyError(f"instruction {key!r} is not cached; pass its text_embeds")
+            if text_embeds.ndim != 3 or text_embeds.shape[0] != 1 or text_embeds.shape[2] != self.cfg.text_dim:
+                raise ValueError(f"text_embeds must be [1, L, {self.cfg.text_dim}], got {tuple(text_embeds.shape)}")
+            text_kv = self.model.precompute_text_kv(text_embeds)
+            computed = True
+            self.stats["text_kv_computed"] += 1
+        else:
+            self.stats["text_kv_reused"] += 1
+        self._text_kv[key] = text_kv
+        self._text_kv.move_to_end(key)
+        while len(self._text_kv) > self.max_instructions:
+            self._text_kv.popitem(last=False)
+        if self._sig is not None and text_kv.num_rows + 1 != self._buf["ctx_rows"]:
+            self._sig = None  # different text length: new buffers (and graphs) on the next call
+            self._graphs = None
+        self.text_key = key
+        self._pending_text = text_kv
+        if self._sig is not None:
+            self._load_text_kv()
+        return computed
+
+    def forget_instruction(self, key: str) -> None:
+        self._text_kv.pop(key, None)
+        if key == self.text_key:
+            self.text_key = None
+
+    def _load_text_kv(self) -> None:
+        """Copy the active instruction's text K/V rows into the static context buffers (rows [0, L))."""
+        tkv = self._pending_text
+        if tkv is None:
+            return
+        b = self._buf
+        n = tkv.num_rows
+        for dst, src in ((b["ctx_v"], tkv.video), (b["ctx_a"], tkv.action)):
+            for (dk, dv), (sk, sv) in zip(dst, src):
+                dk[:, :n].copy_(sk.expand(dk.shape[0], -1, -1))
+                dv[:, :n].copy_(sv.expand(dv.shape[0], -1, -1))
+        self._pending_text = None
+
+    # ------------------------------------------------------------------------------------------ buffers
+    @torch.no_grad()
+    def _allocate(self, sig: _Signature) -> None:
+        m, dev, dt = self.model, self.device, self.dtype
+        ve, ae = m.video_expert, m.action_expert
+        if self.text_key is None:
+            raise RuntimeError("no instruction set: call set_instruction(key, text_embeds) first")
+        tkv = self._text_kv[self.text_key]
+        b, h = sig.batch, sig.horizon
+        grid = ve.token_grid(sig.latent_shape)
+        if grid[0] != 1:
+            raise ValueError(f"first_frame_latents must hold one latent frame, got {grid[0]}")
+        sv = grid[1] * grid[2]
+        rows = tkv.num_rows + 1
+        inner_v = ve.num_heads * ve.cfg.attn_head_dim
+        inner_a = ae.num_heads * ae.cfg.attn_head_dim
+        if inner_v != inner_a:
+            raise ValueError("the video and action experts must have the same attention width (heads x head_dim)")
+
+        def z(*shape, dtype=dt):
+            return torch.zeros(*shape, device=dev, dtype=dtype)
+
+        self._buf = {
+            "ctx_rows": rows,
+            "sv": sv,
+            "latents": z(*sig.latent_shape),
+            "proprio": z(b, self.cfg.proprio_dim),
+            "noise": z(b, h, self.cfg.action_dim),
+            "action": z(b, h, self.cfg.action_dim),
+            "ctx_v": [(z(b, rows, inner_v), z(b, rows, inner_v)) for _ in ve.blocks],
+            "ctx_a": [(z(b, rows, inner_a), z(b, rows, inner_a)) for _ in ae.blocks],
+            "kv": [(z(b, sv + h, inner_v), z(b, sv + h, inner_v)) for _ in ve.blocks],
+            "rope_v": rope_tables(ve.rope_angles(grid), dev),
+            "rope_a": rope_tables(ae.rope_angles(h), dev),
+        }
+        vmask = video_to_video_mask(sv, sv, self.cfg.video.video_attention_mask_mode)
+        amask = fastwam_mask(sv, h, sv, self.cfg.video.video_attention_mask_mode)[sv:]
+        # all True at inference (one latent frame): no mask, so flash kernels apply
+        self._buf["vmask"] = None if bool(vmask.all()) else vmask.to(dev)
+        if not bool(amask.all()):
+            raise ValueError("the action rows of the inference mask are not all True; unsupported config")
+        self._sig = sig
+        self._graphs = None
+        self._pending_text = tkv
+        self._load_text_kv()
+
+    # ------------------------------------------------------------------------------------------ kernels
+    def _run_prefill(self) -> None:
+        """Proprio context row -> both experts' context K/V row; video prefill -> static K/V; noise -> state."""
+        m, b = self.model, self._buf
+        ve, ae = m.video_expert, m.action_expert
+        r = b["ctx_rows"] - 1
+        tok = m.proprio_encoder(b["proprio"].unsqueeze(1)).to(self.dtype)  # [B, 1, text_dim]
+        for dst, kvs in (
+            (b["ctx_v"], context_kv(ve.blocks, ve.embed_context(tok))),
+            (b["ctx_a"], context_kv(ae.blocks, ae.embed_context(tok))),
+        ):
+            for (dk, dv), (k, v) in zip(dst, kvs):
+                dk[:, r:].copy_(k)
+                dv[:, r:].copy_(v)
+        x = ve.patchify(b["latents"])
+        cos, sin = b["rope_v"]
+        sv, n = b["sv"], len(ve.blocks)
+        for i, blk in enumerate(ve.blocks):
+            mods = self._consts["vid_mods"][i]
+            q, k, v = block_qkv_mods(blk, x, mods, lambda t: apply_rope_tables(t, cos, sin))
+            kb, vb = b["kv"][i]
+            kb[:, :sv].copy_(k)
+            vb[:, :sv].copy_(v)
+            if i < n - 1:  # the last layer's output never reaches the actions
+                o = attention(q, k, v, ve.num_heads, b["vmask"])
+                x = block_post(blk, x, o, mods, b["ctx_v"][i], ve.num_heads)
+        b["action"].copy_(b["noise"])
+
+    def _run_step(self, i: int) -> None:
+        """One Euler step of the action chunk against the cached video K/V (in place on the action state)."""
+        m, b = self.model, self._buf
+        ae = m.action_expert
+        sv = b["sv"]
+        cos, sin = b["rope_a"]
+        a = b["action"]
+        x = ae.embed_actions(a)
+        for li, blk in enumerate(ae.blocks):
+            mods = self._consts["act_mods"][i][li]
+            q, k, v = block_qkv_mods(blk, x, mods, lambda t: apply_rope_tables(t, cos, sin))
+            kb, vb = b["kv"][li]
+            kb[:, sv:].copy_(k)
+            vb[:, sv:].copy_(v)
+            o = attention(q, kb, vb, ae.num_heads, None)
+            x = block_post(blk, x, o, mods, b["ctx_a"][li], ae.num_heads)
+        vel = ae.output(x)
+        a.copy_(a + vel * self._consts["deltas"][i])
+
+    def _run_all(self) -> None:
+        self._run_prefill()
+        for i in range(self.num_steps):
+            self._run_step(i)
+
+    # ------------------------------------------------------------------------------------------ graphs
+    @torch.no_grad()
+    def _capture(self) -> None:
+        """Capture the prefill and every action step as CUDA graphs (shared pool, replayed in capture order)."""
+        dev = self.device
+        side = torch.cuda.Stream(device=dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):  # warm-up: cuBLAS handles, SDPA kernel selection, allocator
+            for _ in range(self.graph_warmup_iters):
+                self._run_all()
+        torch.cuda.current_stream(dev).wait_stream(side)
+        torch.cuda.synchronize(dev)
+        pool = torch.cuda.graph_pool_handle()
+        graphs = []
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, pool=pool):
+            self._run_prefill()
+        graphs.append(g)
+        for i in range(self.num_steps):
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, pool=pool):
+                self._run_step(i)
+            graphs.append(g)
+        torch.cuda.synchronize(dev)
+        self._pool, self._graphs = pool, graphs
+        self.stats["graph_captures"] += 1
+
+    # ------------------------------------------------------------------------------------------ public API
+    def _ensure(self, latent_shape: Sequence[int], horizon: int) -> None:
+        sig = _Signature(int(latent_shape[0]), tuple(int(s) for s in latent_shape), int(horizon))
+        if self._sig is None or self._sig.key() != sig.key():
+            self._allocate(sig)
+        elif self._pending_text is not None:
+            self._load_text_kv()
+        if self.use_cuda_graphs and self._graphs is None:
+            self._capture()
+
+    @torch.no_grad()
+    def warmup(self, latent_shape: Sequence[int] | None = None, horizon: int | None = None, iters: int = 1) -> None:
+        """Allocate the static buffers for ``latent_shape`` [B, 48, 1, h, w] (default: the config's image size,
+        B = 1), capture the CUDA graphs on GPU, and run ``iters`` dummy replans. Call at node configure, after
+        :meth:`set_instruction`."""
+        if latent_shape is None:
+            pc, vc = self.cfg.policy, self.cfg.vae
+            f = int(vc.scale_factor_spatial)
+            latent_shape = (1, self.cfg.video.in_dim, 1, pc.image_height // f, pc.image_width // f)
+        h = int(self.cfg.policy.action_horizon if horizon is None else horizon)
+        self._ensure(latent_shape, h)
+        for _ in range(max(0, int(iters))):
+            self._replay(None)
+        if _is_cuda(self.device):
+            torch.cuda.synchronize(self.device)
+
+    def _replay(self, timer: _Timer | None) -> None:
+        if timer is not None:
+            timer.mark("start")
+        if self._graphs is not None:
+            self._graphs[0].replay()
+            if timer is not None:
+                timer.mark("prefill")
+            for i, g in enumerate(self._graphs[1:]):
+                g.replay()
+                if timer is not None:
+                    timer.mark(f"step_{i}")
+        else:
+            self._run_prefill()
+            if timer is not None:
+                timer.mark("prefill")
+            for i in range(self.num_steps):
+                self._run_step(i)
+                if timer is not None:
+                    timer.mark(f"step_{i}")
+
+    @torch.no_grad()
+    def sample(
+        self,
+        first_frame_latents: torch.Tensor,
+        proprio_norm: torch.Tensor,
+        noise: torch.Tensor,
+        timings: dict[str, float] | None = None,
+        clone: bool = True,
+    ) -> torch.Tensor:
+        """Normalised action chunk [B, H, A] (on the model device, model dtype) for first-frame latents
+        [B, 48, 1, h, w], normalised proprio [B, P] and initial noise [B, H, A].
+
+        ``timings``: if given, filled with seconds for ``prefill`` and ``step_0..`` (synchronises once at the
+        end on GPU). ``clone=False`` returns the static action buffer itself (overwritten by the next call)."""
+        if self.text_key is None:
+            raise RuntimeError("no instruction set: call set_instruction(key, text_embeds) first")
+        if first_frame_latents.ndim != 5 or first_frame_latents.shape[2] != 1:
+            raise ValueError(f"first_frame_latents must be [B, C, 1, h, w], got {tuple(first_frame_latents.shape)}")
+        b = int(first_frame_latents.shape[0])
+        if noise.ndim != 3 or noise.shape[0] != b or noise.shape[2] != self.cfg.action_dim:
+            raise ValueError(f"noise must be [{b}, H, {self.cfg.action_dim}], got {tuple(noise.shape)}")
+        if proprio_norm.ndim == 3:
+            proprio_norm = proprio_norm[:, 0]
+        if tuple(proprio_norm.shape) != (b, self.cfg.proprio_dim):
+            raise ValueError(f"proprio_norm must be [{b}, {self.cfg.proprio_dim}], got {tuple(proprio_norm.shape)}")
+        self._ensure(first_frame_latents.shape, int(noise.shape[1]))
+        buf = self._buf
+        nb = _is_cuda(self.device)
+        buf["latents"].copy_(first_frame_latents, non_blocking=nb)
+        buf["proprio"].copy_(proprio_norm, non_blocking=nb)
+        buf["noise"].copy_(noise, non_blocking=nb)
+        timer = _Timer(self.device) if timings is not None else None
+        self._replay(timer)
+        self.stats["calls"] += 1
+        if timer is not None:
+            if timer.cuda:
+                torch.cuda.synchronize(self.device)
+            timings.update(timer.durations())
+        return buf["action"].clone() if clone else buf["action"]
+
+
+# ---------------------------------------------------------------------------------------------- host staging
+class HostStaging:
+    """Page-locked (pinned) host buffers on GPU for the per-call inputs/outputs, with non-blocking copies.
+
+    ``to_device(name, array)`` copies a NumPy array / CPU tensor into the named pinned buffer, then into a
+    device buffer with ``non_blocking=True``; ``to_host(tensor)`` copies back into a pinned buffer and waits on
+    a CUDA event. On CPU the buffers are plain tensors and the copies synchronous (same code path)."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.cuda = _is_cuda(self.device)
+        self._host: dict[str, torch.Tensor] = {}
+        self._dev: dict[str, torch.Tensor] = {}
+
+    def _host_buf(self, name: str, shape, dtype) -> torch.Tensor:
+        t = self._host.get(name)
+        if t is None or tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+            t = torch.empty(tuple(shape), dtype=dtype, pin_memory=self.cuda)
+            self._host[name] = t
+        return t
+
+    def to_device(self, name: str, data, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Device tensor (a reused buffer: valid until the next call with this name) holding ``data``."""
+        src = data if isinstance(data, torch.Tensor) else torch.from_numpy(data)
+        host = self._host_buf(name, src.shape, src.dtype)
+        host.copy_(src)
+        dev = self._dev.get(name)
+        if dev is None or tuple(dev.shape) != tuple(src.shape) or dev.dtype != src.dtype:
+            dev = torch.empty(tuple(src.shape), dtype=src.dtype, device=self.device)
+            self._dev[name] = dev
+        dev.copy_(host, non_blocking=self.cuda)
+        return dev if dtype is None or dtype == dev.dtype else dev.to(dtype)
+
+    def to_host(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """float32 CPU copy of ``tensor`` (a reused pinned buffer on GPU: copy it if you keep it)."""
+        src = tensor.detach()
+        if src.dtype != torch.float32:
+            src = src.float()
+        if not self.cuda:
+            return src.cpu().clone() if src.device.type == "cpu" else src.cpu()
+        host = self._host_buf(name, src.shape, torch.float32)
+        host.copy_(src, non_blocking=True)
+        ev = torch.cuda.Event()
+        ev.record()
+        ev.synchronize()
+        return host
+
+
+# ---------------------------------------------------------------------------------------------- reference
+class ReferenceSampler:
+    """The official Fast-WAM inference as written (reference §2.2): everything per call and per step.
+
+    Per call: context = [text ; proprio token]; the video expert's context projection and cross-attention K/V;
+    the video prefill with a per-token t = 0 time MLP and the boolean video mask passed to SDPA. Per step: the
+    action expert's context projection and every layer's cross-attention K/V recomputed, the action time MLP,
+    the cached video K/V concatenated with the action K/V in every layer, the (all-True) boolean mask rows
+    passed. No CUDA graphs, no static buffers. The text encoder (run per call by the caller) is not part of
+    this class."""
+
+    def __init__(self, model: torch.nn.Module, *, num_steps: int | None = None, shift: float | None = None):
+        if model.cfg.variant not in SUPPORTED_VARIANTS:
+            raise NotImplementedError(f"ReferenceSampler supports variants {SUPPORTED_VARIANTS}")
+        self.model = model
+        self.num_steps = num_steps
+        self.shift = shift
+
+    @torch.no_grad()
+    def sample(
+        self,
+        first_frame_latents: torch.Tensor,
+        text_embeds: torch.Tensor,
+        proprio_norm: torch.Tensor,
+        noise: torch.Tensor,
+        timings: dict[str, float] | None = None,
+    ) -> torch.Tensor:
+        m = self.model
+        ve, ae = m.video_expert, m.action_expert
+        dev, dt = m.device, m.dtype
+        timer = _Timer(dev) if timings is not None else None
+        if timer is not None:
+            timer.mark("start")
+        ff = first_frame_latents.to(dev, dt)
+        a = noise.to(dev, dt)
+        context = m.build_context(text_embeds, proprio_norm)
+        timesteps, deltas = m._schedule(self.num_steps, self.shift, a.dtype)
+        # video pre_dit: patchify, per-token timesteps (all 0), text projection, per-layer context K/V
+        grid = ve.token_grid(ff.shape)
+        sv = grid[0] * grid[1] * grid[2]
+        tok_t = torch.zeros(ff.shape[0], sv, device=dev, dtype=dt)
+        vkv = context_kv(ve.blocks, ve.embed_context(context))
+        vs, _, _, tpf = m._video_stream(ff, tok_t, vkv)
+        vmask = video_to_video_mask(sv, tpf, m.cfg.video.video_attention_mask_mode).to(dev)
+        cache: VideoKVCache = prefill_video_cache(vs, vmask)
+        if timer is not None:
+            timer.mark("prefill")
+        h = a.shape[1]
+        mask_rows = fastwam_mask(sv, h, tpf, m.cfg.video.video_attention_mask_mode)[sv:].to(dev)
+        for i in range(len(timesteps)):
+            t = timesteps[i].reshape(1).expand(a.shape[0])
+            akv = context_kv(ae.blocks, ae.embed_context(context))  # recomputed every step, as the official code
+            x = ae.embed_actions(a)
+            _, t_mod = ae.time_condition(t, x.dtype)
+            st = Stream(ae.blocks, ae.num_heads, x, t_mod, ae.rope_angles(h, dev), akv)
+            vel = ae.output(forward_with_video_cache(st, cache, mask_rows))
+            a = m.infer_scheduler.step(vel, deltas[i], a)
+            if timer is not None:
+                timer.mark(f"step_{i}")
+        if timer is not None:
+            if timer.cuda:
+                torch.cuda.synchronize(dev)
+            timings.update(timer.durations())
+        return a
+
+
+__all__ = ["FastActionSampler", "HostStaging", "ReferenceSampler", "SUPPORTED_VARIANTS", "apply_rope_tables",
+           "rope_tables"]
