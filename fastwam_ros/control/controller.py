@@ -151,7 +151,7 @@ class ControlOutput:
     stamp_s: float
     joint_names: tuple[str, ...]
     groups: dict[str, GroupOutput]
-    committed_prefix: CommittedPrefix
+    committed_prefix: CommittedPrefix | None
     metrics: Metrics
     plan_active: bool
     plan_reason: str | None
@@ -440,8 +440,11 @@ class ChunkController:
     def _brake_decel(self) -> np.ndarray:
         return self.lim.max_acceleration * (1.0 if self.estopped else self.cfg.hold_decel_fraction)
 
-    def tick(self, now_s: float, with_trajectory: bool = True) -> ControlOutput:
+    def tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True) -> ControlOutput:
         """Advance to ``now_s`` and return the setpoints valid at ``now_s``.
+
+        with_trajectory / with_prefix: compute the short trajectory / the committed prefix (skip them to save
+        time when they are not published; ``committed_prefix`` is then None).
 
         A non-finite or non-increasing ``now_s`` changes nothing: the previous output is returned again and
         ``metrics.time_errors`` counts it.
@@ -530,7 +533,8 @@ class ChunkController:
                 accelerations=self.a[i].copy() if valid else None,
                 trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name])
         out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
-                            committed_prefix=self.committed_prefix(now, run=run), metrics=m.snapshot(),
+                            committed_prefix=self.committed_prefix(now, run=run) if with_prefix else None,
+                            metrics=m.snapshot(),
                             plan_active=plan_reason is None, plan_reason=plan_reason)
         self._last_output = out
         return out

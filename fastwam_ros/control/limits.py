@@ -103,7 +103,7 @@ def limiter_step(
         pr = np.where(track, p_ref, p)
         vr = np.where(track, v_ref, 0.0)
         # position reference outside the range: clamp it (counted)
-        pr_c = np.clip(pr, lim.lower, lim.upper)
+        pr_c = np.minimum(np.maximum(pr, lim.lower), lim.upper)
         clamped_pos = track & (pr_c != pr)
         vr = np.where(clamped_pos, 0.0, vr)
         # desired next velocity
@@ -128,13 +128,13 @@ def limiter_step(
         use_j = lo_j <= hi_j
         hi = np.where(use_j, hi_j, hi)
         lo = np.where(use_j, lo_j, lo)
-        x = np.clip(x_des, lo, hi)
+        x = np.minimum(np.maximum(x_des, lo), hi)
         empty = ~(lo <= hi)
         x = np.where(empty, brake_velocity(v, amax, dt), x)
-        x = np.clip(x, -vmax, vmax)
+        x = np.minimum(np.maximum(x, -vmax), vmax)
         clamped_vel = track & (np.abs(x_des) > vmax) & (x != x_des)
         clamped_acc = track & (x != x_des) & ~clamped_vel
-        p_new = np.clip(p + 0.5 * (v + x) * dt, lim.lower, lim.upper)
-        a = np.clip((x - v) / dt, -amax, amax)
+        p_new = np.minimum(np.maximum(p + 0.5 * (v + x) * dt, lim.lower), lim.upper)
+        a = np.minimum(np.maximum((x - v) / dt, -amax), amax)
     return StepResult(p=p_new, v=x, a=a, clamped_position=clamped_pos, clamped_velocity=clamped_vel,
                       clamped_acceleration=clamped_acc, non_finite=bad)

@@ -1,0 +1,196 @@
+"""Random (optionally adversarial) chunk streams and a vectorised limit checker, shared by the property tests
+and ``scripts/stress_controller.py``. Simulated time only; nothing here runs on a robot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .config import ControllerConfig
+from .controller import Chunk, ChunkController
+from .synthetic import bimanual_config_dict
+
+_REL = 1e-9  # relative slack for float rounding in the consistency checks (not in the bounds)
+
+
+def random_config(rng: np.random.Generator, mode: str) -> ControllerConfig:
+    rate = float(rng.choice([50.0, 100.0, 250.0, 500.0]))
+    d = bimanual_config_dict(arm_joints=2, control_rate_hz=rate, splice_mode=mode,
+                             blend_window_s=float(rng.choice([0.0, 0.05, 0.3])),
+                             handoff_margin_s=float(rng.uniform(1.0, 3.0) / rate),
+                             enable_ramp_s=float(rng.choice([0.0, 0.2])),
+                             hold_decel_fraction=float(rng.uniform(0.1, 1.0)),
+                             stale_state_s=float(rng.uniform(0.05, 0.5)), stale_chunk_s=float(rng.uniform(0.3, 2.0)),
+                             replace_execute_steps=int(rng.integers(1, 33)), trajectory_horizon_s=0.1,
+                             trajectory_point_period_s=0.02, ensemble_decay=float(rng.uniform(-1, 1)))
+    for g in d["groups"]:
+        lo = float(rng.uniform(-3, 0))
+        g["limits"] = {"lower": lo, "upper": lo + float(rng.uniform(0.05, 4)),
+                       "max_velocity": float(rng.uniform(0.05, 4)), "max_acceleration": float(rng.uniform(0.2, 30))}
+        if rng.random() < 0.3:
+            g["limits"]["max_jerk"] = float(rng.uniform(10, 1000))
+    if rng.random() < 0.3:  # a continuous joint (no position limits)
+        d["groups"][0]["limits"].pop("lower")
+        d["groups"][0]["limits"].pop("upper")
+        d["joint_limits"] = {"left_joint2": {"lower": -1.0, "upper": 1.0}}
+    return ControllerConfig.from_dict(d)
+
+
+def _random_chunk(rng, cfg, now, last_stamp, adversarial):
+    names = list(cfg.joint_names)
+    J = len(names)
+    H = int(rng.integers(1, 40))
+    dt = float(rng.choice([1 / 30, 1 / 15, 0.01]))
+    stamp = now - float(rng.uniform(0.0, 0.4))
+    scale = float(rng.choice([0.01, 0.3, 3.0]))
+    pos = rng.uniform(-2, 2, size=J) + np.cumsum(rng.normal(0, scale, size=(H, J)), axis=0)
+    vel = rng.normal(0, 1, size=(H, J)) if rng.random() < 0.2 else None
+    if rng.random() < 0.2:
+        pos = pos * 100.0  # far outside every range
+    if rng.random() < adversarial:
+        kind = int(rng.integers(0, 11))
+        if kind == 0:
+            pos[rng.integers(0, H), rng.integers(0, J)] = np.nan
+        elif kind == 1:
+            pos[rng.integers(0, H), rng.integers(0, J)] = float(rng.choice([np.inf, -np.inf]))
+        elif kind == 2:
+            pos = pos[:, : J - 1]  # wrong joint count
+        elif kind == 3:
+            names = names[:-1] + ["mystery_joint"]
+        elif kind == 4:
+            stamp = last_stamp - float(rng.uniform(0, 0.1))  # out of order
+        elif kind == 5:
+            stamp = now + float(rng.uniform(0.5, 100))
+        elif kind == 6:
+            dt = float(rng.choice([0.0, -0.03, np.nan, 1e9]))
+        elif kind == 7:
+            pos = np.full((H, J), 1e300)
+        elif kind == 8:
+            perm = rng.permutation(J)
+            names = [names[i] for i in perm]
+            pos = pos[:, perm]
+        elif kind == 9:
+            stamp = float(rng.choice([np.nan, np.inf]))
+        else:
+            pos = pos.reshape(-1)
+    return Chunk(stamp_s=stamp, step_period_s=dt, joint_names=names, positions=pos, velocities=vel,
+                 chunk_id=int(rng.integers(0, 1000)))
+
+
+def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, n_events: int = 20,
+                  with_trajectory: bool = False) -> dict[str, Any]:
+    """Run one random stream; returns the recorded outputs (arrays [T, J], NaN where a group is invalid)."""
+    rng = np.random.default_rng(seed)
+    cfg = random_config(rng, mode)
+    ctl = ChunkController(cfg)
+    names = cfg.joint_names
+    J = len(names)
+    lim = ctl.lim
+    t = float(rng.uniform(0, 1000))
+    last_stamp = t
+    P, V, A, T, ANCH, TRAJ = [], [], [], [], [], []
+    meas = rng.uniform(-4, 4, size=J)
+    groups = [g.name for g in cfg.groups]
+    for _ in range(n_events):
+        r = rng.random()
+        if r < 0.15:
+            ch = _random_chunk(rng, cfg, t, last_stamp, adversarial)
+            res = ctl.submit_chunk(ch, t)
+            if res.accepted:
+                last_stamp = ch.stamp_s
+        elif r < 0.25:
+            vals = meas + rng.normal(0, 0.01, size=J)
+            if rng.random() < adversarial:
+                vals[rng.integers(0, J)] = np.nan
+            ctl.update_joint_state(t, names, vals, now_s=t)
+        elif r < 0.30:
+            ctl.enable(t, list(rng.choice(groups, size=int(rng.integers(1, 5)), replace=False)))
+        elif r < 0.32:
+            ctl.disable(t, list(rng.choice(groups, size=int(rng.integers(1, 5)), replace=False)))
+        elif r < 0.33:
+            ctl.estop(t)
+        elif r < 0.35:
+            ctl.reset(t)
+        else:
+            n = int(rng.integers(1, 4))
+            for _k in range(n):
+                u = rng.random()
+                if u < 0.8:
+                    step = cfg.period_s
+                elif u < 0.9:
+                    step = float(rng.uniform(0.0001, 0.3))
+                else:
+                    step = float(rng.choice([0.0, -0.01])) if rng.random() < adversarial else cfg.period_s
+                t_new = t + step
+                out = ctl.tick(t_new, with_trajectory=with_trajectory, with_prefix=with_trajectory)
+                if step > 0:
+                    t = t_new
+                    p = np.full(J, np.nan)
+                    v = np.full(J, np.nan)
+                    a = np.full(J, np.nan)
+                    anch = np.zeros(J, dtype=bool)
+                    for g in out.groups.values():
+                        idx = [names.index(j) for j in g.joint_names]
+                        if g.valid:
+                            p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
+                            anch[idx] = g.anchored
+                            if g.trajectory is not None:
+                                TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
+                                             g.trajectory.start_stamp_s - t))
+                    P.append(p)
+                    V.append(v)
+                    A.append(a)
+                    T.append(t)
+                    ANCH.append(anch)
+                    # an "ideal robot": measured follows the command (sometimes), or the state goes stale
+                    if rng.random() < 0.7:
+                        fb = np.where(np.isfinite(p), p, meas)
+                        ctl.update_joint_state(t, names, fb)
+                        meas = fb
+    z = np.zeros((0, J))
+    return {
+        "p": np.array(P) if P else z, "v": np.array(V) if V else z, "a": np.array(A) if A else z,
+        "t": np.array(T), "anchored": np.array(ANCH) if ANCH else z.astype(bool),
+        "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
+        "period": cfg.period_s, "traj": TRAJ, "trajectory_points": sum(len(x[1]) for x in TRAJ),
+    }
+
+
+def check_stream(rec: dict[str, Any]) -> list[str]:
+    """All limit violations in a recorded stream (empty list: none)."""
+    out: list[str] = []
+    p, v, a, t = rec["p"], rec["v"], rec["a"], rec["t"]
+    lo, hi, vmax, amax = rec["lower"], rec["upper"], rec["vmax"], rec["amax"]
+    if p.shape[0] == 0:
+        return out
+    valid = np.isfinite(p)
+    if np.any(valid != np.isfinite(v)) or np.any(valid != np.isfinite(a)):
+        out.append("non-finite velocity/acceleration where the position is valid")
+    if np.any(np.isinf(p)):
+        out.append("infinite position")
+    with np.errstate(invalid="ignore"):
+        if np.any(valid & ((p < lo) | (p > hi))):
+            out.append("position outside [lower, upper]")
+        if np.any(valid & (np.abs(v) > vmax)):
+            out.append("|velocity| > max_velocity")
+        if np.any(valid & (np.abs(a) > amax)):
+            out.append("|acceleration| > max_acceleration")
+        # consecutive ticks: the velocity change per tick respects the acceleration limit and the position
+        # change the velocity limit (re-anchoring to the measured pose at enable is the documented exception)
+        dt = np.diff(t)[:, None]
+        pair = valid[1:] & valid[:-1] & ~rec["anchored"][1:]
+        dv = np.abs(np.diff(v, axis=0))
+        dp = np.abs(np.diff(p, axis=0))
+        if np.any(pair & (dv > amax * dt * (1 + _REL) + 1e-12)):
+            out.append("velocity jump beyond max_acceleration·dt")
+        if np.any(pair & (dp > vmax * dt * (1 + _REL) + 1e-12)):
+            out.append("position jump beyond max_velocity·dt")
+    for idx, tp, tv, lead in rec["traj"]:
+        if lead <= 0:
+            out.append("trajectory start not in the future")
+        if not (np.isfinite(tp).all() and np.isfinite(tv).all()):
+            out.append("non-finite trajectory point")
+        if np.any((tp < lo[idx]) | (tp > hi[idx])) or np.any(np.abs(tv) > vmax[idx]):
+            out.append("trajectory point outside limits")
+    return out
