@@ -334,11 +334,10 @@ class Trainer:
         keys = [int(i) for i in index.tolist()]
         out: list[torch.Tensor | None] = [self._cached_latent(k) for k in keys]
         todo = [j for j, o in enumerate(out) if o is None]
-        if todo:
-            lat = self.vae.encode(video[todo]).float()
-            for j, z in zip(todo, lat):
-                self._store_latent(keys[j], z.detach())
-                out[j] = z
+        for j in todo:  # one sample at a time: a cached latent must not depend on its batch-mates
+            z = self.vae.encode(video[j : j + 1]).float()[0]
+            self._store_latent(keys[j], z.detach())
+            out[j] = z
         return torch.stack([o.to(video.device) for o in out])
 
     def _cached_latent(self, key: int) -> torch.Tensor | None:
@@ -381,6 +380,22 @@ class Trainer:
         """Noise generator of one micro-step: a function of (seed, micro-step, rank) only."""
         seed = (self.cfg.train.seed * 1_000_003 + micro_step * 7_919 + self.accelerator.process_index) % (2**63)
         return torch.Generator(device=self.accelerator.device).manual_seed(seed)
+
+    @torch.no_grad()
+    def evaluate(self, indices: list[int], seeds: tuple[int, ...] = (0, 1, 2, 3)) -> dict[str, float]:
+        """Loss on fixed samples with fixed noise (averaged over ``seeds``): a deterministic progress measure."""
+        from torch.utils.data import default_collate
+
+        module = self.accelerator.unwrap_model(self.loss_module)
+        inputs = self.model_inputs(default_collate([self.dataset[i] for i in indices]))
+        totals = {"loss": 0.0, "loss_video": 0.0, "loss_action": 0.0}
+        for seed in seeds:
+            g = torch.Generator(device=self.accelerator.device).manual_seed(int(seed))
+            with self.accelerator.autocast():
+                out = module(inputs, g)
+            for k in totals:
+                totals[k] += float(out[k]) / len(seeds)
+        return totals
 
     # ---------------------------------------------------------------------------------------- loop
     def train(self, stop_at: int | None = None) -> list[dict[str, float]]:
