@@ -124,6 +124,13 @@ class TrainConfig:
 _SECTIONS = {"model": ModelSection, "data": DataSection, "train": TrainSection}
 
 
+def _num(v: Any, where: str) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError) as exc:
+        raise TrainConfigError(f"{where} must be a number, got {v!r}") from exc
+
+
 def _build(cls, d: dict[str, Any], where: str):
     if not isinstance(d, dict):
         raise TrainConfigError(f"{where} must be a mapping, got {type(d).__name__}")
@@ -136,7 +143,9 @@ def _build(cls, d: dict[str, Any], where: str):
         if cls is TrainConfig and k in _SECTIONS:
             kwargs[k] = _build(_SECTIONS[k], v or {}, k)
         elif k == "betas":
-            kwargs[k] = tuple(float(x) for x in v)
+            kwargs[k] = tuple(_num(x, f"{where}.{k}") for x in v)
+        elif isinstance(v, str) and str(fields[k].type).split(" ")[0] in ("float", "int"):
+            kwargs[k] = _num(v, f"{where}.{k}")  # YAML 1.1 reads 1e-4 (no dot) as a string
         else:
             kwargs[k] = v
     return cls(**kwargs)

@@ -90,7 +90,16 @@ def load_perception_config(value: Any) -> Any:
         if not path.is_file():
             raise DatasetError(f"perception config file {path} not found")
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(doc, dict) and isinstance(doc.get("perception"), dict):
+        if isinstance(doc, dict) and any(isinstance(v, dict) and "ros__parameters" in v for v in doc.values()):
+            # a ROS 2 parameter file (config/towel_fold.yaml): the policy node's parameters define perception
+            from fastwam_ros.runtime.params import load_resolved
+            from fastwam_ros.runtime.schemas import POLICY_SCHEMA, perception_dict
+
+            try:
+                doc = perception_dict(load_resolved(POLICY_SCHEMA, path))
+            except ValueError as exc:
+                raise DatasetError(f"{path}: invalid policy_node parameters: {exc}") from exc
+        elif isinstance(doc, dict) and isinstance(doc.get("perception"), dict) and "cameras" not in doc:
             doc = doc["perception"]
         value = doc
     if not isinstance(value, dict):

@@ -22,7 +22,10 @@ def rosbag_spec(settings: dict[str, Any], perception_config: Any = None) -> Rosb
             for c in perception_config.cameras:
                 if not c.topic:
                     raise DatasetError(f"perception camera {c.name} has no topic; set data.rosbag.cameras")
-                cams[c.name] = c.topic
+                topic = c.topic if c.topic.startswith("/") else "/" + c.topic
+                if c.transport == "compressed" and not topic.endswith("/compressed"):
+                    topic += "/compressed"  # image_transport naming, as the policy node subscribes
+                cams[c.name] = topic
             d["cameras"] = cams
         if "joint_names" not in d and perception_config.joint_names:
             d["joint_names"] = list(perception_config.joint_names)

@@ -230,8 +230,6 @@ class Trainer:
         candidates.append(self.out / STATS_FILENAME)
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
-            if cfg.data.stats:
-                raise TrainConfigError(f"data.stats = {cfg.data.stats} does not exist")
             if self.is_main:
                 stats = compute_stats([(ep.state, ep.action) for ep in episodes])
                 for target in candidates:
