@@ -38,8 +38,12 @@ class _FrozenState:
 def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str, torch.Tensor],
                 stats: Mapping[str, Any], perception: Mapping[str, Any] | None,
                 text_embeds: Mapping[str, torch.Tensor], prompts: Mapping[str, str], text_encoder_id: str,
-                extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a deployable policy directory from a full (gathered) model state dict."""
+                extra: Mapping[str, Any] | None = None, vae: nn.Module | None = None) -> Path:
+    """Write a deployable policy directory from a full (gathered) model state dict.
+
+    ``vae`` (a diffusers ``AutoencoderKLWan``) is bundled when given: pass it when the VAE is not a released
+    Wan2.2 VAE that deployment can load from ``vae_dir`` (e.g. the random tiny VAE of test/demo configs).
+    """
     from fastwam_ros.model.normalizer import StateActionNormalizer
     from fastwam_ros.model.serialization import save_policy_dir
 
@@ -47,7 +51,8 @@ def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str,
                                                     model_config.normalization.clamp)
     by_prompt = {prompts[ins]: emb for ins, emb in text_embeds.items()}
     out = save_policy_dir(path, _FrozenState(model_config, state_dict), norm, text_embeds=by_prompt,
-                          text_encoder_id=text_encoder_id, raw_stats=stats, extra_meta=dict(extra or {}))
+                          text_encoder_id=text_encoder_id, raw_stats=stats, extra_meta=dict(extra or {}),
+                          vae=vae)
     (out / STATS_FILENAME).write_text(json.dumps(dict(stats), indent=1), encoding="utf-8")
     if perception is not None:
         (out / PERCEPTION_FILE).write_text(json.dumps(dict(perception), indent=2), encoding="utf-8")

@@ -484,7 +484,9 @@ class Trainer:
             save_policy(ckpt / "policy", model_config=self.model_config, state_dict=sd, stats=self.stats,
                         perception=perception_config_dict(self.perception_config), text_embeds=self.text_embeds,
                         prompts=self.prompts, text_encoder_id=self.text_encoder_id,
-                        extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps)})
+                        extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps)},
+                        # a random (tiny) VAE exists nowhere else: bundle it so the policy deploys as is
+                        vae=self.vae.vae if self.cfg.model.vae == "random" else None)
             plot_loss_curve(st.history, ckpt / "loss_curve.png")
             shutil.copyfile(ckpt / "loss_curve.png", self.out / "loss_curve.png")
             (ckpt / "trainer_state.json").write_text(json.dumps(

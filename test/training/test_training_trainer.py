@@ -75,6 +75,19 @@ def test_train_decreases_loss_resume_exact_and_checkpoint(tmp_path, bag):
     assert list(bundle.text_embeds) == [a.prompts[bf.INSTRUCTION]]
     assert (ck / "policy" / "dataset_stats.json").is_file() and (ck / "policy" / "perception.json").is_file()
 
+    # deployable as is: the random tiny VAE is bundled, so FastWAMPolicy loads the checkpoint without vae_dir
+    from fastwam_ros.model.policy import FastWAMPolicy
+
+    pol = FastWAMPolicy.from_pretrained(ck / "policy")
+    trained_vae = a.vae.vae.state_dict()
+    deployed_vae = pol.vae.vae.state_dict()
+    assert set(deployed_vae) == set(trained_vae)
+    for k, v in trained_vae.items():
+        torch.testing.assert_close(deployed_vae[k], v.cpu(), rtol=0, atol=0)
+    item = a.dataset[0]
+    out = pol.predict(item["video"][:, 0].numpy(), bf.INSTRUCTION, item["state"].numpy())
+    assert out.actions.shape == (32, a.model_config.action_dim) and np.isfinite(out.actions).all()
+
     # interrupted at step 15, resumed in a fresh trainer: identical losses and weights afterwards
     b = Trainer(make_cfg(tmp_path / "b", bag))
     b.train(stop_at=15)
