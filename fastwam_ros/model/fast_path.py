@@ -33,6 +33,8 @@ boolean masks always passed, ``torch.cat`` of the cache per layer, no graphs.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -357,15 +359,15 @@ class FastActionSampler:
         torch.cuda.current_stream(dev).wait_stream(side)
         torch.cuda.synchronize(dev)
         pool = torch.cuda.graph_pool_handle()
+        kw = {"pool": pool}
+        if "capture_error_mode" in inspect.signature(torch.cuda.graph.__init__).parameters:
+            # a ROS node has other threads: only this thread's unsafe calls may abort the capture
+            kw["capture_error_mode"] = "thread_local"
         graphs = []
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, pool=pool):
-            self._run_prefill()
-        graphs.append(g)
-        for i in range(self.num_steps):
+        for fn in [self._run_prefill] + [functools.partial(self._run_step, i) for i in range(self.num_steps)]:
             g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, pool=pool):
-                self._run_step(i)
+            with torch.cuda.graph(g, **kw):
+                fn()
             graphs.append(g)
         torch.cuda.synchronize(dev)
         self._pool, self._graphs = pool, graphs

@@ -179,3 +179,18 @@ def test_host_staging_round_trip_on_cpu():
     assert d2.dtype == torch.float64 and torch.equal(d2, torch.from_numpy(x2).double())
     h = st.to_host("out", torch.ones(2, 3, dtype=torch.bfloat16))
     assert h.dtype == torch.float32 and torch.equal(h, torch.ones(2, 3))
+
+
+@torch.no_grad()
+def test_bf16_fast_path_matches_reference_with_bf16_schedule():
+    m = _model(seed=2).to(torch.bfloat16)
+    lat, prop, noise = _obs(m, 3)
+    txt = _text(m, 4)
+    eng = FastActionSampler(m)
+    eng.set_instruction("t", txt)
+    # the official quirk: timesteps and Euler deltas in the model dtype
+    assert eng._consts["timesteps"].dtype == torch.bfloat16 and eng._consts["deltas"][0].dtype == torch.bfloat16
+    fast = eng.sample(lat, prop, noise)
+    ref = ReferenceSampler(m).sample(lat, txt, prop, noise)
+    assert fast.dtype == torch.bfloat16
+    assert torch.allclose(fast.float(), ref.float(), atol=2e-2, rtol=0)
