@@ -30,7 +30,10 @@ built on the meta device and the sizes and the memory-bandwidth floor are printe
   python benchmarks/bench_policy.py --config wan22_5b --device cuda --dtype bfloat16 --iters 50 --json --reference
 
 Usage: python benchmarks/bench_policy.py [--config tiny] [--device cpu] [--dtype float32] [--iters 30]
-       [--warmup 5] [--reference] [--json] [--threads N] [--no-graphs] [--meta]
+       [--warmup 5] [--reference] [--json] [--threads N] [--no-graphs] [--compile auto|on|off] [--meta]
+
+The fast path's configure time (instruction K/V, buffers, torch.compile, CUDA-graph capture) is reported as
+``fast.configure_s``; it is not part of the per-replan figures.
 """
 
 from __future__ import annotations
@@ -224,11 +227,11 @@ class StageClock:
         self.t = now
 
 
-def run_fast(parts, obs, cfg, device, dtype, iters, warmup, use_graphs):
+def run_fast(parts, obs, cfg, device, dtype, iters, warmup, use_graphs, compile_flag):
     model, vae, encoder, cache, norm = parts
     perceive = perception_fn(cfg)
     staging = HostStaging(device)
-    eng = FastActionSampler(model, use_cuda_graphs=use_graphs)
+    eng = FastActionSampler(model, use_cuda_graphs=use_graphs, compile=compile_flag)
     key = f"{cache.encoder_id}\n{cache.prompt_for(INSTRUCTION)}"
     # node configure: embed the instruction once, build buffers, capture graphs
     t0 = time.perf_counter()
@@ -272,6 +275,7 @@ def run_fast(parts, obs, cfg, device, dtype, iters, warmup, use_graphs):
         outputs[idx] = (a_norm.numpy().copy(), actions.numpy().copy())
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return records, outputs, {"configure_s": round(configure_s, 4), "cuda_graphs": eng.graphs_captured,
+                              "compiled": eng.compiled,
                               "peak_device_memory_mb": None if peak is None else round(peak / 2**20, 1),
                               "engine_stats": dict(eng.stats)}
 
@@ -341,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-graphs", action="store_true", help="fast path without CUDA graphs (ablation)")
+    ap.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                    help="torch.compile the fast path's prefill/step bodies (auto: on for CUDA)")
     ap.add_argument("--meta", action="store_true", help="sizes and bandwidth floor only (no timing)")
     args = ap.parse_args(argv)
 
@@ -367,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         parts = build(cfg, device, dtype, args.seed)
         obs = make_observations(cfg, args.seed)
         steps = cfg.flow.num_inference_steps
-        recs, outs, extra = run_fast(parts, obs, cfg, device, dtype, args.iters, args.warmup, not args.no_graphs)
+        compile_flag = None if args.compile == "auto" else args.compile == "on"
+        recs, outs, extra = run_fast(parts, obs, cfg, device, dtype, args.iters, args.warmup, not args.no_graphs,
+                                     compile_flag)
         result["fast"] = {"stages": summarise(recs, steps), **extra}
         if args.reference:
             rrecs, routs, rextra = run_reference(parts, obs, cfg, device, dtype, args.iters, args.warmup)

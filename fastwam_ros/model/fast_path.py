@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class FastActionSampler:
         num_steps: int | None = None,
         shift: float | None = None,
         use_cuda_graphs: bool | None = None,
+        compile: bool | None = None,
         graph_warmup_iters: int = 3,
         max_instructions: int = 8,
     ):
@@ -147,6 +149,7 @@ class FastActionSampler:
         self.shift = shift
         cuda = _is_cuda(model.device)
         self.use_cuda_graphs = bool(cuda if use_cuda_graphs is None else (use_cuda_graphs and cuda))
+        self.compile = bool(cuda if compile is None else compile)
         self.graph_warmup_iters = max(1, int(graph_warmup_iters))
         self.max_instructions = max(1, int(max_instructions))
         self._text_kv: OrderedDict[str, object] = OrderedDict()  # key -> TextKV (LRU)
@@ -178,6 +181,9 @@ class FastActionSampler:
         self.text_key = None
         self._pending_text = None
         self._consts = self._schedule_constants()
+        self._prefill_fn = self._prefill_body
+        self._step_fn = self._step_body
+        self.compiled: bool | None = None  # None: not tried yet
 
     @torch.no_grad()
     def _schedule_constants(self) -> dict:
@@ -193,8 +199,10 @@ class FastActionSampler:
             act_mods.append([block_modulation(blk, t_mod) for blk in ae.blocks])
         _, t_mod_v = ve.time_condition(torch.zeros(1, 1, device=dev, dtype=dt), dt)  # t = 0, once, not per token
         vid_mods = [block_modulation(blk, t_mod_v) for blk in ve.blocks]
-        return {"timesteps": timesteps, "deltas": [deltas[i] for i in range(self.num_steps)],
-                "act_mods": act_mods, "vid_mods": vid_mods}
+        # [N, layers, 6, 1, 1, D]: copied into a static "current step" buffer before each step, so that one
+        # step body (one CUDA graph / one compiled function) serves every step
+        act_mods_t = torch.stack([torch.stack([torch.stack(mm) for mm in step]) for step in act_mods])
+        return {"timesteps": timesteps, "deltas": deltas, "act_mods": act_mods_t, "vid_mods": vid_mods}
 
     # ------------------------------------------------------------------------------------------ instruction
     @torch.no_grad()
@@ -282,6 +290,8 @@ class FastActionSampler:
             "kv": [(z(b, sv + h, inner_v), z(b, sv + h, inner_v)) for _ in ve.blocks],
             "rope_v": rope_tables(ve.rope_angles(grid), dev),
             "rope_a": rope_tables(ae.rope_angles(h), dev),
+            "cur_mods": torch.zeros_like(self._consts["act_mods"][0]),
+            "cur_delta": torch.zeros_like(self._consts["deltas"][0]),
         }
         vmask = video_to_video_mask(sv, sv, self.cfg.video.video_attention_mask_mode)
         amask = fastwam_mask(sv, h, sv, self.cfg.video.video_attention_mask_mode)[sv:]
@@ -296,6 +306,9 @@ class FastActionSampler:
 
     # ------------------------------------------------------------------------------------------ kernels
     def _run_prefill(self) -> None:
+        self._prefill_fn()
+
+    def _prefill_body(self) -> None:
         """Proprio context row -> both experts' context K/V row; video prefill -> static K/V; noise -> state."""
         m, b = self.model, self._buf
         ve, ae = m.video_expert, m.action_expert
@@ -323,15 +336,23 @@ class FastActionSampler:
         b["action"].copy_(b["noise"])
 
     def _run_step(self, i: int) -> None:
+        """Euler step ``i``: load the step's constants into the static step buffers, run the step body."""
+        b = self._buf
+        b["cur_mods"].copy_(self._consts["act_mods"][i])
+        b["cur_delta"].copy_(self._consts["deltas"][i])
+        self._step_fn()
+
+    def _step_body(self) -> None:
         """One Euler step of the action chunk against the cached video K/V (in place on the action state)."""
         m, b = self.model, self._buf
         ae = m.action_expert
         sv = b["sv"]
         cos, sin = b["rope_a"]
         a = b["action"]
+        cur = b["cur_mods"]
         x = ae.embed_actions(a)
         for li, blk in enumerate(ae.blocks):
-            mods = self._consts["act_mods"][i][li]
+            mods = [cur[li, k] for k in range(6)]
             q, k, v = block_qkv_mods(blk, x, mods, lambda t: apply_rope_tables(t, cos, sin))
             kb, vb = b["kv"][li]
             kb[:, sv:].copy_(k)
@@ -339,12 +360,28 @@ class FastActionSampler:
             o = attention(q, kb, vb, ae.num_heads, None)
             x = block_post(blk, x, o, mods, b["ctx_a"][li], ae.num_heads)
         vel = ae.output(x)
-        a.copy_(a + vel * self._consts["deltas"][i])
+        a.copy_(a + vel * b["cur_delta"])
 
     def _run_all(self) -> None:
         self._run_prefill()
         for i in range(self.num_steps):
             self._run_step(i)
+
+    # ------------------------------------------------------------------------------------------ compile
+    def _compile(self) -> None:
+        """torch.compile (inductor, static shapes) of the prefill body and the step body: fuses the many small
+        element-wise kernels of a layer (RoPE, modulation, gates, casts). CUDA graphs are applied on top by
+        :meth:`_capture` (so not the ``reduce-overhead`` mode). Any failure falls back to eager, with a warning."""
+        try:
+            self._prefill_fn = torch.compile(self._prefill_body, dynamic=False)
+            self._step_fn = torch.compile(self._step_body, dynamic=False)
+            self._run_all()  # compiles now (configure time), raises here if unsupported
+            self.compiled = True
+        except Exception as exc:  # noqa: BLE001 - any backend failure: keep the eager path
+            warnings.warn(f"FastActionSampler: torch.compile failed, running eager ({exc!r:.300})", stacklevel=2)
+            self.stats["compile_error"] = repr(exc)[:500]
+            self._prefill_fn, self._step_fn = self._prefill_body, self._step_body
+            self.compiled = False
 
     # ------------------------------------------------------------------------------------------ graphs
     @torch.no_grad()
@@ -380,6 +417,8 @@ class FastActionSampler:
             self._allocate(sig)
         elif self._pending_text is not None:
             self._load_text_kv()
+        if self.compile and self.compiled is None:
+            self._compile()
         if self.use_cuda_graphs and self._graphs is None:
             self._capture()
 

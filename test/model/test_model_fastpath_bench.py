@@ -38,7 +38,7 @@ def test_tiny_cpu_run_reports_all_stages_and_matching_outputs():
         for name in stages:
             s = got[name]
             assert 0 <= s["p50_ms"] <= s["p95_ms"] + 1e-9
-    assert r["fast"]["cuda_graphs"] is False  # CPU: no graphs
+    assert r["fast"]["cuda_graphs"] is False and r["fast"]["compiled"] is None  # CPU default: eager, no graphs
     assert r["fast"]["engine_stats"]["text_kv_computed"] == 1  # once per instruction, not per call
     assert r["max_abs_diff"]["actions_normalized"] < 1e-5
     assert r["max_abs_diff"]["action_scale"] > 0.1

@@ -194,3 +194,19 @@ def test_bf16_fast_path_matches_reference_with_bf16_schedule():
     ref = ReferenceSampler(m).sample(lat, txt, prop, noise)
     assert fast.dtype == torch.bfloat16
     assert torch.allclose(fast.float(), ref.float(), atol=2e-2, rtol=0)
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_compiled_step_bodies_match_reference():
+    """torch.compile (inductor, static shapes) of the prefill / step bodies: the default on GPU, opt-in on CPU."""
+    m = _model(seed=6)
+    txt = _text(m, 5)
+    eng = FastActionSampler(m, num_steps=3, compile=True)
+    eng.set_instruction("t", txt)
+    eng.warmup()
+    assert eng.compiled is True, eng.stats.get("compile_error")
+    ref = ReferenceSampler(m, num_steps=3)
+    for seed in (11, 12):  # two observations through the same compiled functions and buffers
+        lat, prop, noise = _obs(m, seed)
+        assert torch.allclose(eng.sample(lat, prop, noise), ref.sample(lat, txt, prop, noise), atol=TOL, rtol=0)
