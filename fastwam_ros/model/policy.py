@@ -94,7 +94,11 @@ class FastWAMPolicy:
         cache_text_kv: bool = True,
         check_image_size: bool = True,
         num_inference_steps: int | None = None,
+        fast_path: bool | None = None,
     ):
+        """``fast_path``: sample with :class:`~fastwam_ros.model.fast_path.FastActionSampler` (per-instruction
+        context K/V, static buffers, mask-free attention, CUDA graphs on GPU). None = whenever the variant
+        supports it; False = the plain ``FastWAM.infer_action`` loop (reference behaviour)."""
         if seed_mode not in SEED_MODES:
             raise ValueError(f"seed_mode must be one of {SEED_MODES}, got {seed_mode!r}")
         self.device = torch.device(device)
@@ -135,6 +139,13 @@ class FastWAMPolicy:
         self._max_instr_entries = 16
         self._prefill_s = 0.0
         self._install_prefill_timer()
+        from .fast_path import SUPPORTED_VARIANTS, FastActionSampler, HostStaging
+
+        if fast_path and self.cfg.variant not in SUPPORTED_VARIANTS:
+            raise ValueError(f"fast_path needs variant in {SUPPORTED_VARIANTS}, got {self.cfg.variant!r}")
+        use_engine = self.cfg.variant in SUPPORTED_VARIANTS if fast_path is None else bool(fast_path)
+        self._engine = FastActionSampler(self.model, num_steps=self.num_inference_steps) if use_engine else None
+        self._staging = HostStaging(self.device)
 
     # ------------------------------------------------------------------------------------------ builders
     @classmethod
@@ -358,7 +369,9 @@ class FastWAMPolicy:
     def set_instruction(self, text: str) -> bool:
         """Make ``text`` the current instruction and compute its embedding (and context K/V) now, off the
         control path. Returns True if it was already cached."""
-        hit = self._prepare_text(text)[2]
+        text_emb, text_kv, hit, key = self._prepare_text(text)
+        if self._engine is not None:
+            self._engine_instruction(key, text_emb, text_kv)
         self.instruction = text
         return hit
 
@@ -403,9 +416,9 @@ class FastWAMPolicy:
         # h2d (+ state normalisation, clamped as in the official processor)
         t0 = self._now()
         proprio_norm = self.normalizer.state.forward(state).reshape(1, -1)
-        frame_d = frame_t.to(self.device, non_blocking=True).to(self.dtype).unsqueeze(0)
-        proprio_d = proprio_norm.to(self.device, non_blocking=True).to(self.dtype)
-        noise_d = noise_t.to(self.device, non_blocking=True).to(self.dtype)
+        frame_d = self._staging.to_device("frame", frame_t, self.dtype).unsqueeze(0)
+        proprio_d = self._staging.to_device("proprio", proprio_norm, self.dtype)
+        noise_d = self._staging.to_device("noise", noise_t, self.dtype)
         timing["h2d"] = self._now() - t0
 
         t0 = self._now()
@@ -413,23 +426,21 @@ class FastWAMPolicy:
         timing["vae_encode"] = self._now() - t0
 
         t0 = self._now()
-        text, text_kv, hit = self._prepare_text(instruction)
+        text, text_kv, hit, key = self._prepare_text(instruction)
+        if self._engine is not None:
+            self._engine_instruction(key, text, text_kv)
         timing["text"] = self._now() - t0
 
-        t0 = self._now()
-        self._prefill_s = 0.0
-        kw: dict[str, Any] = {"num_steps": self.num_inference_steps}
-        if self.cfg.variant in ("joint", "idm"):
-            kw.update(num_video_frames=self.cfg.policy.num_video_frames, seed=used_seed)
-        if text_kv is not None:
-            kw["text_kv"] = text_kv
-        a_norm = self.model.infer_action(latents, text, proprio_d, noise_d, **kw)
-        t_model = self._now() - t0
-        timing["prefill"] = self._prefill_s
-        timing["action_steps"] = max(t_model - self._prefill_s, 0.0)
+        if self._engine is not None:
+            inner: dict[str, float] = {}
+            a_norm = self._engine.sample(latents, proprio_d, noise_d, timings=inner, clone=False)
+            timing["prefill"] = inner.get("prefill", 0.0)
+            timing["action_steps"] = sum(v for k, v in inner.items() if k.startswith("step_"))
+        else:
+            a_norm = self._infer_unfused(latents, text, text_kv, proprio_d, noise_d, used_seed, timing)
 
         t0 = self._now()
-        a_norm_cpu = a_norm[0].float().cpu()
+        a_norm_cpu = self._staging.to_host("actions", a_norm[0]).clone()
         timing["d2h"] = self._now() - t0
 
         t0 = time.perf_counter()
@@ -444,6 +455,30 @@ class FastWAMPolicy:
             instruction=instruction,
             text_cache_hit=hit,
         )
+
+    @property
+    def uses_fast_path(self) -> bool:
+        return self._engine is not None
+
+    def _engine_instruction(self, key: str, text: torch.Tensor, text_kv: Any) -> None:
+        """Load ``key``'s context K/V into the engine's static buffers, only when the instruction changes."""
+        if self._engine.text_key != key:
+            self._engine.set_instruction(key, text, text_kv=text_kv)
+
+    def _infer_unfused(self, latents, text, text_kv, proprio_d, noise_d, used_seed, timing) -> torch.Tensor:
+        """The plain ``FastWAM.infer_action`` loop (Joint/IDM variants, or ``fast_path=False``)."""
+        t0 = self._now()
+        self._prefill_s = 0.0
+        kw: dict[str, Any] = {"num_steps": self.num_inference_steps}
+        if self.cfg.variant in ("joint", "idm"):
+            kw.update(num_video_frames=self.cfg.policy.num_video_frames, seed=used_seed)
+        if text_kv is not None:
+            kw["text_kv"] = text_kv
+        a_norm = self.model.infer_action(latents, text, proprio_d, noise_d, **kw)
+        t_model = self._now() - t0
+        timing["prefill"] = self._prefill_s
+        timing["action_steps"] = max(t_model - self._prefill_s, 0.0)
+        return a_norm
 
     # ------------------------------------------------------------------------------------------ internals
     def _now(self) -> float:
@@ -463,8 +498,8 @@ class FastWAMPolicy:
 
         self.model.prefill = timed_prefill  # type: ignore[method-assign]
 
-    def _prepare_text(self, instruction: str) -> tuple[torch.Tensor, Any, bool]:
-        """(text embeds [1, L, D] on device, TextKV or None, cache hit) for ``instruction``."""
+    def _prepare_text(self, instruction: str) -> tuple[torch.Tensor, Any, bool, str]:
+        """(text embeds [1, L, D] on device, TextKV or None, cache hit, cache key) for ``instruction``."""
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
         prompt = self.text_cache.prompt_for(instruction)
@@ -494,7 +529,7 @@ class FastWAMPolicy:
                 self._remember(self._text_kv, key, text_kv)
             else:
                 self._text_kv.move_to_end(key)
-        return text, text_kv, hit
+        return text, text_kv, hit, key
 
     def _remember(self, d: OrderedDict, key: str, value: Any) -> None:
         d[key] = value
