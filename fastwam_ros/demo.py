@@ -20,7 +20,7 @@ happens; wall time is only measured and reported):
 Outputs in ``--out``: ``demo.mp4`` (or ``demo.gif`` without imageio-ffmpeg): the head camera next to the policy's
 tiled input; ``joints.png``: commanded vs measured joint positions and the towel's fold progress;
 ``frame.png``: one video frame; ``summary.json``: chunk count and rate, latency, command extremes vs limits,
-clamp counts, tracking error, fold progress.
+clamp counts, tracking error, fold progress; ``trace.npz``: the per-tick command / measured log.
 """
 
 from __future__ import annotations
@@ -80,8 +80,13 @@ class CheckpointPolicy:
 
     kind = "checkpoint"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = 1):
+        import torch
+
         from .model.policy import FastWAMPolicy
+
+        if threads:  # the tiny model is fastest on one thread; more threads oversubscribe a busy CPU
+            torch.set_num_threads(int(threads))
 
         self.path = Path(path)
         self.policy = FastWAMPolicy.from_pretrained(self.path, device="cpu")
@@ -215,6 +220,7 @@ def run_demo(
     robot_config: str | Path | None = None,
     latency: str | float | None = None,
     video: bool = True,
+    threads: int | None = 1,
 ) -> dict[str, Any]:
     """Run the closed loop for `seconds` of sim time; write outputs to `out_dir`; return the summary dict."""
     import yaml
@@ -235,7 +241,7 @@ def run_demo(
     try:
         if policy == "checkpoint":
             ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-            pol: Any = CheckpointPolicy(ckpt)
+            pol: Any = CheckpointPolicy(ckpt, threads=threads)
         elif policy == "scripted":
             ckpt = None
             pol = ScriptedPolicy(sim, step_period_s=demo_cfg.chunk_step_period_s, seed=seed)
@@ -265,8 +271,6 @@ def run_demo(
         ctrl.update_joint_state(0.0, names, q0[sim_to_ctrl])
         ctrl.enable(0.0)
 
-        latest_obs = None  # (stamp_s, images, proprio)
-        last_used_stamp = -1.0
         pending = None  # (ready_tick, Chunk)
         next_replan_tick = 0
         chunk_id = 0
@@ -278,8 +282,6 @@ def run_demo(
         for tick in range(n_ticks):
             now = tick * dt
             q = sim.joint_positions()
-            if tick % cam_every == 0:
-                latest_obs = (now, {cam: sim.render(cam) for cam in sim.cameras}, q.copy())
             if pending is not None and tick >= pending[0]:
                 res = ctrl.submit_chunk(pending[1], now)
                 if res.accepted:
@@ -289,8 +291,10 @@ def run_demo(
                     LOG.info("chunk %d rejected: %s (%s)", pending[1].chunk_id, res.reason, res.detail)
                 chunk_arrivals.append(now)
                 pending = None
-            if pending is None and tick >= next_replan_tick and latest_obs and latest_obs[0] > last_used_stamp:
-                stamp, images, proprio = latest_obs
+            # A new inference starts on the first camera tick once the previous chunk has been delivered and the
+            # replan period has passed. Cameras are rendered only then (an unused frame would change nothing).
+            if pending is None and tick >= next_replan_tick and tick % cam_every == 0:
+                stamp, images, proprio = now, {cam: sim.render(cam) for cam in sim.cameras}, q.copy()
                 frame = preprocess_frames(images, perception)
                 tiled_rgb = tile_frames(images, perception)
                 actions, wall_s = pol.predict(frame, demo_cfg.instruction, proprio, stamp)
@@ -302,7 +306,6 @@ def run_demo(
                               positions=positions, chunk_id=chunk_id)
                 chunk_id += 1
                 produced += 1
-                last_used_stamp = stamp
                 pending = (tick + max(lat_ticks, 1), chunk)
                 next_replan_tick = tick + replan_every
             ctrl.update_joint_state(now, names, q[sim_to_ctrl], now_s=now)
@@ -338,6 +341,8 @@ def run_demo(
                  f"{seconds:g} s, {produced} chunks")
         plot_path = out / "joints.png"
         plot_joints(plot_path, t_s, cmd_arr, meas_arr, names, lower, upper, chunk_arrivals, fold_arr, title)
+        np.savez_compressed(out / "trace.npz", t_s=t_s, command=cmd_arr, measured=meas_arr, fold_fraction=fold_arr,
+                            chunk_arrival_s=np.asarray(chunk_arrivals), joint_names=np.asarray(names))
         if frame_png is not None:
             import imageio.v2 as iio
 
@@ -415,14 +420,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="inference latency charged in sim seconds, or 'measured' (default: config, 0.15)")
     ap.add_argument("--config", default=None, help="robot YAML (default: config/demo_robot.yaml)")
     ap.add_argument("--seed", type=int, default=0, help="towel pose / episode seed")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for inference (default: 1)")
     ap.add_argument("--no-video", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
     latency: str | float | None = args.latency
     if latency is not None and latency != "measured":
         latency = float(latency)
     s = run_demo(args.seconds, args.out, args.checkpoint, args.sim_mode, args.policy, args.seed, args.config,
-                 latency, video=not args.no_video)
+                 latency, video=not args.no_video, threads=args.threads)
     print(
         f"sim {s['sim_mode']} ({s['render_backend']}), {s['policy']} policy: {s['chunks_produced']} chunks in "
         f"{s['seconds']:g} sim s ({s['chunk_rate_hz']:.2f} Hz), inference {s['latency']['wall_inference_s_mean']:.3f} s "

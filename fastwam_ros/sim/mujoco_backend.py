@@ -92,6 +92,8 @@ def probe_render_backend(timeout_s: float = 60.0) -> str | None:
     if found and "mujoco" not in sys.modules:
         os.environ["MUJOCO_GL"] = found
     _PROBE_CACHE[key] = found
+    if found:
+        _PROBE_CACHE[found] = found
     return found
 
 
