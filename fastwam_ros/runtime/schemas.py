@@ -454,3 +454,16 @@ def markdown_table(schema: Schema) -> str:
         desc = s.description + (f" ({c})" if c else "") + (" Read-only." if s.read_only else "")
         rows.append(f"| `{s.name}` | {s.type} | `{default}` | {desc.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+def readme_tables() -> str:
+    """The README's parameter tables (one per node), generated from the schemas."""
+    parts = []
+    for node, schema in (("policy_node", POLICY_SCHEMA), ("controller_node", CONTROLLER_SCHEMA),
+                         ("sim_node", SIM_SCHEMA)):
+        parts.append(f"#### `{node}`\n{markdown_table(schema)}\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(readme_tables())
