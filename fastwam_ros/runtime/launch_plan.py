@@ -83,6 +83,12 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     if demo:
         # The simulator's timers run on wall time even when it publishes /clock.
         nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {"use_sim_time": False}]))
+        # TF for rviz's robot model: robot_state_publisher over the simulated robot's URDF and joint_states
+        # (on a real robot, the robot's own bringup runs it).
+        from fastwam_ros.sim.robot import urdf_string
+
+        nodes.append(NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher",
+                              [{"robot_description": urdf_string(), **common}]))
     if rviz:
         nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [common],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))

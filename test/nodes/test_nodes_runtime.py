@@ -111,7 +111,13 @@ def test_launch_plan_demo_and_real(tmp_path):
     share = REPO
     lp = plan({"demo": "true", "rviz": "false"}, share)
     names = [n.name for n in lp.nodes]
-    assert names == ["policy_node", "controller_node", "sim_node"] and lp.autostart == ["policy_node"]
+    assert names == ["policy_node", "controller_node", "sim_node", "robot_state_publisher"]
+    assert lp.autostart == ["policy_node"]
+    rsp = lp.nodes[3].parameters[0]["robot_description"]
+    from fastwam_ros.control import parse_urdf_limits
+    from fastwam_ros.sim import JOINT_NAMES
+
+    assert set(parse_urdf_limits(rsp)) == set(JOINT_NAMES)  # the simulated robot's URDF, parseable
     pol = lp.nodes[0]
     assert pol.lifecycle and str(DEMO) in pol.parameters
     assert pol.parameters[-1]["model.checkpoint"].endswith("models/demo")
