@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .flow import inpaint_prefix
 from .masks import fastwam_mask, video_to_video_mask
 from .mot import (
     Stream,
@@ -202,7 +203,10 @@ class FastActionSampler:
         # [N, layers, 6, 1, 1, D]: copied into a static "current step" buffer before each step, so that one
         # step body (one CUDA graph / one compiled function) serves every step
         act_mods_t = torch.stack([torch.stack([torch.stack(mm) for mm in step]) for step in act_mods])
-        return {"timesteps": timesteps, "deltas": deltas, "act_mods": act_mods_t, "vid_mods": vid_mods}
+        # sigma after each step (float32 math, exact 0 at the end), for the committed-prefix guidance
+        sig_after = m.infer_scheduler.sigmas_after_steps(self.num_steps, self.shift).to(dev, dt)
+        return {"timesteps": timesteps, "deltas": deltas, "act_mods": act_mods_t, "vid_mods": vid_mods,
+                "sigma_after": sig_after}
 
     # ------------------------------------------------------------------------------------------ instruction
     @torch.no_grad()
@@ -292,6 +296,10 @@ class FastActionSampler:
             "rope_a": rope_tables(ae.rope_angles(h), dev),
             "cur_mods": torch.zeros_like(self._consts["act_mods"][0]),
             "cur_delta": torch.zeros_like(self._consts["deltas"][0]),
+            "cur_sigma": torch.zeros_like(self._consts["sigma_after"][0]),
+            # committed-prefix guidance (real-time chunking): weight 0 everywhere = the plain sampler, exactly
+            "guide_target": z(b, h, self.cfg.action_dim),
+            "guide_weight": z(b, h, 1),
         }
         vmask = video_to_video_mask(sv, sv, self.cfg.video.video_attention_mask_mode)
         amask = fastwam_mask(sv, h, sv, self.cfg.video.video_attention_mask_mode)[sv:]
@@ -340,6 +348,7 @@ class FastActionSampler:
         b = self._buf
         b["cur_mods"].copy_(self._consts["act_mods"][i])
         b["cur_delta"].copy_(self._consts["deltas"][i])
+        b["cur_sigma"].copy_(self._consts["sigma_after"][i])
         self._step_fn()
 
     def _step_body(self) -> None:
@@ -360,7 +369,8 @@ class FastActionSampler:
             o = attention(q, kb, vb, ae.num_heads, None)
             x = block_post(blk, x, o, mods, b["ctx_a"][li], ae.num_heads)
         vel = ae.output(x)
-        a.copy_(a + vel * b["cur_delta"])
+        a.copy_(inpaint_prefix(a + vel * b["cur_delta"], b["noise"], b["guide_target"], b["guide_weight"],
+                               b["cur_sigma"]))
 
     def _run_all(self) -> None:
         self._run_prefill()
@@ -466,9 +476,12 @@ class FastActionSampler:
         noise: torch.Tensor,
         timings: dict[str, float] | None = None,
         clone: bool = True,
+        prefix: torch.Tensor | None = None,
+        prefix_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Normalised action chunk [B, H, A] (on the model device, model dtype) for first-frame latents
-        [B, 48, 1, h, w], normalised proprio [B, P] and initial noise [B, H, A].
+        [B, 48, 1, h, w], normalised proprio [B, P] and initial noise [B, H, A]. ``prefix`` [B, d, A] /
+        ``prefix_weight``: committed-prefix guidance exactly as ``FastWAM.infer_action`` does it.
 
         ``timings``: if given, filled with seconds for ``prefill`` and ``step_0..`` (synchronises once at the
         end on GPU). ``clone=False`` returns the static action buffer itself (overwritten by the next call)."""
@@ -489,6 +502,9 @@ class FastActionSampler:
         buf["latents"].copy_(first_frame_latents, non_blocking=nb)
         buf["proprio"].copy_(proprio_norm, non_blocking=nb)
         buf["noise"].copy_(noise, non_blocking=nb)
+        target, weight = self.model.prefix_guidance_buffers(buf["noise"], prefix, prefix_weight)
+        buf["guide_target"].copy_(target)
+        buf["guide_weight"].copy_(weight)
         timer = _Timer(self.device) if timings is not None else None
         self._replay(timer)
         self.stats["calls"] += 1

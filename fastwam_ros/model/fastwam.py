@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .action_expert import ActionExpert
 from .config import FastWAMConfig
-from .flow import FlowMatchScheduler
+from .flow import FlowMatchScheduler, inpaint_prefix
 from .masks import fastwam_mask, idm_teacher_forcing_mask, joint_mask, video_to_video_mask
 from .mot import (
     Stream,
@@ -358,13 +358,15 @@ class FastWAM(nn.Module):
         mask = video_to_video_mask(vs.x.shape[1], tpf, self.cfg.video.video_attention_mask_mode)
         return prefill_video_cache(vs, None if bool(mask.all()) else mask)
 
-    def _action_loop(self, noise, timesteps, deltas, predict, trace):
+    def _action_loop(self, noise, timesteps, deltas, predict, trace, guide=None):
         a = noise
         traj, vel = [a], []
         for i in range(len(timesteps)):
             t = timesteps[i].reshape(1).expand(a.shape[0])
             v = predict(a, t)
             a = self.infer_scheduler.step(v, deltas[i], a)
+            if guide is not None:
+                a = guide(a, i)
             traj.append(a)
             vel.append(v)
         if trace is not None:
@@ -387,8 +389,14 @@ class FastWAM(nn.Module):
         return_trace: bool = False,
         text_kv: TextKV | None = None,
         seed: int | None = None,
+        prefix: torch.Tensor | None = None,
+        prefix_weight: torch.Tensor | None = None,
     ):
         """Denoise an action chunk from ``noise`` [B, H, A] -> normalised actions [B, H, A].
+
+        ``prefix`` [B, d, A] (d <= H, normalised): committed actions for the chunk's first d steps (real-time
+        chunking); they are inpainted at every Euler step (:func:`~fastwam_ros.model.flow.inpaint_prefix`) with
+        ``prefix_weight`` [d] or [B, d] in [0, 1] (default 1). None = the official sampler, unchanged.
 
         fastwam / fastwam_no_video: prefill the first-frame video K/V once, then ``num_steps`` cached action steps
         (``use_cache=False``: a full MoT pass per step). joint / idm need future video noise: ``video_noise``
@@ -406,17 +414,50 @@ class FastWAM(nn.Module):
         timesteps, deltas = self._schedule(num_steps, shift, noise.dtype)
         trace: dict | None = {"timesteps": timesteps, "deltas": deltas} if return_trace else None
         ctx_kv = self._context_kv(context, text_kv)
+        guide = self._prefix_guide(noise, prefix, prefix_weight, len(timesteps), shift)
         if self.variant in ("fastwam", "fastwam_no_video"):
-            a = self._infer_fastwam(ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace)
+            a = self._infer_fastwam(ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace, guide)
         else:
             vnoise = self._video_noise(ff, video_noise, num_video_frames, seed)
             if self.variant == "joint":
-                a, _ = self._joint_loop(ff, vnoise, noise, ctx_kv, timesteps, deltas, "joint", trace)
+                a, _ = self._joint_loop(ff, vnoise, noise, ctx_kv, timesteps, deltas, "joint", trace, guide)
             else:
-                a = self._infer_idm(ff, vnoise, noise, ctx_kv, timesteps, deltas, use_cache, trace)
+                a = self._infer_idm(ff, vnoise, noise, ctx_kv, timesteps, deltas, use_cache, trace, guide)
         return (a, trace) if return_trace else a
 
-    def _infer_fastwam(self, ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace):
+    def prefix_guidance_buffers(self, noise: torch.Tensor, prefix: torch.Tensor | None,
+                                prefix_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target [B, H, A], weight [B, H, 1]) for :func:`inpaint_prefix` from a committed prefix [B, d, A];
+        zeros (no guidance) when ``prefix`` is None. Validates shapes and values."""
+        b, h, a_dim = noise.shape
+        target = torch.zeros_like(noise)
+        weight = torch.zeros(b, h, 1, device=noise.device, dtype=noise.dtype)
+        if prefix is None:
+            return target, weight
+        pre = torch.as_tensor(prefix).to(noise.device, noise.dtype)
+        if pre.ndim == 2:
+            pre = pre.unsqueeze(0).expand(b, -1, -1)
+        if pre.ndim != 3 or pre.shape[0] != b or pre.shape[2] != a_dim or not 0 < pre.shape[1] <= h:
+            raise ValueError(f"prefix must be [B={b}, d<={h}, {a_dim}], got {tuple(pre.shape)}")
+        if not bool(torch.isfinite(pre).all()):
+            raise ValueError("prefix contains NaN or inf")
+        d = pre.shape[1]
+        w = torch.ones(b, d, device=noise.device, dtype=noise.dtype) if prefix_weight is None else \
+            torch.as_tensor(prefix_weight).to(noise.device, noise.dtype).expand(b, d)
+        if not bool(((w >= 0) & (w <= 1)).all()):
+            raise ValueError("prefix_weight must lie in [0, 1]")
+        target[:, :d] = pre
+        weight[:, :d, 0] = w
+        return target, weight
+
+    def _prefix_guide(self, noise, prefix, prefix_weight, num_steps, shift):
+        if prefix is None:
+            return None
+        target, weight = self.prefix_guidance_buffers(noise, prefix, prefix_weight)
+        sig = self.infer_scheduler.sigmas_after_steps(num_steps, shift).to(noise.device, noise.dtype)
+        return lambda a, i: inpaint_prefix(a, noise, target, weight, sig[i])
+
+    def _infer_fastwam(self, ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace, guide=None):
         vkv, akv = ctx_kv
         if use_cache:
             cache = self.prefill(ff, vkv)
@@ -433,7 +474,7 @@ class FastWAM(nn.Module):
             def predict(a, t):
                 return self.forward_joint(ff, zero, a, t, context, "fastwam", ctx_kv)[1]
 
-        return self._action_loop(noise, timesteps, deltas, predict, trace)
+        return self._action_loop(noise, timesteps, deltas, predict, trace, guide)
 
     def _video_noise(self, ff, video_noise, num_video_frames, seed):
         if video_noise is not None:
@@ -452,7 +493,7 @@ class FastWAM(nn.Module):
         shape = (ff.shape[0], ff.shape[1], f, ff.shape[3], ff.shape[4])
         return torch.randn(shape, generator=g, dtype=torch.float32).to(self.device, self.dtype)
 
-    def _joint_loop(self, ff, video_noise, noise, ctx_kv, timesteps, deltas, mask_variant, trace):
+    def _joint_loop(self, ff, video_noise, noise, ctx_kv, timesteps, deltas, mask_variant, trace, guide=None):
         """Denoise video and actions together (one MoT pass per step, frame 0 pinned to ``ff``)."""
         v = video_noise.clone()
         v[:, :, 0:1] = ff
@@ -467,13 +508,15 @@ class FastWAM(nn.Module):
             v = self.infer_scheduler.step(pv, deltas[i], v)
             v[:, :, 0:1] = ff
             a = self.infer_scheduler.step(pa, deltas[i], a)
+            if guide is not None:
+                a = guide(a, i)
             traj.append(a)
         if trace is not None:
             trace.update(trajectory=torch.stack(traj), video_final=v, video_velocity_step0=vel0,
                          initial_video_noise=video_noise)
         return a, v
 
-    def _infer_idm(self, ff, video_noise, noise, ctx_kv, timesteps, deltas, use_cache, trace):
+    def _infer_idm(self, ff, video_noise, noise, ctx_kv, timesteps, deltas, use_cache, trace, guide=None):
         vkv, akv = ctx_kv
         v = video_noise.clone()
         v[:, :, 0:1] = ff
@@ -497,7 +540,7 @@ class FastWAM(nn.Module):
             def predict(a, t):
                 return self.forward_joint(v, tok0, a, t, None, "joint", ctx_kv)[1]
 
-        return self._action_loop(noise, timesteps, deltas, predict, trace)
+        return self._action_loop(noise, timesteps, deltas, predict, trace, guide)
 
     @torch.no_grad()
     def infer_joint(

@@ -52,6 +52,11 @@ class FlowMatchScheduler:
         deltas = sig[1:] - sig[:-1]
         return timesteps.to(dtype), deltas.to(dtype)
 
+    def sigmas_after_steps(self, num_steps: int, shift: float | None = None) -> torch.Tensor:
+        """σ reached after each Euler step, float32 [N] (the last is exactly 0): where prefix guidance pins
+        the committed steps after step i."""
+        return self.sigmas(num_steps, shift)[1:]
+
     @staticmethod
     def step(velocity: torch.Tensor, delta: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """One Euler step x + v * delta (delta cast to the sample's dtype)."""
@@ -94,3 +99,17 @@ class FlowMatchScheduler:
         y = torch.exp(-2.0 * ((t - n / 2.0) / n) ** 2)
         return (y - self.weight_y_min) / (self.weight_norm_const + self.eps)
 
+
+
+def inpaint_prefix(sample: torch.Tensor, noise: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                   sigma: torch.Tensor | float) -> torch.Tensor:
+    """Real-time-chunking guidance by inpainting (training-free): pull the committed steps of the chunk towards
+    the point at ``sigma`` of the straight path from their noise to the committed actions,
+    x <- x + w * ((1 - sigma) * target + sigma * noise - x).
+
+    ``target`` [B, H, A] normalised committed actions (any value where ``weight`` is 0), ``weight`` [B, H, 1] in
+    [0, 1] (1 = committed, 0 = free). With weight 1 and sigma 0 (after the last step) the committed steps equal
+    ``target`` exactly; a zero weight leaves ``sample`` bit-identical. The free steps follow through the action
+    tokens' self-attention, so the new chunk continues from what the robot is already executing."""
+    path = target + sigma * (noise - target)
+    return sample + weight * (path - sample)

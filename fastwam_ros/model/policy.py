@@ -47,7 +47,8 @@ class PolicyOutput:
     actions_normalized: [H, action_dim] float32, the model's output;
     timing_s: seconds per stage (``STAGES``; ``prefill`` is 0 for variants without a cache);
     seed: the seed of the initial noise (None when the caller passed ``noise``);
-    text_cache_hit: whether the instruction embedding came from the cache (no encoder run).
+    text_cache_hit: whether the instruction embedding came from the cache (no encoder run);
+    committed_steps: how many leading steps were guided towards a committed prefix (real-time chunking).
     """
 
     actions: np.ndarray
@@ -57,6 +58,7 @@ class PolicyOutput:
     instruction: str
     text_cache_hit: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    committed_steps: int = 0
 
     @property
     def horizon(self) -> int:
@@ -399,10 +401,16 @@ class FastWAMPolicy:
         *,
         seed: int | None = None,
         noise: np.ndarray | torch.Tensor | None = None,
+        prefix: np.ndarray | torch.Tensor | None = None,
+        prefix_weight: np.ndarray | torch.Tensor | None = None,
     ) -> PolicyOutput:
         """One chunk. ``frame``: float [3, H, W] in [-1, 1] (the tiled image); ``instruction``: task text (None =
         the current one); ``proprio``: RAW state vector [proprio_dim]. ``seed`` overrides the seed policy;
-        ``noise`` [H, action_dim] (or [1, H, action_dim]) fixes the initial noise exactly."""
+        ``noise`` [H, action_dim] (or [1, H, action_dim]) fixes the initial noise exactly. ``prefix``
+        [d, action_dim] RAW actions already committed for this chunk's first d steps (real-time chunking: the
+        controller executes them while this chunk is computed); the sampler is guided to reproduce them so the
+        new chunk continues from them. Rows beyond the horizon are ignored. ``prefix_weight`` [d] in [0, 1]:
+        how strongly each prefix row is enforced (default 1; 0 leaves that step free)."""
         t_start = time.perf_counter()
         timing = dict.fromkeys(STAGES, 0.0)
         if instruction is None:
@@ -412,6 +420,13 @@ class FastWAMPolicy:
         frame_t = self._check_frame(frame)
         state = self._check_proprio(proprio)
         noise_t, used_seed = self._initial_noise(seed, noise)
+        prefix_norm = self._check_prefix(prefix)
+        weight = None
+        if prefix_norm is not None and prefix_weight is not None:
+            weight = torch.as_tensor(np.asarray(prefix_weight, dtype=np.float32)).reshape(-1)
+            if weight.numel() < prefix_norm.shape[1]:
+                raise ValueError(f"prefix_weight has {weight.numel()} entries for {prefix_norm.shape[1]} prefix rows")
+            weight = weight[: prefix_norm.shape[1]]
 
         # h2d (+ state normalisation, clamped as in the official processor)
         t0 = self._now()
@@ -433,11 +448,13 @@ class FastWAMPolicy:
 
         if self._engine is not None:
             inner: dict[str, float] = {}
-            a_norm = self._engine.sample(latents, proprio_d, noise_d, timings=inner, clone=False)
+            a_norm = self._engine.sample(latents, proprio_d, noise_d, timings=inner, clone=False,
+                                         prefix=prefix_norm, prefix_weight=weight)
             timing["prefill"] = inner.get("prefill", 0.0)
             timing["action_steps"] = sum(v for k, v in inner.items() if k.startswith("step_"))
         else:
-            a_norm = self._infer_unfused(latents, text, text_kv, proprio_d, noise_d, used_seed, timing)
+            a_norm = self._infer_unfused(latents, text, text_kv, proprio_d, noise_d, used_seed, timing, prefix_norm,
+                                         weight)
 
         t0 = self._now()
         a_norm_cpu = self._staging.to_host("actions", a_norm[0]).clone()
@@ -454,6 +471,8 @@ class FastWAMPolicy:
             seed=used_seed,
             instruction=instruction,
             text_cache_hit=hit,
+            committed_steps=0 if prefix_norm is None else int(
+                prefix_norm.shape[1] if weight is None else (weight > 0).sum()),
         )
 
     @property
@@ -465,7 +484,8 @@ class FastWAMPolicy:
         if self._engine.text_key != key:
             self._engine.set_instruction(key, text, text_kv=text_kv)
 
-    def _infer_unfused(self, latents, text, text_kv, proprio_d, noise_d, used_seed, timing) -> torch.Tensor:
+    def _infer_unfused(self, latents, text, text_kv, proprio_d, noise_d, used_seed, timing,
+                       prefix_norm=None, prefix_weight=None) -> torch.Tensor:
         """The plain ``FastWAM.infer_action`` loop (Joint/IDM variants, or ``fast_path=False``)."""
         t0 = self._now()
         self._prefill_s = 0.0
@@ -474,6 +494,8 @@ class FastWAMPolicy:
             kw.update(num_video_frames=self.cfg.policy.num_video_frames, seed=used_seed)
         if text_kv is not None:
             kw["text_kv"] = text_kv
+        if prefix_norm is not None:
+            kw.update(prefix=prefix_norm, prefix_weight=prefix_weight)
         a_norm = self.model.infer_action(latents, text, proprio_d, noise_d, **kw)
         t_model = self._now() - t0
         timing["prefill"] = self._prefill_s
@@ -567,6 +589,20 @@ class FastWAMPolicy:
         if lo < -1 - FRAME_RANGE_TOL or hi > 1 + FRAME_RANGE_TOL:
             raise ValueError(f"frame values must be in [-1, 1], got range [{lo:.4g}, {hi:.4g}]")
         return t.clamp_(-1.0, 1.0) if (lo < -1 or hi > 1) else t
+
+    def _check_prefix(self, prefix: Any) -> torch.Tensor | None:
+        """Raw committed prefix [d, A] -> normalised [1, d', A] on the device (d' = min(d, horizon)); None if empty."""
+        if prefix is None:
+            return None
+        p = torch.as_tensor(np.asarray(prefix, dtype=np.float32))
+        if p.ndim != 2 or p.shape[1] != self.action_dim:
+            raise ValueError(f"prefix must be [d, {self.action_dim}] raw actions, got {tuple(p.shape)}")
+        if p.shape[0] == 0:
+            return None
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError("prefix contains NaN or inf")
+        p = p[: self.horizon]
+        return self.normalizer.action.forward(p).unsqueeze(0).to(self.device, self.dtype)
 
     def _check_proprio(self, proprio: Any) -> torch.Tensor:
         if proprio is None:

@@ -153,7 +153,8 @@ class PolicyNode(LifecycleNode):
         if pos.size != msg.num_steps * len(msg.joint_names):
             return
         self.rt.on_committed_prefix(rc.stamp_s(msg.header.stamp), list(msg.joint_names),
-                                    pos.reshape(msg.num_steps, len(msg.joint_names)), self.now_s())
+                                    pos.reshape(msg.num_steps, len(msg.joint_names)), self.now_s(),
+                                    msg.step_period_s)
 
     def _on_params(self, changes) -> None:
         if self.rt is None:

@@ -101,8 +101,32 @@ class ChunkOutputs:
 @dataclass
 class PrefixState:
     stamp_s: float
-    positions: np.ndarray  # [K, J] in the policy's joint order
+    positions: np.ndarray  # [K, J] in the policy's joint order, row j at stamp_s + j * step_period_s
     received_s: float
+    step_period_s: float
+
+
+def align_prefix(prefix: PrefixState, obs_stamp_s: float, step_period_s: float
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The controller's committed positions on the new chunk's step grid ``obs_stamp_s + k * step_period_s``.
+
+    Returns (positions [d, J], weights [d]) for the steps k up to the end of the committed window: weight 1 for
+    steps inside it (interpolated linearly between the prefix rows), weight 0 for steps before its start (already
+    executed; left free). None when no step of the new chunk falls inside the window."""
+    pos = np.asarray(prefix.positions, dtype=np.float64)
+    if pos.ndim != 2 or len(pos) == 0 or not step_period_s > 0:
+        return None
+    t_pre = prefix.stamp_s + prefix.step_period_s * np.arange(len(pos))
+    end = t_pre[-1] + 1e-9
+    if obs_stamp_s > end:
+        return None
+    d = int(np.floor((end - obs_stamp_s) / step_period_s)) + 1
+    t_new = obs_stamp_s + step_period_s * np.arange(d)
+    out = np.stack([np.interp(t_new, t_pre, pos[:, j]) for j in range(pos.shape[1])], axis=1)
+    weights = (t_new >= t_pre[0] - 1e-9).astype(np.float64)
+    if not weights.any():
+        return None
+    return out, weights
 
 
 @dataclass
@@ -211,15 +235,20 @@ class PolicyRuntime:
         return None
 
     def on_committed_prefix(self, stamp_s: float, joint_names: Sequence[str], positions: np.ndarray,
-                            now_s: float) -> str | None:
-        """Store the controller's committed prefix (reordered to the policy's joints)."""
+                            now_s: float, step_period_s: float | None = None) -> str | None:
+        """Store the controller's committed prefix (reordered to the policy's joints); row j is meant for
+        ``stamp_s + j * step_period_s`` (default: the chunk step period)."""
         idx = {n: i for i, n in enumerate(joint_names)}
         missing = [n for n in self.cfg.joint_names if n not in idx]
         if missing:
             self.rejections.count("prefix:joint_mismatch")
             return f"committed prefix lacks joints {missing}"
         p = np.asarray(positions, dtype=np.float64)
-        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s)
+        dt = self.cfg.step_period_s if step_period_s is None or not step_period_s > 0 else float(step_period_s)
+        if p.ndim != 2 or p.shape[1] != len(joint_names) or not np.all(np.isfinite(p)):
+            self.rejections.count("prefix:malformed")
+            return f"committed prefix has shape {p.shape} or non-finite values"
+        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s, dt)
         return None
 
     def request(self) -> str:
@@ -259,12 +288,16 @@ class PolicyRuntime:
         self._pending_frame = rgb if rgb is not None else frame_to_rgb8(obs.frame)
         if not self.enabled or not self.trigger.should_submit(now_s, float(obs.stamp_s)):
             return False
-        prefix = None
+        prefix = prefix_weight = None
         if self.cfg.rtc_enabled and self.prefix is not None:
-            if now_s - self.prefix.received_s <= self.cfg.max_prefix_age_s:
-                prefix = self.prefix.positions
-            else:
+            if now_s - self.prefix.received_s > self.cfg.max_prefix_age_s:
                 self.rejections.count("prefix:stale")
+            else:
+                aligned = align_prefix(self.prefix, float(obs.stamp_s), self.cfg.step_period_s)
+                if aligned is None:
+                    self.rejections.count("prefix:outside_chunk")
+                else:
+                    prefix, prefix_weight = aligned
         job = InferenceJob(
             frame=obs.frame,
             proprio=getattr(obs, "proprio", None),
@@ -272,6 +305,7 @@ class PolicyRuntime:
             instruction=self.instruction,
             seed=seed_for(self.cfg.seed_policy, self.cfg.seed, self.submissions),
             prefix=prefix,
+            prefix_weight=prefix_weight,
             meta={"submitted_s": now_s},
         )
         self.worker.submit(job)

@@ -38,7 +38,8 @@ class InferenceJob:
 
     ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
     observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
-    real-time chunking (absolute, denormalised); ``meta``: anything to carry to the result.
+    real-time chunking (absolute, denormalised), row k meant for chunk step k; ``prefix_weight``: optional
+    [K] in [0, 1] (0 = step free, e.g. already in the past); ``meta``: anything to carry to the result.
     """
 
     frame: np.ndarray
@@ -47,6 +48,7 @@ class InferenceJob:
     instruction: str
     seed: int | None = None
     prefix: np.ndarray | None = None
+    prefix_weight: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     submitted_perf_s: float = 0.0
 
@@ -301,6 +303,9 @@ class PolicyWorker:
             if job.prefix is not None and len(job.prefix) > 0 and _accepts_kwarg(self.policy.predict, "prefix"):
                 kwargs["prefix"] = job.prefix
                 committed = int(len(job.prefix))
+                if job.prefix_weight is not None and _accepts_kwarg(self.policy.predict, "prefix_weight"):
+                    kwargs["prefix_weight"] = job.prefix_weight
+                    committed = int(np.count_nonzero(np.asarray(job.prefix_weight) > 0))
             t0 = self._clock()
             out = self.policy.predict(job.frame, job.instruction, job.proprio, **kwargs)
             timing["inference"] = self._clock() - t0
