@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 # Python import name -> ROS package key, for imports whose names differ from their packages.
 ROS_IMPORTS = {
     "rclpy": "rclpy",
+    "rcl_interfaces": "rcl_interfaces",
     "sensor_msgs": "sensor_msgs",
     "sensor_msgs_py": "sensor_msgs_py",
     "trajectory_msgs": "trajectory_msgs",

@@ -7,11 +7,7 @@ All logic lives in fastwam_ros.runtime.controller_runtime.
 
 from __future__ import annotations
 
-import sys
-
-import rclpy
 from diagnostic_updater import Updater
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -104,24 +100,8 @@ class ControllerNode(Node):
         return resp
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = ControllerNode()
-    except ParameterError as exc:
-        print(f"[controller_node] {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+def main() -> None:
+    rc.spin_node(ControllerNode, "controller_node")
 
 if __name__ == "__main__":
     main()

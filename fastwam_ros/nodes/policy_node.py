@@ -7,9 +7,7 @@ cleanup = stop the worker and free the model. All logic lives in fastwam_ros.run
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_updater import Updater
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -216,21 +214,13 @@ class PolicyNode(LifecycleNode):
         return resp
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node.rt is not None:
-            node.rt.worker.stop(timeout_s=5.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
+def _stop_worker(node: PolicyNode) -> None:
+    if node.rt is not None:
+        node.rt.worker.stop(timeout_s=5.0)
 
+
+def main() -> None:
+    rc.spin_node(PolicyNode, "policy_node", on_exit=_stop_worker)
 
 if __name__ == "__main__":
     main()

@@ -7,11 +7,7 @@ It follows the controller's commands in any output mode. Logic: fastwam_ros.runt
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
@@ -84,25 +80,8 @@ class SimNode(Node):
                 pub.publish(rc.rgb8_image(self.sim.render(c), stamp, frame_id=f"{c}_camera"))
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = SimNode()
-    except ParameterError as exc:
-        print(f"[sim_node] {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.sim.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+def main() -> None:
+    rc.spin_node(SimNode, "sim_node", on_exit=lambda node: node.sim.close())
 
 if __name__ == "__main__":
     main()
