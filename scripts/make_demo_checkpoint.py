@@ -71,11 +71,14 @@ cloth physics.
 **How well it works (honestly).** On {n_eval} held-out episodes the mean absolute error of the predicted
 32-step chunks against the script is {err:.3f} (rad / gripper units), versus {hold:.3f} for the trivial chunk
 that holds the current pose (first step: {err0:.3f}). Training loss went from {loss0:.2f} to {loss1:.2f}
-(last 50 steps; action part {lossa:.2f}). It has learnt the coarse shape of the scripted motion (arms move out
-towards the towel and back, grippers open and close) from images + joint state; it does *not* reliably grasp
-the corners or fold the towel. Closed loop (`fastwam_ros.demo`, kinematic sim, {cl_seconds:g} s, seeds
-{cl_seeds}): final towel fold fraction {cl_folds} (0 = untouched, 1 = folded; the scripted demonstrations reach
-~1.0). {cl_verdict} It only knows this simulated scene, camera placement and instruction; on any real
+(last 50 steps; action part {lossa:.2f}). {learnt}
+
+Closed loop (`python -m fastwam_ros.demo`, {cl_seconds:g} sim s, seeds {cl_seeds}; the scripted demonstrations
+reach a fold fraction of ~1.0; a value between 0 and 1 means a corner was picked up and dropped part-way):
+
+{cl_table}
+
+{cl_verdict} It only knows this simulated scene, camera placement and instruction; on any real
 robot, other cameras or other tasks its output is meaningless. CPU inference: about {lat_ms:.0f} ms per chunk
 (one thread, {machine}).
 
@@ -97,19 +100,25 @@ Files: `model.safetensors` (model + VAE weights), `config.json` (model config), 
 """
 
 
-def _verdict(folds: list[float]) -> str:
+def _verdict(folds: list[float], grip_min: float) -> str:
     n_ok = sum(f > 0.8 for f in folds)
     if n_ok == len(folds):
-        return "In these runs it did fold the towel; expect failures on other seeds."
-    if n_ok:
-        return f"It folded the towel in {n_ok} of {len(folds)} runs."
-    return "It did not fold the towel in any of these runs."
+        text = "It folded the towel in all of these runs; expect failures on other seeds and longer runs."
+    elif n_ok:
+        text = f"It folded the towel in {n_ok} of {len(folds)} runs: it does not do the task reliably."
+    else:
+        text = "It did not fold the towel in any of these runs: it does not do the task."
+    if grip_min > 0.3:
+        text += (f" The arms reach out and come back, but the grippers never close (lowest command {grip_min:.2f};"
+                 " a corner is grasped below 0.3).")
+    return text
 
 
 def write_model_card(out: Path, report: dict, n_params: int, n_vae: int, n_total: int) -> None:
     import platform
 
-    ev, tr, da = report["eval_heldout"], report["train"], report["data"]
+    ev, tr, da, cl = report["eval_heldout"], report["train"], report["data"], report["closed_loop"]
+    modes = [m for m in ("kinematic", "mujoco") if m in cl]
     text = MODEL_CARD.format(
         n_params=n_params,
         n_vae=n_vae,
@@ -133,10 +142,22 @@ def write_model_card(out: Path, report: dict, n_params: int, n_vae: int, n_total
         lossa=tr["loss_action_last_50_mean"],
         lat_ms=1000 * ev["cpu_latency_s_median"],
         machine=platform.machine(),
-        cl_seconds=report["closed_loop"]["seconds"],
-        cl_seeds=", ".join(str(x) for x in report["closed_loop"]["seeds"]),
-        cl_folds=", ".join(f"{x:.2f}" for x in report["closed_loop"]["fold_fraction_final"]),
-        cl_verdict=_verdict(report["closed_loop"]["fold_fraction_final"]),
+        learnt=(
+            "Its chunks are closer to the demonstrations than holding still, so it has learnt the coarse motion "
+            "from images + joint state."
+            if ev["mean_abs_action_error"] < ev["hold_still_baseline_error"]
+            else "Its chunks are *not* closer to the demonstrations than holding still: it has learnt little."
+        ),
+        cl_seconds=cl["seconds"],
+        cl_seeds=", ".join(str(x) for x in cl["seeds"]),
+        cl_table="\n".join(
+            ["| sim | final fold fraction per seed (0 untouched, 1 folded) | lowest gripper command (0 = closed) |",
+             "|---|---|---|"]
+            + [f"| {m} | {', '.join(f'{x:.2f}' for x in cl[m]['fold_fraction_final'])} | "
+               f"{min(cl[m]['min_gripper_command']):.2f} |" for m in modes]
+        ),
+        cl_verdict=_verdict([x for m in modes for x in cl[m]["fold_fraction_final"]],
+                            min(min(cl[m]["min_gripper_command"]) for m in modes)),
     )
     (out / "README.md").write_text(text)
 
@@ -180,29 +201,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="models/demo", help="policy directory to write (default: %(default)s)")
     ap.add_argument("--work", default="outputs/demo_train", help="trainer run directory (default: %(default)s)")
     ap.add_argument("--robot-config", default=str(REPO / "config" / "demo_robot.yaml"))
-    ap.add_argument("--steps", type=int, default=1500, help="optimizer steps (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=4000, help="optimizer steps (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--holdout", type=int, default=4, help="episodes kept out of training for the evaluation")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-only", action="store_true",
+                    help="skip training: re-evaluate the policy in --out and rewrite its report and model card")
     args = ap.parse_args(argv)
 
     import torch
     import yaml
 
     torch.set_num_threads(args.threads)
-    from fastwam_ros.model.policy import FastWAMPolicy
-    from fastwam_ros.model.serialization import save_policy_dir
     from fastwam_ros.perception import PerceptionConfig
     from fastwam_ros.sim.demo_data import read_episodes, read_meta
-    from fastwam_ros.training.config import config_from_dict
-    from fastwam_ros.training.trainer import Trainer
 
     work = Path(args.work)
-    if work.exists():
+    if work.exists() and not args.eval_only:
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     robot = yaml.safe_load(Path(args.robot_config).read_text())
     perception = PerceptionConfig.from_dict(robot["perception"])
     h, w = perception.out_hw
@@ -212,6 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     episodes = read_episodes(args.data)
     train_eps, eval_eps = episodes[: -args.holdout or None], episodes[len(episodes) - args.holdout :]
     print(f"{len(train_eps)} training episodes ({sum(len(e) for e in train_eps)} ticks), {len(eval_eps)} held out")
+    out = Path(args.out)
+    if args.eval_only:
+        train_info = json.loads((out / "train_report.json").read_text())["train"]
+    else:
+        train_info = train_and_save(args, work, model_cfg, robot, meta, train_eps, out)
+    finish(args, work, out, perception, meta, episodes, train_eps, eval_eps, train_info)
+    return 0
+
+
+def train_and_save(args, work: Path, model_cfg: Path, robot: dict, meta: dict, train_eps: list, out: Path) -> dict:
+    """Train with the package's Trainer, then write the policy directory `out` (VAE bundled)."""
+    from fastwam_ros.model.fastwam import FastWAM
+    from fastwam_ros.model.serialization import load_policy_dir, save_policy_dir
+    from fastwam_ros.training.config import config_from_dict
+    from fastwam_ros.training.trainer import Trainer
+
     cfg = config_from_dict(
         {
             "output_dir": str(work),
@@ -247,18 +282,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Re-save the final policy with the (random, frozen) tiny VAE bundled: deployment must encode frames with
     # exactly the VAE the model was trained against.
-    out = Path(args.out)
-    keep: set[str] = set()
     if out.exists():
         for p in out.iterdir():
-            if p.name not in keep:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    from fastwam_ros.model.serialization import load_policy_dir
-
     bundle = load_policy_dir(ckpt)
-    from fastwam_ros.model.fastwam import FastWAM
-
     model = FastWAM(bundle.config)
     model.load_state_dict(bundle.model_state, strict=True)
     save_policy_dir(
@@ -280,6 +308,30 @@ def main(argv: list[str] | None = None) -> int:
     if (work / "loss_curve.png").is_file():
         shutil.copyfile(work / "loss_curve.png", out / "loss_curve.png")
 
+    return {
+        "steps": int(trainer.state.step),
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "wall_s": round(train_s, 1),
+        "threads": args.threads,
+        "loss_first": history[0]["loss"] if history else None,
+        "loss_last_50_mean": (sum(h["loss"] for h in history[-50:]) / max(len(history[-50:]), 1))
+        if history
+        else None,
+        "loss_action_last_50_mean": (sum(h["loss_action"] for h in history[-50:]) / max(len(history[-50:]), 1))
+        if history
+        else None,
+    }
+
+
+def finish(args, work, out, perception, meta, episodes, train_eps, eval_eps, train_info) -> None:
+    """Offline evaluation on held-out episodes, closed-loop runs of the demo, train_report.json, model card."""
+    import numpy as np
+
+    from fastwam_ros.demo import run_demo
+    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.sim import mujoco_backend as mb
+
     policy = FastWAMPolicy.from_pretrained(out)
     report = {
         "data": {
@@ -290,37 +342,32 @@ def main(argv: list[str] | None = None) -> int:
             "sim_modes": sorted({e["sim_mode"] for e in meta["episodes"]}),
             "instruction": meta["instruction"],
         },
-        "train": {
-            "steps": int(trainer.state.step),
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "wall_s": round(train_s, 1),
-            "threads": args.threads,
-            "loss_first": history[0]["loss"] if history else None,
-            "loss_last_50_mean": (sum(h["loss"] for h in history[-50:]) / max(len(history[-50:]), 1))
-            if history
-            else None,
-            "loss_action_last_50_mean": (sum(h["loss_action"] for h in history[-50:]) / max(len(history[-50:]), 1))
-            if history
-            else None,
-        },
+        "train": train_info,
         "eval_heldout": evaluate(policy, eval_eps, perception),
         "size_bytes": int(sum(p.stat().st_size for p in out.rglob("*") if p.is_file())),
     }
-    from fastwam_ros.demo import run_demo
-
-    seeds, folds = [1, 2, 3], []
-    for sd in seeds:
-        r = run_demo(seconds=8.0, out_dir=work / f"closed_loop_{sd}", checkpoint=out, sim_mode="kinematic",
-                     seed=sd, latency=0.15, video=False, threads=args.threads)
-        folds.append(r["fold_fraction_final"])
-    report["closed_loop"] = {"seconds": 8.0, "seeds": seeds, "sim_mode": "kinematic", "fold_fraction_final": folds}
+    modes = ["kinematic"]
+    if mb.mujoco_available()[0] and mb.probe_render_backend() is not None:
+        modes.append("mujoco")
+    seeds = [0, 1, 2, 3]
+    closed = {"seconds": 8.0, "seeds": seeds}
+    for mode in modes:
+        folds, grip_min = [], []
+        for sd in seeds:
+            run_dir = work / f"closed_loop_{mode}_{sd}"
+            r = run_demo(seconds=8.0, out_dir=run_dir, checkpoint=out, sim_mode=mode, seed=sd, latency=0.15,
+                         video=False, threads=args.threads)
+            folds.append(r["fold_fraction_final"])
+            names = r["joint_names"]
+            cmd = np.load(run_dir / "trace.npz")["command"]
+            grip_min.append(float(cmd[:, [names.index("left_gripper"), names.index("right_gripper")]].min()))
+        closed[mode] = {"fold_fraction_final": folds, "min_gripper_command": grip_min}
+    report["closed_loop"] = closed
     (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    n_vae = sum(p.numel() for p in trainer.vae.vae.parameters())
-    n_params = sum(p.numel() for p in model.parameters()) + n_vae
+    n_vae = sum(p.numel() for p in policy.vae.vae.parameters())
+    n_params = sum(p.numel() for p in policy.model.parameters()) + n_vae
     write_model_card(out, report, n_params, n_vae, len(episodes))
     print(json.dumps(report, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
