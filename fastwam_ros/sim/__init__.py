@@ -1,7 +1,8 @@
 """Simulated bimanual robot for the demo (ROS-free): ALOHA arms in MuJoCo, or a numpy kinematic fallback.
 
 Public API: :class:`BimanualSim`, :class:`SimConfig`, :data:`JOINT_NAMES`, :data:`CAMERAS`,
-:func:`joint_limits`, :func:`urdf_string`, :class:`ScriptedFolder` (scripted demonstrations).
+:func:`joint_limits`, :func:`urdf_string`. Scripted demonstrations: :mod:`.scripted`; their dataset format:
+:mod:`.demo_data`. Nothing here imports ``mujoco`` until a MuJoCo-mode simulator is built.
 """
 
 from .robot import CAMERAS, HOME_POSITIONS, JOINT_NAMES, JointLimit, joint_limits, urdf_string
