@@ -12,7 +12,7 @@ Key names: the official experts use the original Wan names; ours are diffusers n
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -171,6 +171,24 @@ def flatten_official_payload(payload, where: str = "checkpoint") -> dict[str, to
     return flat
 
 
+def format_keys(keys: Iterable[str], limit: int = 20) -> str:
+    """``[a, b, ...] (n total)``: a short listing of keys for error messages that are not strict-coverage ones."""
+    keys = sorted(keys)
+    return "[" + ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "") + f"] ({len(keys)} total)"
+
+
+def coverage_problems(missing: Iterable[str], unexpected: Iterable[str], shape_mismatches: Iterable[str]) -> list[str]:
+    """The parts of a strict-loading error, every offending key listed (one implementation for the official
+    checkpoint, the Wan weights and the policy directory): ``"<n> missing key(s): a, b"`` and likewise."""
+    problems = []
+    for what, keys in (("missing key(s)", missing), ("unexpected key(s)", unexpected),
+                       ("shape mismatch(es)", shape_mismatches)):
+        keys = sorted(keys)
+        if keys:
+            problems.append(f"{len(keys)} {what}: " + ", ".join(keys))
+    return problems
+
+
 def convert_official_state_dict(model, official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename official keys to ours and check STRICT coverage and shapes; errors list every bad key."""
     ours = model.state_dict()
@@ -189,13 +207,7 @@ def convert_official_state_dict(model, official: Mapping[str, torch.Tensor]) -> 
         for k in [inv.get(nk, nk)]
         if tuple(v.shape) != tuple(ours[nk].shape)
     ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): " + ", ".join(inv.get(m, m) for m in missing))
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(sorted(unexpected)))
-    if shape_bad:
-        problems.append(f"{len(shape_bad)} shape mismatch(es): " + ", ".join(shape_bad))
+    problems = coverage_problems([inv.get(m, m) for m in missing], unexpected, shape_bad)
     if problems:
         raise CheckpointError("checkpoint does not match the model: " + "; ".join(problems))
     return converted

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import coverage_problems, format_keys
+
 FORMAT_NAME = "fastwam_ros.policy"
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -41,11 +43,6 @@ VAE_PREFIX = "vae."
 
 class PolicyFormatError(ValueError):
     """A policy directory is missing a file, has a corrupt file, or its parts do not fit together."""
-
-
-def _keys(keys, limit: int = 20) -> str:
-    keys = sorted(keys)
-    return "[" + ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "") + f"] ({len(keys)} total)"
 
 
 def _read_json(path: Path) -> Any:
@@ -152,8 +149,8 @@ def load_text_embeds(
     want = {f"embeds.{i}" for i in range(len(prompts))}
     if set(tensors) != want:
         raise PolicyFormatError(
-            f"{path}: tensors {_keys(tensors)} do not match the {len(prompts)} prompts in its metadata "
-            f"(missing {_keys(want - set(tensors))}, unexpected {_keys(set(tensors) - want)})"
+            f"{path}: tensors {format_keys(tensors)} do not match the {len(prompts)} prompts in its metadata "
+            f"(missing {format_keys(want - set(tensors))}, unexpected {format_keys(set(tensors) - want)})"
         )
     out = {}
     for i, p in enumerate(prompts):
@@ -286,15 +283,9 @@ def check_model_state(module: nn.Module, state: Mapping[str, torch.Tensor], *, w
         for k in set(own) & set(state)
         if tuple(own[k].shape) != tuple(state[k].shape)
     ]
-    if missing or unexpected or shapes:
-        parts = [f"{where} does not match the model built from config.json"]
-        if missing:
-            parts.append(f"missing keys {_keys(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_keys(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches {_keys(shapes)}")
-        raise PolicyFormatError("; ".join(parts))
+    problems = coverage_problems(missing, unexpected, shapes)
+    if problems:
+        raise PolicyFormatError("; ".join([f"{where} does not match the model built from config.json", *problems]))
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, where: str) -> None:

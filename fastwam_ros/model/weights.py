@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import coverage_problems, format_keys
+
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
@@ -112,7 +114,7 @@ def convert_original_to_diffusers(sd: Mapping[str, Any]) -> dict[str, Any]:
         nk = original_to_diffusers_key(k)
         (bad.append(k) if nk is None else out.__setitem__(nk, v))
     if bad:
-        raise WeightLoadError(f"{len(bad)} key(s) have no diffusers name: {_fmt_keys(bad)}")
+        raise WeightLoadError(f"{len(bad)} key(s) have no diffusers name: {format_keys(bad)}")
     return out
 
 
@@ -123,17 +125,11 @@ def convert_diffusers_to_original(sd: Mapping[str, Any]) -> dict[str, Any]:
         nk = diffusers_to_original_key(k)
         (bad.append(k) if nk is None else out.__setitem__(nk, v))
     if bad:
-        raise WeightLoadError(f"{len(bad)} key(s) have no original Wan name: {_fmt_keys(bad)}")
+        raise WeightLoadError(f"{len(bad)} key(s) have no original Wan name: {format_keys(bad)}")
     return out
 
 
 # --------------------------------------------------------------------------------------------- files
-def _fmt_keys(keys: Iterable[str], limit: int = 20) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)} total)"
-
-
 class TensorSource:
     """Read-only view over one or more weight files: ``keys()`` from headers only, tensors on demand."""
 
@@ -351,15 +347,9 @@ def strict_copy_(
         for k, nk in mapped.items()
         if tuple(shapes[k]) != tuple(targets[nk].shape)
     ]
-    if missing or unexpected or bad_shape:
-        parts = [f"{what}: the weights do not match the model (strict loading)"]
-        if missing:
-            parts.append(f"missing keys {_fmt_keys(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_fmt_keys(unexpected)}")
-        if bad_shape:
-            parts.append(f"shape mismatches {_fmt_keys(bad_shape)}")
-        raise WeightLoadError("; ".join(parts))
+    problems = coverage_problems(missing, unexpected, bad_shape)
+    if problems:
+        raise WeightLoadError("; ".join([f"{what}: the weights do not match the model (strict loading)", *problems]))
     casts: dict[str, int] = {}
     with torch.no_grad():
         for k, t in source:
