@@ -18,9 +18,15 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
+    """The project's shared fixtures (official parity tensors, a real rosbag2 recording). CI always has them
+    beside the checkout, and a missing folder fails there; elsewhere (e.g. `colcon test` on a robot) the tests
+    that need them are skipped with the reason."""
     d = shared_dir()
     if not d.is_dir():
-        pytest.fail(f"shared/ folder not found at {d} (set FASTWAM_SHARED)")
+        msg = f"shared/ fixtures not found at {d} (set FASTWAM_SHARED to the folder)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
     return d
 
 
