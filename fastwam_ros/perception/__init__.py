@@ -4,7 +4,7 @@ from .config import CameraConfig, PerceptionConfig
 from .decode import ImageDecoder, decode_compressed, decode_image, decode_message
 from .errors import ConfigError, DecodeError, PerceptionError, ProprioError
 from .pipeline import Observation, ObservationPipeline, preprocess_frames, tile_frames
-from .proprio import ProprioAssembler, assemble_proprio
+from .proprio import ProprioAssembler, assemble_proprio, pose_proprio
 from .sync import MultiStreamSync, SyncedSet, stamp_to_seconds
 from .tiling import apply_transform, make_tiling_spec, normalize_frame, resize_aa, tile_images
 
@@ -23,6 +23,7 @@ __all__ = [
     "SyncedSet",
     "apply_transform",
     "assemble_proprio",
+    "pose_proprio",
     "decode_compressed",
     "decode_image",
     "decode_message",

@@ -22,7 +22,7 @@ class DecodeError(PerceptionError):
 class ProprioError(PerceptionError):
     """The proprio vector could not be assembled; ``joint`` names the offending joint (or None).
 
-    Reasons: ``missing_joint``, ``nonfinite_joint``, ``bad_joint_state``.
+    Reasons: ``missing_joint``, ``nonfinite_joint``, ``bad_joint_state``, ``bad_pose``.
     """
 
     def __init__(self, reason: str, joint: str | None = None, message: str = ""):

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ProprioError
 
-__all__ = ["ProprioAssembler", "ProprioError", "assemble_proprio"]
+__all__ = ["ProprioAssembler", "ProprioError", "assemble_proprio", "pose_proprio"]
 
 
 class ProprioAssembler:
@@ -60,3 +60,27 @@ class ProprioAssembler:
 def assemble_proprio(joint_names: Sequence[str], names: Sequence[str], positions: Any) -> np.ndarray:
     """One-shot form of :class:`ProprioAssembler`."""
     return ProprioAssembler(joint_names)(names, positions)
+
+
+def pose_proprio(position_m: Any, quaternion_xyzw: Any, frame: str = "end_effector") -> np.ndarray:
+    """End-effector pose → float32 [6]: position (m) then the rotation as an axis-angle vector (rad, axis ·
+    angle, angle in [0, π]), the LIBERO-style proprio layout (the official evaluation builds it from
+    robosuite's (x, y, z, w) quaternion; append the gripper joints to get its 8-dim state).
+
+    ``quaternion_xyzw`` follows the ROS ``geometry_msgs/Quaternion`` order; it need not be normalised, but a
+    zero or non-finite one is rejected (:class:`ProprioError` ``bad_pose``, naming ``frame``)."""
+    from transforms3d.quaternions import quat2axangle
+
+    p = np.asarray(position_m, dtype=np.float64).reshape(-1)
+    q = np.asarray(quaternion_xyzw, dtype=np.float64).reshape(-1)
+    if p.shape != (3,) or q.shape != (4,) or not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+        raise ProprioError("bad_pose", frame, f"pose of {frame!r} needs 3 finite positions and 4 finite "
+                                              f"quaternion values, got {p.tolist()} / {q.tolist()}")
+    norm = float(np.linalg.norm(q))
+    if norm < 1e-9:
+        raise ProprioError("bad_pose", frame, f"pose of {frame!r} has a zero quaternion")
+    x, y, z, w = q / norm
+    if w < 0:  # same rotation, angle kept in [0, pi]
+        x, y, z, w = -x, -y, -z, -w
+    axis, angle = quat2axangle([w, x, y, z])
+    return np.concatenate([p, np.asarray(axis) * angle]).astype(np.float32)
