@@ -103,5 +103,6 @@ class ControllerNode(Node):
 def main() -> None:
     rc.spin_node(ControllerNode, "controller_node")
 
+
 if __name__ == "__main__":
     main()

@@ -222,5 +222,6 @@ def _stop_worker(node: PolicyNode) -> None:
 def main() -> None:
     rc.spin_node(PolicyNode, "policy_node", on_exit=_stop_worker)
 
+
 if __name__ == "__main__":
     main()

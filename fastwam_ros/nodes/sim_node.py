@@ -83,5 +83,6 @@ class SimNode(Node):
 def main() -> None:
     rc.spin_node(SimNode, "sim_node", on_exit=lambda node: node.sim.close())
 
+
 if __name__ == "__main__":
     main()
