@@ -227,6 +227,16 @@ class StageClock:
         self.t = now
 
 
+def _record(clk: StageClock, inner: dict[str, float], total_s: float) -> dict[str, float]:
+    """One iteration's stage times (s): the outer laps, the sampler's own prefill/step times, the rest of the
+    model lap as ``model_overhead``, and the wall total."""
+    rec = {k: v for k, v in clk.stages.items() if k != "model"}
+    rec.update(inner)
+    rec["model_overhead"] = max(clk.stages["model"] - sum(inner.values()), 0.0)
+    rec["total"] = total_s
+    return rec
+
+
 def run_fast(parts, obs, cfg, device, dtype, iters, warmup, use_graphs, compile_flag):
     model, vae, encoder, cache, norm = parts
     perceive = perception_fn(cfg)
@@ -267,11 +277,7 @@ def run_fast(parts, obs, cfg, device, dtype, iters, warmup, use_graphs, compile_
         clk.lap("denormalise")
         total = time.perf_counter() - t_start
         if it >= warmup:
-            rec = {k: v for k, v in clk.stages.items() if k != "model"}
-            rec.update(inner)
-            rec["model_overhead"] = max(clk.stages["model"] - sum(inner.values()), 0.0)
-            rec["total"] = total
-            records.append(rec)
+            records.append(_record(clk, inner, total))
         outputs[idx] = (a_norm.numpy().copy(), actions.numpy().copy())
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return records, outputs, {"configure_s": round(configure_s, 4), "cuda_graphs": eng.graphs_captured,
@@ -313,11 +319,7 @@ def run_reference(parts, obs, cfg, device, dtype, iters, warmup):
         clk.lap("denormalise")
         total = time.perf_counter() - t_start
         if it >= warmup:
-            rec = {k: v for k, v in clk.stages.items() if k != "model"}
-            rec.update(inner)
-            rec["model_overhead"] = max(clk.stages["model"] - sum(inner.values()), 0.0)
-            rec["total"] = total
-            records.append(rec)
+            records.append(_record(clk, inner, total))
         outputs[idx] = (a_norm.numpy().copy(), actions.numpy().copy())
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return records, outputs, {"peak_device_memory_mb": None if peak is None else round(peak / 2**20, 1)}

@@ -107,26 +107,27 @@ def diffusers_to_original_key(key: str) -> str | None:
     return _map_key(key, _DIFF_RE)
 
 
-def convert_original_to_diffusers(sd: Mapping[str, Any]) -> dict[str, Any]:
-    """Rename a whole original-layout state dict; unknown keys raise :class:`WeightLoadError`."""
+def _rename_all(sd: Mapping[str, Any], rename: Callable[[str], str | None], target: str) -> dict[str, Any]:
     out, bad = {}, []
     for k, v in sd.items():
-        nk = original_to_diffusers_key(k)
-        (bad.append(k) if nk is None else out.__setitem__(nk, v))
+        nk = rename(k)
+        if nk is None:
+            bad.append(k)
+        else:
+            out[nk] = v
     if bad:
-        raise WeightLoadError(f"{len(bad)} key(s) have no diffusers name: {format_keys(bad)}")
+        raise WeightLoadError(f"{len(bad)} key(s) have no {target} name: {format_keys(bad)}")
     return out
+
+
+def convert_original_to_diffusers(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename a whole original-layout state dict; unknown keys raise :class:`WeightLoadError`."""
+    return _rename_all(sd, original_to_diffusers_key, "diffusers")
 
 
 def convert_diffusers_to_original(sd: Mapping[str, Any]) -> dict[str, Any]:
     """Rename a whole diffusers-layout state dict to the original Wan names."""
-    out, bad = {}, []
-    for k, v in sd.items():
-        nk = diffusers_to_original_key(k)
-        (bad.append(k) if nk is None else out.__setitem__(nk, v))
-    if bad:
-        raise WeightLoadError(f"{len(bad)} key(s) have no original Wan name: {format_keys(bad)}")
-    return out
+    return _rename_all(sd, diffusers_to_original_key, "original Wan")
 
 
 # --------------------------------------------------------------------------------------------- files

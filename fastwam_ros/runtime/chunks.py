@@ -119,6 +119,17 @@ class ChunkFormatError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
+def _chunk_rows(values, h: int, j: int, what: str) -> np.ndarray:
+    """Flat row-major ``values`` -> finite [h, j] array, or ChunkFormatError (bad_shape / non_finite)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size != h * j:
+        raise ChunkFormatError("bad_shape", f"{a.size} {what} for {h} steps x {j} joints")
+    a = a.reshape(h, j)
+    if not np.all(np.isfinite(a)):
+        raise ChunkFormatError("non_finite", f"{what} contain NaN/inf")
+    return a
+
+
 def parse_chunk(
     *,
     stamp: tuple[int, int],
@@ -144,20 +155,8 @@ def parse_chunk(
         raise ChunkFormatError("empty_chunk", f"num_steps={h}")
     if not (np.isfinite(step_period_s) and step_period_s > 0):
         raise ChunkFormatError("bad_step_period", f"step_period_s={step_period_s}")
-    p = np.asarray(positions, dtype=np.float64)
-    if p.size != h * j:
-        raise ChunkFormatError("bad_shape", f"{p.size} positions for {h} steps x {j} joints")
-    p = p.reshape(h, j)
-    if not np.all(np.isfinite(p)):
-        raise ChunkFormatError("non_finite", "positions contain NaN/inf")
-    v = None
-    if len(velocities):
-        v = np.asarray(velocities, dtype=np.float64)
-        if v.size != h * j:
-            raise ChunkFormatError("bad_shape", f"{v.size} velocities for {h} steps x {j} joints")
-        v = v.reshape(h, j)
-        if not np.all(np.isfinite(v)):
-            raise ChunkFormatError("non_finite", "velocities contain NaN/inf")
+    p = _chunk_rows(positions, h, j, "positions")
+    v = _chunk_rows(velocities, h, j, "velocities") if len(velocities) else None
     return ParsedChunk(
         stamp_s=join_stamp(*stamp), chunk_id=int(chunk_id), step_period_s=float(step_period_s),
         joint_names=names, positions=p, velocities=v, committed_steps=int(committed_steps),
