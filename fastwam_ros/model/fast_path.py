@@ -502,9 +502,12 @@ class FastActionSampler:
         buf["latents"].copy_(first_frame_latents, non_blocking=nb)
         buf["proprio"].copy_(proprio_norm, non_blocking=nb)
         buf["noise"].copy_(noise, non_blocking=nb)
-        target, weight = self.model.prefix_guidance_buffers(buf["noise"], prefix, prefix_weight)
-        buf["guide_target"].copy_(target)
-        buf["guide_weight"].copy_(weight)
+        if prefix is None:  # weight 0 makes the guidance step a no-op (the target is then never used)
+            buf["guide_weight"].zero_()
+        else:
+            target, weight = self.model.prefix_guidance_buffers(buf["noise"], prefix, prefix_weight)
+            buf["guide_target"].copy_(target)
+            buf["guide_weight"].copy_(weight)
         timer = _Timer(self.device) if timings is not None else None
         self._replay(timer)
         self.stats["calls"] += 1
