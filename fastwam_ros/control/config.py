@@ -45,11 +45,18 @@ class JointLimits:
 
 @dataclass(frozen=True)
 class JointGroup:
-    """A named set of joints controlled (enabled, held) together, e.g. one arm or one gripper."""
+    """A named set of joints controlled (enabled, held) together, e.g. one arm or one gripper.
+
+    tracking_error_rad / tracking_error_s: this group's tracking-error watchdog thresholds (joint units, s);
+    None uses :class:`ControllerConfig`'s. ``inf`` rad turns the watchdog off for the group (e.g. a gripper
+    that grasps: it is meant to stop short of its command).
+    """
 
     name: str
     joints: tuple[str, ...]
     kind: str = "arm"
+    tracking_error_rad: float | None = None
+    tracking_error_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,14 @@ class ControllerConfig:
     ensemble_decay: ACT weight exp(-decay · Δstamp/step) — positive favours older chunks (ACT's choice).
     max_future_s: chunks stamped further than this into the future are rejected.
     max_step_period_s: chunks whose step period exceeds this are rejected.
+    max_chunk_steps: chunks with more steps are refused before any work (``too_long``): bounds the cost of a
+        chunk (the model's horizon is 32 steps).
+    max_ensemble_members: at most this many chunks are averaged in ``ensemble`` mode; a new chunk beyond it
+        drops the member with the smallest weight at the hand-off (bounds the tick cost).
+    tracking_error_rad / tracking_error_s: tracking-error watchdog: when |commanded − measured| of an enabled
+        group's joint stays above ``tracking_error_rad`` (joint units) for ``tracking_error_s``, the group faults:
+        it is disabled (decelerates to a hold) and stays so until enabled again; counted in
+        ``Metrics.tracking_faults``. ``inf`` turns it off. Overridable per group (:class:`JointGroup`).
     """
 
     groups: tuple[JointGroup, ...]
@@ -89,6 +104,10 @@ class ControllerConfig:
     replace_execute_steps: int = 16
     max_future_s: float = 0.5
     max_step_period_s: float = 1.0
+    max_chunk_steps: int = 128
+    max_ensemble_members: int = 8
+    tracking_error_rad: float = 0.15
+    tracking_error_s: float = 0.5
 
     @property
     def period_s(self) -> float:
@@ -135,7 +154,7 @@ class ControllerConfig:
             path = f"groups[{i}]"
             if not isinstance(g, Mapping):
                 raise ConfigError(f"{path}: expected a mapping")
-            extra = set(g) - {"name", "joints", "kind", "limits"}
+            extra = set(g) - {"name", "joints", "kind", "limits", "tracking_error_rad", "tracking_error_s"}
             if extra:
                 raise ConfigError(f"{path}.{sorted(extra)[0]}: unknown field")
             name = g.get("name")
@@ -147,7 +166,9 @@ class ControllerConfig:
             kind = g.get("kind", "arm")
             if kind not in GROUP_KINDS:
                 raise ConfigError(f"{path}.kind: expected one of {GROUP_KINDS}, got {kind!r}")
-            groups.append(JointGroup(name=name, joints=tuple(joints), kind=kind))
+            groups.append(JointGroup(name=name, joints=tuple(joints), kind=kind,
+                                     tracking_error_rad=g.get("tracking_error_rad"),
+                                     tracking_error_s=g.get("tracking_error_s")))
             if "limits" in g:
                 if not isinstance(g["limits"], Mapping):
                     raise ConfigError(f"{path}.limits: expected a mapping")
@@ -253,6 +274,10 @@ def _validate(c: ControllerConfig) -> None:
             raise ConfigError(f"groups[{i}].kind: expected one of {GROUP_KINDS}, got {g.kind!r}")
         if not g.joints:
             raise ConfigError(f"groups[{i}].joints: empty")
+        if g.tracking_error_rad is not None:
+            _threshold(f"groups[{i}].tracking_error_rad", g.tracking_error_rad)
+        if g.tracking_error_s is not None:
+            _num(f"groups[{i}].tracking_error_s", g.tracking_error_s, lo=0.0)
         for j in g.joints:
             if j in seen_j:
                 raise ConfigError(f"groups[{i}].joints: joint {j!r} is already in group {seen_j[j]!r}")
@@ -292,6 +317,23 @@ def _validate(c: ControllerConfig) -> None:
         raise ConfigError(f"replace_execute_steps: expected an integer >= 1, got {c.replace_execute_steps!r}")
     _num("max_future_s", c.max_future_s, lo=0.0)
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
+    _int("max_chunk_steps", c.max_chunk_steps, lo=1, hi=10000)
+    _int("max_ensemble_members", c.max_ensemble_members, lo=1, hi=1000)
+    _threshold("tracking_error_rad", c.tracking_error_rad)
+    _num("tracking_error_s", c.tracking_error_s, lo=0.0)
+
+
+def _int(name: str, v: Any, *, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _threshold(name: str, v: Any) -> float:
+    """A watchdog threshold: a number > 0, ``inf`` allowed (off)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(float(v)) or not float(v) > 0:
+        raise ConfigError(f"{name}: expected a number > 0 (inf: off), got {v!r}")
+    return float(v)
 
 
 # ---------------------------------------------------------------------------------------------- URDF

@@ -19,6 +19,17 @@ Modes per group (``GroupOutput.mode``):
   ``estop``     latched: brake at the full acceleration limit, then freeze; only ``reset`` clears it
                 (all groups come back ``disabled`` and the plan is dropped).
 
+Tracking-error watchdog: when an enabled group's joint stays further than ``tracking_error_rad`` from its
+command for ``tracking_error_s`` (the robot does not follow), the group *faults*: it is disabled (``disabled``,
+reason ``tracking_error``, ``GroupOutput.fault`` set), so the command decelerates to a hold, and only an explicit
+``enable(..., clear_faults=True)`` (the default) re-enables it, re-anchored to the measured pose.
+
+The short trajectory (trajectory output) is the limited command over ``trajectory_horizon_s`` followed by a
+braking tail at the full acceleration limit down to velocity 0, so its last point is at rest: a stock
+joint_trajectory_controller accepts it with its defaults (``allow_nonzero_velocity_at_trajectory_end: false``),
+and should commands stop arriving the robot stops within its limits. The next tick's trajectory replaces it
+long before the tail is reached, so tracking is unaffected.
+
 Enable anchors the command to the *measured* pose (clipped into the position range) once the command is
 at rest: that is the one place the command may jump (to where the robot actually is); ``GroupOutput.anchored``
 flags the tick.
@@ -33,13 +44,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import ControllerConfig
-from .limits import CLAMP_KINDS, LimitArrays, StepResult, limiter_step
+from .limits import CLAMP_KINDS, LimitArrays, StepResult, brake_velocity, limiter_step
 from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
+from .watchdog import TrackingWatchdog
 
 REJECT_REASONS = (
     "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",
     "unknown_joint", "missing_joint", "future_stamp", "stale_chunk", "non_increasing_stamp", "expired",
-    "estopped", "busy",
+    "estopped", "busy", "too_long",
 )
 
 
@@ -93,6 +105,7 @@ class GroupOutput:
     accelerations: np.ndarray | None
     trajectory: Trajectory | None = None
     anchored: bool = False
+    fault: str | None = None  # latched until re-enabled (``tracking_error``)
 
 
 @dataclass
@@ -134,6 +147,9 @@ class Metrics:
     max_seam_disagreement: float = 0.0
     plan_depth_s: float = 0.0
     time_to_exhaustion_s: float = 0.0
+    tracking_faults: int = 0
+    max_tracking_error: float = 0.0  # largest |commanded − measured| seen on a watched joint
+    tracking_error: np.ndarray | None = None  # [J] latest |commanded − measured| (0 where not watched)
 
     def clamp_counts(self) -> dict[str, dict[str, int]]:
         """{joint: {kind: count}}."""
@@ -143,6 +159,7 @@ class Metrics:
         m = Metrics(**{k: getattr(self, k) for k in self.__dataclass_fields__})
         m.rejections = dict(self.rejections)
         m.clamps = {k: v.copy() for k, v in self.clamps.items()}
+        m.tracking_error = None if self.tracking_error is None else self.tracking_error.copy()
         return m
 
 
@@ -169,6 +186,7 @@ class _GroupState:
     running: bool = False
     mode: str = "no_state"
     reason: str | None = None
+    fault: str | None = None
 
 
 class ChunkController:
@@ -201,7 +219,14 @@ class ChunkController:
         self._last_tick: float | None = None
         self._last_output: ControlOutput | None = None
         self.metrics = Metrics(joint_names=self.names, rejections={r: 0 for r in REJECT_REASONS},
-                               clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS})
+                               clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS},
+                               tracking_error=np.zeros(self.J))
+        thr, dur = np.empty(self.J), np.empty(self.J)
+        for g in config.groups:
+            i = self._groups[g.name].idx
+            thr[i] = config.tracking_error_rad if g.tracking_error_rad is None else g.tracking_error_rad
+            dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
+        self.watchdog = TrackingWatchdog(thr, dur)
 
     # ------------------------------------------------------------------ inputs
 
@@ -230,6 +255,8 @@ class ChunkController:
             return self._reject("bad_shape", f"positions/velocities/joint_names not numeric arrays ({e})")
         if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] != len(names):
             return self._reject("bad_shape", f"positions shape {pos.shape} is not [H>=1, {len(names)} joint_names]")
+        if pos.shape[0] > self.cfg.max_chunk_steps:
+            return self._reject("too_long", f"{pos.shape[0]} steps > max_chunk_steps={self.cfg.max_chunk_steps}")
         if vel is not None and vel.shape != pos.shape:
             return self._reject("bad_shape", f"velocities shape {vel.shape} != positions shape {pos.shape}")
         if not np.isfinite(pos).all() or (vel is not None and not np.isfinite(vel).all()):
@@ -276,6 +303,7 @@ class ChunkController:
             members = [m for m in self._members if m.end_s + self.cfg.blend_window_s > now] if old is not None else []
             members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
                                           t_h, new_spline.end_s))
+            members = _cap_members(members, self.cfg.max_ensemble_members, t_h, self.cfg.blend_window_s, self.J)
             self._members = members
             src = EnsembleSource(members, self.cfg.blend_window_s, self.J)
             self._plan_end_s = max(m.end_s for m in members)
@@ -354,8 +382,12 @@ class ChunkController:
             groups = [groups]
         return list(groups)
 
-    def enable(self, now_s: float, groups: Iterable[str] | str | None = None) -> dict[str, str | None]:
-        """Enable groups (all by default). Returns {group: None if enabled else the reason}."""
+    def enable(self, now_s: float, groups: Iterable[str] | str | None = None,
+               clear_faults: bool = True) -> dict[str, str | None]:
+        """Enable groups (all by default). Returns {group: None if enabled else the reason}.
+
+        A group with a latched fault (``tracking_error``) is enabled only with ``clear_faults`` (an explicit
+        operator request); an automatic enable passes False and the fault stays."""
         out: dict[str, str | None] = {}
         for g in self._resolve_groups(groups):
             st = self._groups.get(g)
@@ -363,7 +395,12 @@ class ChunkController:
                 out[g] = "unknown_group"
             elif self.estopped:
                 out[g] = "estopped"
+            elif st.fault is not None and not clear_faults:
+                out[g] = st.fault
             else:
+                if st.fault is not None:
+                    st.fault = None
+                    self.watchdog.clear(st.idx)
                 if not st.enabled:
                     st.enabled = True
                     st.pending_anchor = True
@@ -396,6 +433,8 @@ class ChunkController:
             st.enabled = False
             st.pending_anchor = False
             st.running = False
+            st.fault = None
+        self.watchdog.clear(np.arange(self.J))
         self._source = None
         self._members = []
         self._plan_end_s = -math.inf
@@ -465,6 +504,7 @@ class ChunkController:
                 if self._members:
                     self._source.members = self._members
         plan_reason = self._plan_usable(now)
+        self._watch(now)
 
         run = np.zeros(self.J, dtype=bool)
         anchored: dict[str, bool] = {}
@@ -479,7 +519,7 @@ class ChunkController:
             elif not self.initialised[i].all():
                 st.mode, st.reason = "no_state", "no_joint_state"
             elif not st.enabled:
-                st.mode, st.reason = "disabled", None
+                st.mode, st.reason = "disabled", st.fault
             elif state_age > self.cfg.stale_state_s:
                 st.mode, st.reason = "hold", "stale_state"
             elif st.pending_anchor:
@@ -531,13 +571,33 @@ class ChunkController:
                 positions=self.p[i].copy() if valid else None,
                 velocities=self.v[i].copy() if valid else None,
                 accelerations=self.a[i].copy() if valid else None,
-                trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name])
+                trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name], fault=st.fault)
         out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
                             committed_prefix=self.committed_prefix(now, run=run) if with_prefix else None,
                             metrics=m.snapshot(),
                             plan_active=plan_reason is None, plan_reason=plan_reason)
         self._last_output = out
         return out
+
+    def _watch(self, now: float) -> None:
+        """Tracking-error watchdog over the joints of enabled groups with fresh state (command = last output)."""
+        watched = np.zeros(self.J, dtype=bool)
+        for st in self._groups.values():
+            if st.enabled and not st.pending_anchor and not self.estopped:
+                watched[st.idx] = True
+        watched &= self.initialised & (now - self.meas_stamp <= self.cfg.stale_state_s)
+        tripped = self.watchdog.update(now, self.p, self.meas_p, watched)
+        m = self.metrics
+        m.tracking_error = self.watchdog.error
+        if watched.any():
+            m.max_tracking_error = max(m.max_tracking_error, float(self.watchdog.error.max()))
+        if tripped.any():
+            for st in self._groups.values():
+                if tripped[st.idx].any():
+                    st.enabled = False
+                    st.pending_anchor = False
+                    st.fault = "tracking_error"
+                    m.tracking_faults += 1
 
     def _step(self, t: float, dt: float, run: np.ndarray, state=None) -> StepResult:
         p, v, a = (self.p, self.v, self.a) if state is None else state
@@ -562,7 +622,8 @@ class ChunkController:
             r = self._step(start + (k + 1) * tp, tp, run, state)
             state = (r.p, r.v, r.a)
             P[k], V[k] = r.p, r.v
-        tfs = tp * np.arange(1, n + 1)
+        P, V = _append_braking_tail(P, V, tp, self.lim)
+        tfs = tp * np.arange(1, P.shape[0] + 1)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
                                    positions=P[:, self._groups[g.name].idx].copy(),
                                    velocities=V[:, self._groups[g.name].idx].copy())
@@ -596,6 +657,34 @@ class ChunkController:
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
                                num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)
+
+
+def _append_braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Extend a trajectory ([N, J] positions/velocities at spacing ``tp``) by braking every joint at its full
+    acceleration limit to velocity 0 (closed form: |v| falls by a_max·tp per point, positions integrate the
+    velocity exactly, clipped to the position range). The last point's velocity is exactly 0."""
+    v0 = V[-1]
+    k = int(np.max(np.ceil(np.abs(v0) / (lim.max_acceleration * tp)))) if np.any(v0 != 0.0) else 0
+    if k == 0:
+        return P, V
+    steps = np.arange(1, k + 1)[:, None]
+    vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
+    vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
+    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
+    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
+    return np.vstack([P, pt]), np.vstack([V, vt])
+
+
+def _cap_members(members: list[EnsembleMember], cap: int, t_h: float, w: float, n_joints: int
+                 ) -> list[EnsembleMember]:
+    """At most ``cap`` ensemble members: drop (never the newest, last in the list) those with the smallest
+    weight at the hand-off ``t_h`` (the least influence on the plan there)."""
+    if len(members) <= cap:
+        return members
+    old, new = members[:-1], members[-1]
+    weights = EnsembleSource(old, w, n_joints).weights_at(t_h)
+    keep = sorted(np.argsort(-np.asarray(weights), kind="stable")[: cap - 1])
+    return [old[i] for i in keep] + [new]
 
 
 def _finite_number(x: object) -> bool:

@@ -36,24 +36,24 @@ def smoothstep5(x: float) -> tuple[float, float, float]:
             60.0 * x * (1.0 - x) * (1.0 - 2.0 * x))
 
 
-_SPLINE_CACHE: dict[int, np.ndarray] = {}
-
-
-def _natural_spline_operator(n: int) -> np.ndarray:
-    """Matrix M (n×n) so that knot slopes·h = M @ (3·Δ-terms): natural cubic spline on a uniform grid."""
-    op = _SPLINE_CACHE.get(n)
-    if op is None:
-        a = np.zeros((n, n))
-        for i in range(n):
-            if i == 0:
-                a[0, 0], a[0, 1] = 2.0, 1.0
-            elif i == n - 1:
-                a[i, i - 1], a[i, i] = 1.0, 2.0
-            else:
-                a[i, i - 1], a[i, i], a[i, i + 1] = 1.0, 4.0, 1.0
-        op = np.linalg.inv(a)
-        _SPLINE_CACHE[n] = op
-    return op
+def natural_spline_slopes(rhs: np.ndarray) -> np.ndarray:
+    """Knot slopes·h of the natural cubic spline on a uniform grid: solves the tridiagonal system
+    ``[2 1; 1 4 1; …; 1 2] · m = rhs`` (rhs [n ≥ 2, J]) by forward elimination and back substitution
+    (Thomas algorithm: O(n·J) time, O(n·J) memory, no cached operator; the system is strictly
+    diagonally dominant, so no pivoting is needed)."""
+    n = rhs.shape[0]
+    sup = np.empty(n)  # eliminated super-diagonal
+    d = np.empty_like(rhs)
+    sup[0] = 0.5
+    d[0] = rhs[0] / 2.0
+    for i in range(1, n):
+        denom = (2.0 if i == n - 1 else 4.0) - sup[i - 1]
+        sup[i] = 1.0 / denom
+        d[i] = (rhs[i] - d[i - 1]) / denom
+    m = d
+    for i in range(n - 2, -1, -1):
+        m[i] = d[i] - sup[i] * m[i + 1]
+    return m
 
 
 class Source:
@@ -102,7 +102,7 @@ class ChunkSpline(Source):
             rhs[-1] = 3.0 * (p[-1] - p[-2])
             if self.n > 2:
                 rhs[1:-1] = 3.0 * (p[2:] - p[:-2])
-            m = _natural_spline_operator(self.n) @ rhs
+            m = natural_spline_slopes(rhs)
         self.m = m
         self._z = np.zeros(p.shape[1])
 
@@ -189,6 +189,13 @@ class EnsembleSource(Source):
         da, dda = da / self.w, dda / self.w ** 2
         db, ddb = -db / self.w, ddb / self.w ** 2
         return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
+
+    def weights_at(self, t: float) -> list[float]:
+        """Each member's (unnormalised) weight at ``t``."""
+        if not self.members:
+            return []
+        base = max(m.log_weight for m in self.members)
+        return [self._weight(m, t, base)[0] for m in self.members]
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.members:
