@@ -48,6 +48,8 @@ from .limits import CLAMP_KINDS, LimitArrays, StepResult, brake_velocity, limite
 from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
 from .watchdog import TrackingWatchdog
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger |values| in a joint state are rejected
+
 REJECT_REASONS = (
     "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",
     "unknown_joint", "missing_joint", "future_stamp", "stale_chunk", "non_increasing_stamp", "expired",
@@ -336,8 +338,10 @@ class ChunkController:
     def update_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
                            now_s: float | None = None) -> SubmitResult:
         """Measured joint positions at ``stamp_s``. Unknown names are ignored (joint_states often carry more
-        joints); non-finite entries and stamps older than the last one for that joint are skipped and counted;
-        with ``now_s``, stamps more than ``max_future_s`` ahead are rejected."""
+        joints); entries that are non-finite or outside the float32 range (a JointState carries float64, but
+        1e300 is no joint position) and stamps older than the last one for that joint are skipped and counted;
+        a message naming a joint twice is rejected whole (``duplicate_joint``: neither value is trusted, the
+        same rule as perception's); with ``now_s``, stamps more than ``max_future_s`` ahead are rejected."""
         if not _finite_number(stamp_s):
             self.metrics.state_rejections += 1
             return SubmitResult(False, "bad_stamp", f"stamp_s={stamp_s!r}")
@@ -353,12 +357,15 @@ class ChunkController:
         if len(names) != vals.shape[0]:
             self.metrics.state_rejections += 1
             return SubmitResult(False, "bad_shape", f"{len(names)} names but {vals.shape[0]} positions")
+        if len(set(names)) != len(names):
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "duplicate_joint", "a joint name appears more than once in one message")
         skipped = 0
         for n, x in zip(names, vals):
             i = self._col.get(n)
             if i is None:
                 continue
-            if not math.isfinite(x) or stamp_s < self.meas_stamp[i]:
+            if not abs(x) <= FLOAT32_MAX or stamp_s < self.meas_stamp[i]:
                 skipped += 1
                 continue
             self.meas_p[i] = x
