@@ -79,8 +79,11 @@ class ControllerConfig:
     max_step_period_s: chunks whose step period exceeds this are rejected.
     max_chunk_steps: chunks with more steps are refused before any work (``too_long``): bounds the cost of a
         chunk (the model's horizon is 32 steps).
-    max_ensemble_members: at most this many chunks are averaged in ``ensemble`` mode; a new chunk beyond it
-        drops the member with the smallest weight at the hand-off (bounds the tick cost).
+    max_plan_chunks: at most this many chunks make up the plan (bounds the tick cost under chunk floods):
+        ``ensemble`` averages at most this many (a new chunk beyond it drops the member with the smallest weight
+        at the hand-off); ``splice`` nests at most this many blends (a new chunk arriving while as many blends
+        are still in progress drops the oldest chunk from the blend chain). Normal streams (a chunk every few
+        hundred ms, blend windows of 0.1-0.3 s) never reach it.
     tracking_error_rad / tracking_error_s: tracking-error watchdog: when |commanded − measured| of an enabled
         group's joint stays above ``tracking_error_rad`` (joint units) for ``tracking_error_s``, the group faults:
         it is disabled (decelerates to a hold) and stays so until enabled again; counted in
@@ -105,7 +108,7 @@ class ControllerConfig:
     max_future_s: float = 0.5
     max_step_period_s: float = 1.0
     max_chunk_steps: int = 128
-    max_ensemble_members: int = 8
+    max_plan_chunks: int = 8
     tracking_error_rad: float = 0.15
     tracking_error_s: float = 0.5
 
@@ -318,7 +321,7 @@ def _validate(c: ControllerConfig) -> None:
     _num("max_future_s", c.max_future_s, lo=0.0)
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
     _int("max_chunk_steps", c.max_chunk_steps, lo=1, hi=10000)
-    _int("max_ensemble_members", c.max_ensemble_members, lo=1, hi=1000)
+    _int("max_plan_chunks", c.max_plan_chunks, lo=1, hi=1000)
     _threshold("tracking_error_rad", c.tracking_error_rad)
     _num("tracking_error_s", c.tracking_error_s, lo=0.0)
 

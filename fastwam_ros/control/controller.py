@@ -37,6 +37,7 @@ flags the tick.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,16 @@ import numpy as np
 
 from .config import ControllerConfig
 from .limits import CLAMP_KINDS, LimitArrays, StepResult, brake_velocity, limiter_step
-from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
+from .plan import (
+    BlendSource,
+    ChunkSpline,
+    EnsembleMember,
+    EnsembleSource,
+    Source,
+    smoothstep5,
+    smoothstep5_many,
+    trim_blend,
+)
 from .watchdog import TrackingWatchdog
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger |values| in a joint state are rejected
@@ -158,7 +168,7 @@ class Metrics:
         return {j: {k: int(self.clamps[k][i]) for k in CLAMP_KINDS} for i, j in enumerate(self.joint_names)}
 
     def snapshot(self) -> Metrics:
-        m = Metrics(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        m = copy.copy(self)
         m.rejections = dict(self.rejections)
         m.clamps = {k: v.copy() for k, v in self.clamps.items()}
         m.tracking_error = None if self.tracking_error is None else self.tracking_error.copy()
@@ -189,6 +199,7 @@ class _GroupState:
     mode: str = "no_state"
     reason: str | None = None
     fault: str | None = None
+    valid: bool = False  # every joint of the group has had a joint state
 
 
 class ChunkController:
@@ -207,6 +218,7 @@ class ChunkController:
         self.v = np.zeros(self.J)
         self.a = np.zeros(self.J)
         self.initialised = np.zeros(self.J, dtype=bool)
+        self._all_initialised = False
         self.meas_p = np.full(self.J, np.nan)
         self.meas_stamp = np.full(self.J, -np.inf)
         self.estopped = False
@@ -296,7 +308,8 @@ class ChunkController:
         old = self._source if self._plan_usable(now) is None else None
         if mode == "splice":
             new_spline = ChunkSpline(stamp, dt, pos, vel)
-            src: Source = new_spline if old is None else BlendSource(old, new_spline, t_h, self.cfg.blend_window_s)
+            src: Source = new_spline if old is None else BlendSource(
+                trim_blend(old, self.cfg.max_plan_chunks - 1), new_spline, t_h, self.cfg.blend_window_s)
             self._plan_end_s = new_spline.end_s
         elif mode == "ensemble":
             new_spline = ChunkSpline(stamp, dt, pos, vel)
@@ -305,7 +318,7 @@ class ChunkController:
             members = [m for m in self._members if m.end_s + self.cfg.blend_window_s > now] if old is not None else []
             members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
                                           t_h, new_spline.end_s))
-            members = _cap_members(members, self.cfg.max_ensemble_members, t_h, self.cfg.blend_window_s, self.J)
+            members = _cap_members(members, self.cfg.max_plan_chunks, t_h, self.cfg.blend_window_s, self.J)
             self._members = members
             src = EnsembleSource(members, self.cfg.blend_window_s, self.J)
             self._plan_end_s = max(m.end_s for m in members)
@@ -375,6 +388,7 @@ class ChunkController:
                 self.v[i] = 0.0
                 self.a[i] = 0.0
                 self.initialised[i] = True
+                self._refresh_initialised()
         if skipped:
             self.metrics.state_rejections += skipped
             return SubmitResult(True, "partial", f"{skipped} entries skipped (non-finite or out of order)")
@@ -483,6 +497,24 @@ class ChunkController:
             p[i] = st.ramp_from + s * d
         return p, v
 
+    def _reference_many(self, ts: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_reference` at K times at once ([K, J] each; row k equals ``_reference(ts[k], run)``)."""
+        p, v, _ = self._source.eval_many(ts)  # type: ignore[union-attr]
+        for st in self._groups.values():
+            if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
+                continue
+            x = (ts - st.ramp_start_s) / st.ramp_dur_s
+            rows = np.flatnonzero(x < 1.0)
+            if rows.size == 0:
+                continue
+            s, ds, _ = smoothstep5_many(x[rows])
+            s, ds = s[:, None], (ds / st.ramp_dur_s)[:, None]
+            cell = np.ix_(rows, st.idx)
+            d = p[cell] - st.ramp_from
+            v[cell] = ds * d + s * v[cell]
+            p[cell] = st.ramp_from + s * d
+        return p, v
+
     def _brake_decel(self) -> np.ndarray:
         return self.lim.max_acceleration * (1.0 if self.estopped else self.cfg.hold_decel_fraction)
 
@@ -520,10 +552,10 @@ class ChunkController:
             anchored[name] = False
             was_running = st.running
             st.running = False
-            state_age = now - float(np.min(self.meas_stamp[i]))
+            state_age = now - float(self.meas_stamp[i].min())
             if self.estopped:
                 st.mode, st.reason = "estop", "estop"
-            elif not self.initialised[i].all():
+            elif not st.valid:
                 st.mode, st.reason = "no_state", "no_joint_state"
             elif not st.enabled:
                 st.mode, st.reason = "disabled", st.fault
@@ -558,9 +590,12 @@ class ChunkController:
         for kind, arr in (("position", res.clamped_position), ("velocity", res.clamped_velocity),
                           ("acceleration", res.clamped_acceleration), ("non_finite", res.non_finite)):
             m.clamps[kind] += arr
-        self.p = np.where(self.initialised, res.p, self.p)
-        self.v = np.where(self.initialised, res.v, 0.0)
-        self.a = np.where(self.initialised, res.a, 0.0)
+        if self._all_initialised:
+            self.p, self.v, self.a = res.p, res.v, res.a
+        else:
+            self.p = np.where(self.initialised, res.p, self.p)
+            self.v = np.where(self.initialised, res.v, 0.0)
+            self.a = np.where(self.initialised, res.a, 0.0)
 
         depth = self._plan_end_s - now if plan_reason is None else 0.0
         m.plan_depth_s = max(depth, 0.0)
@@ -572,7 +607,7 @@ class ChunkController:
         for g in self.cfg.groups:
             st = self._groups[g.name]
             i = st.idx
-            valid = bool(self.initialised[i].all())
+            valid = st.valid
             groups[g.name] = GroupOutput(
                 name=g.name, joint_names=g.joints, mode=st.mode, reason=st.reason, valid=valid,
                 positions=self.p[i].copy() if valid else None,
@@ -585,6 +620,12 @@ class ChunkController:
                             plan_active=plan_reason is None, plan_reason=plan_reason)
         self._last_output = out
         return out
+
+    def _refresh_initialised(self) -> None:
+        """Cache which groups have a joint state for every joint (``_GroupState.valid``) and whether all do."""
+        for st in self._groups.values():
+            st.valid = bool(self.initialised[st.idx].all())
+        self._all_initialised = bool(self.initialised.all())
 
     def _watch(self, now: float) -> None:
         """Tracking-error watchdog over the joints of enabled groups with fresh state (command = last output)."""
@@ -606,12 +647,15 @@ class ChunkController:
                     st.fault = "tracking_error"
                     m.tracking_faults += 1
 
-    def _step(self, t: float, dt: float, run: np.ndarray, state=None) -> StepResult:
+    def _step(self, t: float, dt: float, run: np.ndarray, state=None, ref=None) -> StepResult:
+        """One limiter step to ``t``; ``ref``: the reference (p, v) at ``t`` when already computed."""
         p, v, a = (self.p, self.v, self.a) if state is None else state
-        if run.any():
-            p_ref, v_ref = self._reference(t, run)
-        else:
+        if not run.any():
             p_ref, v_ref = p, np.zeros(self.J)
+        elif ref is not None:
+            p_ref, v_ref = ref
+        else:
+            p_ref, v_ref = self._reference(t, run)
         track = run & self.initialised
         p_in = np.where(self.initialised, p, 0.0)
         return limiter_step(p_in, v, a, dt, self.lim, track, p_ref, v_ref, self._brake_decel())
@@ -621,12 +665,17 @@ class ChunkController:
         tp = self.cfg.trajectory_point_period_s
         n = max(1, int(round(self.cfg.trajectory_horizon_s / tp)))
         start = now + period
-        r = self._step(start, period, run)
+        ts = np.empty(n + 1)  # the first step is one period long, then point periods
+        ts[0] = start
+        ts[1:] = start + np.arange(1, n + 1) * tp
+        refs = self._reference_many(ts, run) if run.any() else None
+        r = self._step(start, period, run, ref=None if refs is None else (refs[0][0], refs[1][0]))
         state = (r.p, r.v, r.a)
         P = np.empty((n, self.J))
         V = np.empty((n, self.J))
         for k in range(n):
-            r = self._step(start + (k + 1) * tp, tp, run, state)
+            ref = None if refs is None else (refs[0][k + 1], refs[1][k + 1])
+            r = self._step(ts[k + 1], tp, run, state, ref)
             state = (r.p, r.v, r.a)
             P[k], V[k] = r.p, r.v
         P, V = _append_braking_tail(P, V, tp, self.lim)
@@ -657,10 +706,9 @@ class ChunkController:
         with np.errstate(invalid="ignore"):
             rest = np.clip(self.p + self.v * np.abs(self.v) / (2.0 * decel), self.lim.lower, self.lim.upper)
         pos = np.tile(rest, (k, 1))
-        if run.any() and self._source is not None:
-            for r, t in enumerate(times):
-                p_ref, _ = self._reference(max(t, now_s), run)
-                pos[r] = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
+        if run.any() and self._source is not None and k > 0:
+            p_ref, _ = self._reference_many(np.maximum(times, now_s), run)
+            pos = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
                                num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)

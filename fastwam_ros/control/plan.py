@@ -36,6 +36,16 @@ def smoothstep5(x: float) -> tuple[float, float, float]:
             60.0 * x * (1.0 - x) * (1.0 - 2.0 * x))
 
 
+def smoothstep5_many(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`smoothstep5` over an array (the same arithmetic, element by element)."""
+    x2 = x * x
+    s = x2 * x * (10.0 + x * (-15.0 + 6.0 * x))
+    ds = 30.0 * x2 * (1.0 - x) ** 2
+    dds = 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x)
+    lo, hi = x <= 0.0, x >= 1.0
+    return (np.where(lo, 0.0, np.where(hi, 1.0, s)), np.where(lo | hi, 0.0, ds), np.where(lo | hi, 0.0, dds))
+
+
 def natural_spline_slopes(rhs: np.ndarray) -> np.ndarray:
     """Knot slopes·h of the natural cubic spline on a uniform grid: solves the tridiagonal system
     ``[2 1; 1 4 1; …; 1 2] · m = rhs`` (rhs [n ≥ 2, J]) by forward elimination and back substitution
@@ -57,10 +67,15 @@ def natural_spline_slopes(rhs: np.ndarray) -> np.ndarray:
 
 
 class Source:
-    """Interface: ``eval(t_s) -> (positions, velocities, accelerations)`` over all joints."""
+    """Interface: ``eval(t_s) -> (positions, velocities, accelerations)`` over all joints;
+    ``eval_many(ts)`` the same at K times at once ([K, J] each, row k equal to ``eval(ts[k])``)."""
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = [self.eval(float(t)) for t in ts]
+        return tuple(np.array([r[i] for r in rows]).reshape(len(rows), -1) for i in range(3))  # type: ignore
 
 
 class HoldSource(Source):
@@ -72,6 +87,10 @@ class HoldSource(Source):
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.p.copy(), self._z.copy(), self._z.copy()
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = len(ts)
+        return np.tile(self.p, (k, 1)), np.zeros((k, self.p.size)), np.zeros((k, self.p.size))
 
 
 class ChunkSpline(Source):
@@ -134,6 +153,38 @@ class ChunkSpline(Source):
         acc = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
         return pos, vel, acc
 
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        K, J = ts.shape[0], self.p.shape[1]
+        if self.n == 1:
+            return np.tile(self.p[0], (K, 1)), np.zeros((K, J)), np.zeros((K, J))
+        P, V, A = np.empty((K, J)), np.empty((K, J)), np.zeros((K, J))
+        x = (ts - self.t0) / self.dt
+        out = (x <= 0.0) | (x >= self.n - 1)
+        if out.any():  # linear extrapolation, then hold (as in eval)
+            t = ts[out]
+            k = np.where(x[out] <= 0.0, 0, self.n - 1)
+            v = self.m[k] / self.dt
+            knot = self.t0 + k * self.dt
+            tau = np.minimum(np.maximum(t - knot, -self.extrapolate_s), self.extrapolate_s)
+            inside = np.abs(t - knot) < self.extrapolate_s
+            P[out] = self.p[k] + v * tau[:, None]
+            V[out] = np.where(inside[:, None], v, 0.0)
+        mid = ~out
+        if mid.any():
+            xm = x[mid]
+            k = np.minimum(np.floor(xm).astype(np.intp), self.n - 2)
+            u = (xm - k)[:, None]
+            p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
+            u2, u3 = u * u, u * u * u
+            h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
+            d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
+            e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
+            P[mid] = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
+            V[mid] = (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt
+            A[mid] = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
+        return P, V, A
+
 
 class BlendSource(Source):
     """``old`` before ``t_h``, ``new`` after ``t_h + w``, quintic-smoothstep blend in between."""
@@ -154,6 +205,50 @@ class BlendSource(Source):
         return (po + s * dp,
                 vo + s * dv + ds * dp,
                 ao + s * (an - ao) + 2.0 * ds * dv + dds * dp)
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        after = ts >= self.t_h + self.w
+        before = ~after & (ts <= self.t_h)
+        mid = ~(after | before)
+        if after.all():
+            return self.new.eval_many(ts)
+        if before.all():
+            return self.old.eval_many(ts)
+        out = None
+        for mask, src in ((after, self.new), (before, self.old)):
+            if mask.any():
+                r = src.eval_many(ts[mask])
+                if out is None:
+                    out = tuple(np.empty((ts.shape[0], r[0].shape[1])) for _ in range(3))
+                for i in range(3):
+                    out[i][mask] = r[i]
+        if mid.any():
+            tm = ts[mid]
+            s, ds, dds = smoothstep5_many((tm - self.t_h) / self.w)
+            ds, dds = (ds / self.w)[:, None], (dds / (self.w * self.w))[:, None]
+            s = s[:, None]
+            po, vo, ao = self.old.eval_many(tm)
+            pn, vn, an = self.new.eval_many(tm)
+            dp, dv = pn - po, vn - vo
+            parts = [po + s * dp, vo + s * dv + ds * dp, ao + s * (an - ao) + 2.0 * ds * dv + dds * dp]
+            if out is None:
+                out = tuple(np.empty((ts.shape[0], po.shape[1])) for _ in range(3))
+            for i in range(3):
+                out[i][mid] = parts[i]
+        return out  # type: ignore[return-value]
+
+
+def trim_blend(src: Source, max_chunks: int) -> Source:
+    """Bound a chain of splice blends to ``max_chunks`` chunk sources: the newer side of each blend is one chunk,
+    the older side the chain before it; past the bound the oldest chunks are dropped (the blend that fades
+    them out is replaced by its newer side). Mutates the chain in place and returns its new head."""
+    if not isinstance(src, BlendSource):
+        return src
+    if max_chunks <= 1:
+        return trim_blend(src.new, max_chunks)
+    src.old = trim_blend(src.old, max_chunks - 1)
+    return src
 
 
 @dataclass

@@ -173,7 +173,11 @@ class ControllerRuntime:
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self, now_s: float) -> TickOutputs:
-        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory")
+        # the committed prefix is published at most every PREFIX_PERIOD_S: only computed then (it is the
+        # costliest part of a tick after the trajectory)
+        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
+            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
+        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=due)
         self.last_out = out
         cmds = []
         modes = {}
@@ -185,8 +189,6 @@ class ControllerRuntime:
         self.commands_sent += len(cmds)
         prefix = None
         cp = out.committed_prefix
-        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
-            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
         if cp is not None and cp.num_steps > 0 and due and np.all(np.isfinite(cp.positions)):
             self._last_prefix_s = now_s
             prefix = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,

@@ -131,7 +131,7 @@ def test_chunks_longer_than_the_cap_are_refused_and_counted():
 
 
 def test_ensemble_members_are_bounded():
-    ctl, cfg = make(splice_mode="ensemble", max_ensemble_members=3, stale_chunk_s=2.0)
+    ctl, cfg = make(splice_mode="ensemble", max_plan_chunks=3, stale_chunk_s=2.0)
     z = np.where(["gripper" in n for n in cfg.joint_names], 0.04, 0.0)
     ctl.update_joint_state(0.0, cfg.joint_names, z)
     ctl.enable(0.0)
@@ -187,3 +187,29 @@ def test_joint_state_values_outside_float32_are_skipped_and_counted():
     assert r.reason == "partial" and ctl.metrics.state_rejections == 2
     assert not ctl.initialised[0] and not ctl.initialised[1] and ctl.initialised[2:].all()
     assert ctl.update_joint_state(1.1, names, np.full(len(names), 3.0e38)).accepted  # inside float32: fine
+
+
+def _chunks_in(src):
+    from fastwam_ros.control.plan import BlendSource
+
+    return _chunks_in(src.old) + _chunks_in(src.new) if isinstance(src, BlendSource) else 1
+
+
+def test_splice_blend_chain_is_bounded_and_limits_hold():
+    ctl, cfg = make(max_plan_chunks=4, blend_window_s=0.3, stale_chunk_s=2.0)
+    z = np.where(["gripper" in n for n in cfg.joint_names], 0.04, 0.0)
+    ctl.update_joint_state(0.0, cfg.joint_names, z)
+    ctl.enable(0.0)
+    t, depth, prev = 0.0, [], None
+    rng = np.random.default_rng(1)
+    for k in range(150):  # a chunk every 3 ticks, each a different random slope: blends pile up
+        t = round(t + cfg.period_s, 9)
+        if k % 3 == 0:
+            assert ctl.submit_chunk(ramp_chunk(cfg, t - 0.05, float(rng.uniform(-1, 1))), t).accepted
+        out = ctl.tick(t)
+        depth.append(_chunks_in(ctl._source))
+        v = np.concatenate([g.velocities for g in out.groups.values()])
+        if prev is not None:
+            assert np.all(np.abs(v - prev) <= ctl.lim.max_acceleration * cfg.period_s * (1 + 1e-9) + 1e-12)
+        prev = v
+    assert max(depth) == 4
