@@ -37,153 +37,37 @@ flags the tick.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import ControllerConfig
-from .limits import CLAMP_KINDS, LimitArrays, StepResult, brake_velocity, limiter_step
+from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_step
 from .plan import (
     BlendSource,
     ChunkSpline,
     EnsembleMember,
     EnsembleSource,
     Source,
+    cap_members,
     smoothstep5,
     smoothstep5_many,
     trim_blend,
 )
-from .watchdog import TrackingWatchdog
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger |values| in a joint state are rejected
-
-REJECT_REASONS = (
-    "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",
-    "unknown_joint", "missing_joint", "future_stamp", "stale_chunk", "non_increasing_stamp", "expired",
-    "estopped", "busy", "too_long",
+from .types import (  # noqa: F401 - re-exported: the public names live here too
+    FLOAT32_MAX,
+    REJECT_REASONS,
+    Chunk,
+    CommittedPrefix,
+    ControlOutput,
+    GroupOutput,
+    Metrics,
+    SubmitResult,
+    Trajectory,
 )
-
-
-@dataclass
-class Chunk:
-    """An action chunk: step k of ``positions`` ([H, J]) is meant for ``stamp_s + k·step_period_s``.
-
-    joint_names: column names (any order, must be exactly the configured joints); velocities: optional [H, J].
-    """
-
-    stamp_s: float
-    step_period_s: float
-    joint_names: Sequence[str]
-    positions: np.ndarray
-    velocities: np.ndarray | None = None
-    chunk_id: int = 0
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    accepted: bool
-    reason: str | None = None
-    detail: str | None = None
-    handoff_s: float | None = None
-
-
-@dataclass
-class Trajectory:
-    """Short-horizon trajectory for one group: point i is at ``start_stamp_s + time_from_start_s[i]``.
-
-    positions/velocities: [N, Jg]; time_from_start_s strictly positive. Maps 1:1 onto a
-    trajectory_msgs/JointTrajectory (header.stamp = start_stamp_s, which is ≥ one control period ahead).
-    """
-
-    joint_names: tuple[str, ...]
-    start_stamp_s: float
-    time_from_start_s: np.ndarray
-    positions: np.ndarray
-    velocities: np.ndarray
-
-
-@dataclass
-class GroupOutput:
-    name: str
-    joint_names: tuple[str, ...]
-    mode: str
-    reason: str | None
-    valid: bool
-    positions: np.ndarray | None
-    velocities: np.ndarray | None
-    accelerations: np.ndarray | None
-    trajectory: Trajectory | None = None
-    anchored: bool = False
-    fault: str | None = None  # latched until re-enabled (``tracking_error``)
-
-
-@dataclass
-class CommittedPrefix:
-    """What will execute during the next ``duration_s``, sampled on a chunk-step grid.
-
-    times_s[k] = stamp_s + k·step_period_s (absolute, seconds), k = 0..num_steps-1; positions [K, J] in the
-    controller's joint order; newest_chunk_step[k]: the same times as (fractional) step indices of the newest
-    accepted chunk (NaN before any chunk). For RTC: pass the observation stamp as ``stamp_s`` and the
-    steps 0..num_steps-1 of the next chunk should agree with ``positions``.
-    """
-
-    stamp_s: float
-    step_period_s: float
-    duration_s: float
-    times_s: np.ndarray
-    positions: np.ndarray
-    num_steps: int
-    newest_chunk_id: int | None
-    newest_chunk_step: np.ndarray
-
-
-@dataclass
-class Metrics:
-    """Counters and gauges; ``clamps[kind][j]`` counts ticks where joint j was clamped (kinds in CLAMP_KINDS)."""
-
-    joint_names: tuple[str, ...]
-    ticks: int = 0
-    chunks_accepted: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)
-    clamps: dict[str, np.ndarray] = field(default_factory=dict)
-    state_rejections: int = 0
-    time_errors: int = 0
-    seams: int = 0
-    last_seam_position_jump: float = 0.0
-    last_seam_velocity_jump: float = 0.0
-    max_seam_position_jump: float = 0.0
-    max_seam_velocity_jump: float = 0.0
-    max_seam_disagreement: float = 0.0
-    plan_depth_s: float = 0.0
-    time_to_exhaustion_s: float = 0.0
-    tracking_faults: int = 0
-    max_tracking_error: float = 0.0  # largest |commanded − measured| seen on a watched joint
-    tracking_error: np.ndarray | None = None  # [J] latest |commanded − measured| (0 where not watched)
-
-    def clamp_counts(self) -> dict[str, dict[str, int]]:
-        """{joint: {kind: count}}."""
-        return {j: {k: int(self.clamps[k][i]) for k in CLAMP_KINDS} for i, j in enumerate(self.joint_names)}
-
-    def snapshot(self) -> Metrics:
-        m = copy.copy(self)
-        m.rejections = dict(self.rejections)
-        m.clamps = {k: v.copy() for k, v in self.clamps.items()}
-        m.tracking_error = None if self.tracking_error is None else self.tracking_error.copy()
-        return m
-
-
-@dataclass
-class ControlOutput:
-    stamp_s: float
-    joint_names: tuple[str, ...]
-    groups: dict[str, GroupOutput]
-    committed_prefix: CommittedPrefix | None
-    metrics: Metrics
-    plan_active: bool
-    plan_reason: str | None
+from .watchdog import TrackingWatchdog
 
 
 @dataclass
@@ -318,7 +202,7 @@ class ChunkController:
             members = [m for m in self._members if m.end_s + self.cfg.blend_window_s > now] if old is not None else []
             members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
                                           t_h, new_spline.end_s))
-            members = _cap_members(members, self.cfg.max_plan_chunks, t_h, self.cfg.blend_window_s, self.J)
+            members = cap_members(members, self.cfg.max_plan_chunks, t_h, self.cfg.blend_window_s, self.J)
             self._members = members
             src = EnsembleSource(members, self.cfg.blend_window_s, self.J)
             self._plan_end_s = max(m.end_s for m in members)
@@ -678,7 +562,7 @@ class ChunkController:
             r = self._step(ts[k + 1], tp, run, state, ref)
             state = (r.p, r.v, r.a)
             P[k], V[k] = r.p, r.v
-        P, V = _append_braking_tail(P, V, tp, self.lim)
+        P, V = braking_tail(P, V, tp, self.lim)
         tfs = tp * np.arange(1, P.shape[0] + 1)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
                                    positions=P[:, self._groups[g.name].idx].copy(),
@@ -712,34 +596,6 @@ class ChunkController:
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
                                num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)
-
-
-def _append_braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> tuple[np.ndarray, np.ndarray]:
-    """Extend a trajectory ([N, J] positions/velocities at spacing ``tp``) by braking every joint at its full
-    acceleration limit to velocity 0 (closed form: |v| falls by a_max·tp per point, positions integrate the
-    velocity exactly, clipped to the position range). The last point's velocity is exactly 0."""
-    v0 = V[-1]
-    k = int(np.max(np.ceil(np.abs(v0) / (lim.max_acceleration * tp)))) if np.any(v0 != 0.0) else 0
-    if k == 0:
-        return P, V
-    steps = np.arange(1, k + 1)[:, None]
-    vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
-    vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
-    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
-    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
-    return np.vstack([P, pt]), np.vstack([V, vt])
-
-
-def _cap_members(members: list[EnsembleMember], cap: int, t_h: float, w: float, n_joints: int
-                 ) -> list[EnsembleMember]:
-    """At most ``cap`` ensemble members: drop (never the newest, last in the list) those with the smallest
-    weight at the hand-off ``t_h`` (the least influence on the plan there)."""
-    if len(members) <= cap:
-        return members
-    old, new = members[:-1], members[-1]
-    weights = EnsembleSource(old, w, n_joints).weights_at(t_h)
-    keep = sorted(np.argsort(-np.asarray(weights), kind="stable")[: cap - 1])
-    return [old[i] for i in keep] + [new]
 
 
 def _finite_number(x: object) -> bool:

@@ -172,3 +172,19 @@ def limiter_step(
         a = np.minimum(np.maximum((x - v) / dt, -amax), amax)
     return StepResult(p=p_new, v=x, a=a, clamped_position=clamped_pos, clamped_velocity=clamped_vel,
                       clamped_acceleration=clamped_acc, non_finite=bad)
+
+
+def braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Extend a trajectory ([N, J] positions/velocities at spacing ``tp``) by braking every joint at its full
+    acceleration limit to velocity 0 (closed form: |v| falls by a_max·tp per point, positions integrate the
+    velocity exactly, clipped to the position range). The last point's velocity is exactly 0."""
+    v0 = V[-1]
+    k = int(np.max(np.ceil(np.abs(v0) / (lim.max_acceleration * tp)))) if np.any(v0 != 0.0) else 0
+    if k == 0:
+        return P, V
+    steps = np.arange(1, k + 1)[:, None]
+    vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
+    vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
+    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
+    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
+    return np.vstack([P, pt]), np.vstack([V, vt])

@@ -322,3 +322,15 @@ class EnsembleSource(Source):
             V += du * p + u * v
             A += ddu * p + 2 * du * v + u * a
         return P, V, A
+
+
+def cap_members(members: list[EnsembleMember], cap: int, t_h: float, w: float, n_joints: int
+                 ) -> list[EnsembleMember]:
+    """At most ``cap`` ensemble members: drop (never the newest, last in the list) those with the smallest
+    weight at the hand-off ``t_h`` (the least influence on the plan there)."""
+    if len(members) <= cap:
+        return members
+    old, new = members[:-1], members[-1]
+    weights = EnsembleSource(old, w, n_joints).weights_at(t_h)
+    keep = sorted(np.argsort(-np.asarray(weights), kind="stable")[: cap - 1])
+    return [old[i] for i in keep] + [new]

@@ -16,6 +16,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
+from fastwam_ros.nodes.jtc_probe import JTCProbe
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.params import ParameterError, validate
 from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
@@ -49,6 +50,9 @@ class ControllerNode(Node):
         self.updater.setHardwareID("fastwam_controller")
         self.updater.add("controller", self._diag)
         self.create_timer(1.0 / p["control_rate_hz"], self._tick)
+        if p["output_mode"] == "trajectory":  # are the stock JTCs set up to accept what we send?
+            self.jtc_probe = JTCProbe(self, {g: p[f"groups.{g}.command_topic"] for g in p["group_names"]},
+                                      {g.name: list(g.joints) for g in self.rt.config.groups}, self.rt.config.period_s)
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
