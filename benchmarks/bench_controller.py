@@ -185,6 +185,19 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
     return res
 
 
+def numpy_op_us(clock=time.thread_time) -> float:
+    """Calibration: the cost of one small NumPy operation (np.minimum on 14 floats, µs) on this machine now --
+    the tick is ~100 such operations plus Python, so a loaded machine scales every figure by about this."""
+    a, b = np.ones(14), np.ones(14)
+    best = float("inf")
+    for _ in range(5):
+        t0 = clock()
+        for _ in range(2000):
+            np.minimum(a, b)
+        best = min(best, (clock() - t0) / 2000)
+    return best * 1e6
+
+
 def long_chunk_refusal_ms(repeats: int = 200, clock=time.thread_time) -> float:
     cfg = ControllerConfig.from_dict(bimanual_config_dict())
     ctl = ChunkController(cfg)
@@ -226,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     report["tick_cost"] = cost
     report["tick_cost_clock"] = "wall" if args.wall else "thread_cpu"
     report["long_chunk_refusal_ms"] = long_chunk_refusal_ms(clock=clock)
+    report["numpy_op_us"] = numpy_op_us(clock)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -240,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                              for k in ("tick_bare", "tick_position", "tick_trajectory", "submit") if k in r)
             print(f"{case:22s} {line}")
         print(f"5,000-step chunk refused in {report['long_chunk_refusal_ms']:.3f} ms (median)")
+        print(f"calibration: one small NumPy op = {report['numpy_op_us']:.2f} us (~0.5 on an idle x86-64 core)")
     return 0
 
 

@@ -158,32 +158,37 @@ class ChunkSpline(Source):
         K, J = ts.shape[0], self.p.shape[1]
         if self.n == 1:
             return np.tile(self.p[0], (K, 1)), np.zeros((K, J)), np.zeros((K, J))
-        P, V, A = np.empty((K, J)), np.empty((K, J)), np.zeros((K, J))
         x = (ts - self.t0) / self.dt
         out = (x <= 0.0) | (x >= self.n - 1)
-        if out.any():  # linear extrapolation, then hold (as in eval)
-            t = ts[out]
-            k = np.where(x[out] <= 0.0, 0, self.n - 1)
-            v = self.m[k] / self.dt
-            knot = self.t0 + k * self.dt
-            tau = np.minimum(np.maximum(t - knot, -self.extrapolate_s), self.extrapolate_s)
-            inside = np.abs(t - knot) < self.extrapolate_s
-            P[out] = self.p[k] + v * tau[:, None]
-            V[out] = np.where(inside[:, None], v, 0.0)
+        if not out.any():  # the usual case: every time between the knots
+            return self._hermite(x)
+        P, V, A = np.empty((K, J)), np.empty((K, J)), np.zeros((K, J))
+        # some times outside the knots: linear extrapolation, then hold (as in eval)
+        t = ts[out]
+        k = np.where(x[out] <= 0.0, 0, self.n - 1)
+        v = self.m[k] / self.dt
+        knot = self.t0 + k * self.dt
+        tau = np.minimum(np.maximum(t - knot, -self.extrapolate_s), self.extrapolate_s)
+        inside = np.abs(t - knot) < self.extrapolate_s
+        P[out] = self.p[k] + v * tau[:, None]
+        V[out] = np.where(inside[:, None], v, 0.0)
         mid = ~out
         if mid.any():
-            xm = x[mid]
-            k = np.minimum(np.floor(xm).astype(np.intp), self.n - 2)
-            u = (xm - k)[:, None]
-            p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
-            u2, u3 = u * u, u * u * u
-            h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
-            d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
-            e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
-            P[mid] = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
-            V[mid] = (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt
-            A[mid] = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
+            P[mid], V[mid], A[mid] = self._hermite(x[mid])
         return P, V, A
+
+    def _hermite(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cubic Hermite pieces at knot coordinates ``x`` (all strictly inside the knots), as in eval."""
+        k = np.minimum(np.floor(x).astype(np.intp), self.n - 2)
+        u = (x - k)[:, None]
+        p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
+        u2, u3 = u * u, u * u * u
+        h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
+        d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
+        e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
+        return (h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1,
+                (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt,
+                (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt))
 
 
 class BlendSource(Source):
