@@ -21,6 +21,8 @@ Tick cost (CPU time of the calling thread per call, ms -- robust on a shared mac
   tick_bare      ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
   tick_position  ``tick(with_trajectory=False)``: what controller_node computes in position/joint_state mode
   tick_trajectory ``tick()``: the default trajectory output mode (short trajectory + committed prefix)
+  tick_node_trajectory  what controller_node pays per tick in trajectory mode: the trajectory every tick, the
+                 committed prefix on every 5th (it is published at 20 Hz)
   submit         ``submit_chunk`` per chunk
   on the normal stream above, and on an adversarial one: a chunk every tick (lengths up to the cap, without
   velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, wrong joints), joint states every tick.
@@ -156,8 +158,10 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
     dt = 1.0 / rate_hz
     ctl.update_joint_state(0.0, names, truth(0.0)[0])
     ctl.enable(0.0)
-    times: dict[str, list[float]] = {"tick_bare": [], "tick_position": [], "tick_trajectory": [], "submit": []}
-    variants = (("tick_bare", False, False), ("tick_position", False, True), ("tick_trajectory", True, True))
+    times: dict[str, list[float]] = {"tick_bare": [], "tick_position": [], "tick_trajectory": [],
+                                     "tick_node_trajectory": [], "submit": []}
+    variants = (("tick_bare", False, False), ("tick_position", False, True), ("tick_trajectory", True, True),
+                ("tick_node_trajectory", True, None))
     ev = 0
     pc = clock
     for n in range(int(seconds * rate_hz)):
@@ -172,7 +176,9 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
             ctl.submit_chunk(events[ev].chunk, events[ev].arrival_s)
             times["submit"].append(pc() - t0)
             ev += 1
-        key, traj, pref = variants[n % 3]
+        key, traj, pref = variants[n % len(variants)]
+        if pref is None:
+            pref = n // len(variants) % 5 == 0
         t0 = pc()
         out = ctl.tick(t, with_trajectory=traj, with_prefix=pref)
         times[key].append(pc() - t0)
@@ -251,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntick cost, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
         for case, r in cost.items():
             line = "  ".join(f"{k} {r[k]['p50_ms']:.3f}/{r[k]['p99_ms']:.3f}/{r[k]['max_ms']:.2f}"
-                             for k in ("tick_bare", "tick_position", "tick_trajectory", "submit") if k in r)
+                             for k in ("tick_bare", "tick_position", "tick_trajectory", "tick_node_trajectory", "submit")
+                             if k in r)
             print(f"{case:22s} {line}")
         print(f"5,000-step chunk refused in {report['long_chunk_refusal_ms']:.3f} ms (median)")
         print(f"calibration: one small NumPy op = {report['numpy_op_us']:.2f} us (~0.5 on an idle x86-64 core)")

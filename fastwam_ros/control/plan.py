@@ -215,32 +215,29 @@ class BlendSource(Source):
         ts = np.asarray(ts, dtype=_FLOAT)
         after = ts >= self.t_h + self.w
         before = ~after & (ts <= self.t_h)
-        mid = ~(after | before)
         if after.all():
             return self.new.eval_many(ts)
         if before.all():
             return self.old.eval_many(ts)
-        out = None
-        for mask, src in ((after, self.new), (before, self.old)):
-            if mask.any():
-                r = src.eval_many(ts[mask])
-                if out is None:
-                    out = tuple(np.empty((ts.shape[0], r[0].shape[1])) for _ in range(3))
-                for i in range(3):
-                    out[i][mask] = r[i]
+        # each side is evaluated once, at every time it contributes to (a chain of blends stays O(depth))
+        mid = ~(after | before)
+        use_old, use_new = ~after, ~before
+        po, vo, ao = self.old.eval_many(ts[use_old])
+        pn, vn, an = self.new.eval_many(ts[use_new])
+        out = tuple(np.empty((ts.shape[0], po.shape[1])) for _ in range(3))
+        for i, (xo, xn) in enumerate(((po, pn), (vo, vn), (ao, an))):
+            out[i][before] = xo[before[use_old]]
+            out[i][after] = xn[after[use_new]]
         if mid.any():
-            tm = ts[mid]
-            s, ds, dds = smoothstep5_many((tm - self.t_h) / self.w)
+            mo, mn = mid[use_old], mid[use_new]
+            po, vo, ao, pn, vn, an = po[mo], vo[mo], ao[mo], pn[mn], vn[mn], an[mn]
+            s, ds, dds = smoothstep5_many((ts[mid] - self.t_h) / self.w)
             ds, dds = (ds / self.w)[:, None], (dds / (self.w * self.w))[:, None]
             s = s[:, None]
-            po, vo, ao = self.old.eval_many(tm)
-            pn, vn, an = self.new.eval_many(tm)
             dp, dv = pn - po, vn - vo
-            parts = [po + s * dp, vo + s * dv + ds * dp, ao + s * (an - ao) + 2.0 * ds * dv + dds * dp]
-            if out is None:
-                out = tuple(np.empty((ts.shape[0], po.shape[1])) for _ in range(3))
-            for i in range(3):
-                out[i][mid] = parts[i]
+            out[0][mid] = po + s * dp
+            out[1][mid] = vo + s * dv + ds * dp
+            out[2][mid] = ao + s * (an - ao) + 2.0 * ds * dv + dds * dp
         return out  # type: ignore[return-value]
 
 
@@ -289,6 +286,51 @@ class EnsembleSource(Source):
         da, dda = da / self.w, dda / self.w ** 2
         db, ddb = -db / self.w, ddb / self.w ** 2
         return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
+
+    def _weights_many(self, m: EnsembleMember, ts: np.ndarray, base: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_weight` at K times (same arithmetic)."""
+        c = math.exp(m.log_weight - base)
+        if self.w <= 0:
+            inside = (m.start_s <= ts) & (ts <= m.end_s)
+            z = np.zeros(ts.shape)
+            return np.where(inside, c, 0.0), z, z.copy()
+        a, da, dda = smoothstep5_many((ts - m.start_s) / self.w)
+        b, db, ddb = smoothstep5_many((m.end_s + self.w - ts) / self.w)
+        da, dda = da / self.w, dda / self.w ** 2
+        db, ddb = -db / self.w, ddb / self.w ** 2
+        return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        K = ts.shape[0]
+        if not self.members:
+            z = np.zeros((K, self.n_joints))
+            return z, z.copy(), z.copy()
+        base = max(m.log_weight for m in self.members)
+        ws = [self._weights_many(m, ts, base) for m in self.members]
+        W, W1, W2 = np.zeros(K), np.zeros(K), np.zeros(K)
+        for w0, w1, w2 in ws:  # summed in member order, as in eval
+            W, W1, W2 = W + w0, W1 + w1, W2 + w2
+        ok = W > 1e-9
+        P, V, A = np.zeros((K, self.n_joints)), np.zeros((K, self.n_joints)), np.zeros((K, self.n_joints))
+        if ok.any():
+            Wk, W1k, W2k = W[ok][:, None], W1[ok][:, None], W2[ok][:, None]
+            tk = ts[ok]
+            for m, (w0, w1, w2) in zip(self.members, ws):
+                w0, w1, w2 = w0[ok][:, None], w1[ok][:, None], w2[ok][:, None]
+                if not (w0.any() or w1.any() or w2.any()):
+                    continue
+                u = w0 / Wk
+                du = (w1 * Wk - w0 * W1k) / Wk ** 2
+                ddu = w2 / Wk - 2 * w1 * W1k / Wk ** 2 - w0 * W2k / Wk ** 2 + 2 * w0 * W1k ** 2 / Wk ** 3
+                p, v, a = m.spline.eval_many(tk)
+                P[ok] += u * p
+                V[ok] += du * p + u * v
+                A[ok] += ddu * p + 2 * du * v + u * a
+        for r in np.flatnonzero(~ok):  # (almost) no member covers t: as in eval
+            P[r], V[r], A[r] = self.eval(float(ts[r]))
+        return P, V, A
 
     def weights_at(self, t: float) -> list[float]:
         """Each member's (unnormalised) weight at ``t``."""
