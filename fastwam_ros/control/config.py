@@ -84,10 +84,12 @@ class ControllerConfig:
         at the hand-off); ``splice`` nests at most this many blends (a new chunk arriving while as many blends
         are still in progress drops the oldest chunk from the blend chain). Normal streams (a chunk every few
         hundred ms, blend windows of 0.1-0.3 s) never reach it.
-    tracking_error_rad / tracking_error_s: tracking-error watchdog: when |commanded − measured| of an enabled
-        group's joint stays above ``tracking_error_rad`` (joint units) for ``tracking_error_s``, the group faults:
+    tracking_error_rad / tracking_error_s / tracking_lag_s: tracking-error watchdog: when an enabled group's
+        joint stays further than ``tracking_error_rad`` (joint units) from every position commanded during the
+        last ``tracking_lag_s`` (the lag a following robot may have) for ``tracking_error_s``, the group faults:
         it is disabled (decelerates to a hold) and stays so until enabled again; counted in
-        ``Metrics.tracking_faults``. ``inf`` turns it off. Overridable per group (:class:`JointGroup`).
+        ``Metrics.tracking_faults``. ``inf`` turns it off. Threshold and duration are overridable per group
+        (:class:`JointGroup`).
     """
 
     groups: tuple[JointGroup, ...]
@@ -111,6 +113,7 @@ class ControllerConfig:
     max_plan_chunks: int = 8
     tracking_error_rad: float = 0.15
     tracking_error_s: float = 0.5
+    tracking_lag_s: float = 0.1
 
     @property
     def period_s(self) -> float:
@@ -324,6 +327,7 @@ def _validate(c: ControllerConfig) -> None:
     _int("max_plan_chunks", c.max_plan_chunks, lo=1, hi=1000)
     _threshold("tracking_error_rad", c.tracking_error_rad)
     _num("tracking_error_s", c.tracking_error_s, lo=0.0)
+    _num("tracking_lag_s", c.tracking_lag_s, lo=0.0, hi=10.0)
 
 
 def _int(name: str, v: Any, *, lo: int, hi: int) -> int:

@@ -19,8 +19,9 @@ Modes per group (``GroupOutput.mode``):
   ``estop``     latched: brake at the full acceleration limit, then freeze; only ``reset`` clears it
                 (all groups come back ``disabled`` and the plan is dropped).
 
-Tracking-error watchdog: when an enabled group's joint stays further than ``tracking_error_rad`` from its
-command for ``tracking_error_s`` (the robot does not follow), the group *faults*: it is disabled (``disabled``,
+Tracking-error watchdog: when an enabled group's joint stays further than ``tracking_error_rad`` from the
+positions commanded during the last ``tracking_lag_s`` for ``tracking_error_s`` (the robot does not follow),
+the group *faults*: it is disabled (``disabled``,
 reason ``tracking_error``, ``GroupOutput.fault`` set), so the command decelerates to a hold, and only an explicit
 ``enable(..., clear_faults=True)`` (the default) re-enables it, re-anchored to the measured pose.
 
@@ -124,7 +125,7 @@ class ChunkController:
             i = self._groups[g.name].idx
             thr[i] = config.tracking_error_rad if g.tracking_error_rad is None else g.tracking_error_rad
             dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
-        self.watchdog = TrackingWatchdog(thr, dur)
+        self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
 
     # ------------------------------------------------------------------ inputs
 
