@@ -137,7 +137,7 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
                             anch[idx] = g.anchored
                             if g.trajectory is not None:
                                 TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
-                                             g.trajectory.start_stamp_s - t))
+                                             g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
                     P.append(p)
                     V.append(v)
                     A.append(a)
@@ -157,8 +157,49 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
     }
 
 
+def finite_difference_motion(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a robot sampling the commanded positions ``p`` [T, J] at times ``t`` [T] (s) sees:
+    velocities between consecutive samples [T-1, J] (units/s), accelerations between consecutive velocity
+    estimates [T-2, J] (units/s², second divided difference; exact for uneven spacing) and the rounding slack
+    of those accelerations [T-2, J] (a few ulps of the positions divided by the spacing squared).
+
+    For commands that integrate a velocity whose slope is bounded by a_max (the limiter's trapezoidal
+    integration, a braking tail), |acceleration| ≤ a_max holds exactly; a command that stops in one tick
+    at a position limit shows v/dt."""
+    dt = np.diff(t)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vel = np.diff(p, axis=0) / dt
+        span = 0.5 * (dt[1:] + dt[:-1])
+        acc = np.diff(vel, axis=0) / span
+        mag = np.maximum(np.abs(p[2:]), np.maximum(np.abs(p[1:-1]), np.abs(p[:-2])))
+        slack = 8.0 * np.finfo(np.float64).eps * np.maximum(mag, 1.0) / (np.minimum(dt[1:], dt[:-1]) * span)
+    return vel, acc, slack
+
+
+def _fd_violations(p: np.ndarray, t: np.ndarray, vmax: np.ndarray, amax: np.ndarray, ok: np.ndarray,
+                   what: str) -> list[str]:
+    """Finite-difference velocity/acceleration of positions ``p`` at times ``t`` beyond the limits, over the
+    samples where ``ok`` [T-1, J] (the step from sample i to i+1 counts) holds."""
+    out: list[str] = []
+    if p.shape[0] < 2:
+        return out
+    vel, acc, slack = finite_difference_motion(p, t)
+    dt = np.diff(t)[:, None]
+    with np.errstate(invalid="ignore"):
+        vslack = 8.0 * np.finfo(np.float64).eps * np.maximum(np.abs(p[1:]), 1.0) / dt
+        if np.any(ok & (np.abs(vel) > vmax * (1 + _REL) + vslack)):
+            out.append(f"{what}: finite-difference velocity beyond max_velocity")
+        if acc.shape[0] and np.any(ok[1:] & ok[:-1] & (np.abs(acc) > amax * (1 + _REL) + slack)):
+            out.append(f"{what}: finite-difference acceleration beyond max_acceleration")
+    return out
+
+
 def check_stream(rec: dict[str, Any]) -> list[str]:
-    """All limit violations in a recorded stream (empty list: none)."""
+    """All limit violations in a recorded stream (empty list: none).
+
+    Besides the reported state (p, v, a), checks what the robot sees: velocity and acceleration derived from
+    the commanded positions by finite differences at the tick times (through hold, e-stop, enable ramp and
+    splices alike; only the re-anchoring step at an enable is exempt), and the same for every trajectory."""
     out: list[str] = []
     p, v, a, t = rec["p"], rec["v"], rec["a"], rec["t"]
     lo, hi, vmax, amax = rec["lower"], rec["upper"], rec["vmax"], rec["amax"]
@@ -186,11 +227,16 @@ def check_stream(rec: dict[str, Any]) -> list[str]:
             out.append("velocity jump beyond max_acceleration·dt")
         if np.any(pair & (dp > vmax * dt * (1 + _REL) + 1e-12)):
             out.append("position jump beyond max_velocity·dt")
-    for idx, tp, tv, lead in rec["traj"]:
+    out += _fd_violations(p, t, vmax, amax, pair, "commanded positions")
+    for idx, tp, tv, lead, tfs in rec["traj"]:
         if lead <= 0:
             out.append("trajectory start not in the future")
         if not (np.isfinite(tp).all() and np.isfinite(tv).all()):
             out.append("non-finite trajectory point")
         if np.any((tp < lo[idx]) | (tp > hi[idx])) or np.any(np.abs(tv) > vmax[idx]):
             out.append("trajectory point outside limits")
+        if tv.shape[0] and np.any(tv[-1] != 0.0):
+            out.append("trajectory does not end at rest")
+        ok = np.ones((max(tp.shape[0] - 1, 0), tp.shape[1]), dtype=bool)
+        out += _fd_violations(tp, tfs, vmax[idx], amax[idx], ok, "trajectory")
     return out

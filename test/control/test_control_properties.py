@@ -9,12 +9,20 @@ hypothesis would be slow); the checks run vectorised over the whole stream. The 
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastwam_ros.control.stress import check_stream, random_stream
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+# fraction of the examples drawn (mutation testing runs these tests once per mutant: FASTWAM_PROPERTY_SCALE=0.02)
+SCALE = float(os.environ.get("FASTWAM_PROPERTY_SCALE", "1"))
+
+
+def _n(examples: int) -> int:
+    return max(10, int(examples * SCALE))
 
 
 def _check(seed, mode, adversarial, n_events, with_trajectory=False):
@@ -25,31 +33,31 @@ def _check(seed, mode, adversarial, n_events, with_trajectory=False):
     return rec
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=_n(3000), deadline=None)
 @given(seed=SEEDS, n_events=st.integers(4, 16))
 def test_splice_streams_respect_limits(seed, n_events):
     _check(seed, "splice", 0.2, n_events)
 
 
-@settings(max_examples=2500, deadline=None)
+@settings(max_examples=_n(2500), deadline=None)
 @given(seed=SEEDS, n_events=st.integers(4, 16))
 def test_ensemble_streams_respect_limits(seed, n_events):
     _check(seed, "ensemble", 0.2, n_events)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=_n(2000), deadline=None)
 @given(seed=SEEDS, n_events=st.integers(4, 16))
 def test_replace_streams_respect_limits(seed, n_events):
     _check(seed, "replace", 0.2, n_events)
 
 
-@settings(max_examples=2500, deadline=None)
+@settings(max_examples=_n(2500), deadline=None)
 @given(seed=SEEDS, mode=st.sampled_from(["splice", "ensemble", "replace"]), n_events=st.integers(4, 16))
 def test_adversarial_streams_respect_limits(seed, mode, n_events):
     _check(seed, mode, 0.8, n_events)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=_n(100), deadline=None)
 @given(seed=SEEDS, mode=st.sampled_from(["splice", "ensemble", "replace"]))
 def test_trajectory_points_respect_limits(seed, mode):
     rec = _check(seed, mode, 0.3, 12, with_trajectory=True)
