@@ -65,10 +65,11 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "fastwam-train = fastwam_ros.training.cli:train_main",
-            "fastwam-stats = fastwam_ros.training.cli:stats_main",
-            "fastwam-convert = fastwam_ros.training.cli:convert_main",
-            "fastwam-parity = fastwam_ros.model.parity:main",
+            "fastwam = fastwam_ros.cli:main",
+            "fastwam-train = fastwam_ros.cli:train_alias",
+            "fastwam-stats = fastwam_ros.cli:stats_alias",
+            "fastwam-convert = fastwam_ros.cli:convert_alias",
+            "fastwam-parity = fastwam_ros.cli:parity_alias",
         ]
     },
     zip_safe=False,

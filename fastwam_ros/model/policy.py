@@ -210,10 +210,16 @@ class FastWAMPolicy:
         VAE: ``vae_dir`` (local diffusers ``vae/`` or pipeline root) if given, else the bundled VAE weights.
         Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
         instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
-        instruction embeddings (optional). Nothing is downloaded.
+        instruction embeddings (optional).
+
+        ``path`` may also be a Hugging Face Hub id (``org/name`` or ``org/name@revision``) when no such local path
+        exists: it resolves through ``huggingface_hub.snapshot_download`` (the local cache first; only the cache
+        under ``HF_HUB_OFFLINE=1``). The encoders (``vae_dir``, ``text_encoder_dir``) are never downloaded.
         """
+        from fastwam_ros.hub import resolve_policy_dir
         from fastwam_ros.model.fastwam import FastWAM
 
+        path = resolve_policy_dir(path)
         dtype = _as_dtype(dtype)
         kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
         if Path(path).expanduser().is_file():
@@ -327,14 +333,15 @@ class FastWAMPolicy:
         raw_stats: dict | None = None,
     ) -> Path:
         """Write a policy directory. Cached embeddings of the current encoder (plus ``instructions``, encoded
-        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``."""
+        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``; the
+        Hugging Face model card goes to ``README.md``."""
         for ins in instructions or ():
             self.text_cache.get(ins)
         entries = self.text_cache.entries()
         enc = self.text_cache.encoder if include_text_encoder else None
         if include_text_encoder and enc is None:
             raise ValueError("include_text_encoder=True but this policy has no text encoder")
-        return ser.save_policy_dir(
+        out = ser.save_policy_dir(
             path,
             self.model,
             self.normalizer,
@@ -344,6 +351,10 @@ class FastWAMPolicy:
             text_encoder=enc,
             raw_stats=raw_stats,
         )
+        from fastwam_ros.hub import write_model_card
+
+        write_model_card(out)
+        return out
 
     # ------------------------------------------------------------------------------------------ properties
     @property
