@@ -42,6 +42,10 @@ def evaluate_policy(ns: Any, load_cli_config) -> dict[str, Any]:
     from .trainer import Trainer
 
     policy = resolve_policy_dir(ns.policy)
+    if (policy / "policy" / "meta.json").is_file():
+        policy = policy / "policy"  # a checkpoint directory
+    if not (policy / "meta.json").is_file():
+        raise TrainConfigError(f"{policy} is not a policy directory (no meta.json); give a checkpoint's policy/")
     defaults = _policy_values(policy, ns)
     with tempfile.TemporaryDirectory(prefix="fastwam_eval_") as tmp:
         # the user's config and overrides are applied on top of the policy's values
