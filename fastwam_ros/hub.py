@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CARD_FILE = "README.md"
+CARD_MARKER = "Written by fastwam_ros"  # a card with this line is ours to regenerate
 # names the robot contract may be stored under (the contract feature owns the format; read defensively)
 CONTRACT_FILES = ("robot_contract.json", "contract.json", "robot.json")
 CONTRACT_META_KEYS = ("robot_contract", "contract", "robot")
@@ -141,6 +142,13 @@ def _base_model(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
     return BASE_MODELS.get(name)
 
 
+def _local_name(p: Path) -> str:
+    """``<run>-<step>`` for a checkpoint's ``policy/`` folder, else the folder name."""
+    if p.name == "policy" and p.parent.parent.name == "checkpoints":
+        return f"{p.parent.parent.parent.name}-{p.parent.name}"
+    return p.name
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -156,7 +164,7 @@ def model_card_text(policy_dir: str | Path, repo_id: str | None = None) -> str:
     metrics = meta.get("metrics") if isinstance(meta.get("metrics"), Mapping) else {}
     data = meta.get("training_data") if isinstance(meta.get("training_data"), Mapping) else {}
     base = _base_model(cfg, meta)
-    name = repo_id or Path(policy_dir).resolve().name
+    name = repo_id or _local_name(Path(policy_dir).resolve())
     evals = []
     for key in ("val_loss", "train_loss_smoothed"):
         if key in metrics:
@@ -192,21 +200,23 @@ def model_card_text(policy_dir: str | Path, repo_id: str | None = None) -> str:
     if data:
         lines += [f"- **{k}**: {v}" for k, v in data.items()]
     else:
-        lines.append(f"- {json.dumps(info.get('dataset', {})) or 'not recorded'}")
+        ds = info.get("dataset") or {}
+        lines.append(", ".join(f"{k}: {v}" for k, v in ds.items()) if ds else "Not recorded.")
     lines += ["", "## Metrics", ""]
     lines += ([f"- **{k}**: {_fmt(v)}" for k, v in metrics.items()] if metrics else ["Not recorded."])
     lines += ["", "## Intended use", "",
               "Closed-loop control of the robot described by the contract above, through the `fastwam_ros` "
               "policy and controller nodes (chunks go through the controller's limits, watchdog and e-stop), "
               "for the instructions it was trained on. Load it with "
-              f"`FastWAMPolicy.from_pretrained(\"{name}\")`.", "",
+              f"`FastWAMPolicy.from_pretrained(\"{repo_id or 'ORG/NAME'}\")` once published "
+              "(`fastwam push POLICY_DIR ORG/NAME`), or from its local folder.", "",
               "## Limitations", "",
               "- Trained on a limited set of demonstrations; behaviour outside their scenes, objects and "
               "instructions is untested. The losses above are flow-matching losses, not success rates.",
               "- Only valid for the camera order, tiling and joint order of the contract; deployment refuses "
               "a mismatch but cannot detect a miscalibrated camera or robot.",
               "- Always run with the controller's limits and a reachable e-stop; never unattended.",
-              "", f"Written by fastwam_ros {__version__}."]
+              "", f"{CARD_MARKER} {__version__}."]
     return f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
 
 
@@ -276,15 +286,16 @@ def resolve_policy_dir(name_or_path: str | Path, revision: str | None = None) ->
 def push_to_hub(policy_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
                 revision: str | None = None, commit_message: str | None = None, api: Any = None) -> str:
     """Upload a policy directory (weights, config, stats, contract, model card) to ``repo_id``; returns the
-    commit URL. Writes the model card first when the directory has none. ``api``: an ``HfApi`` (default: one
-    for ``token``)."""
+    commit URL. Writes the model card first (naming ``repo_id``) unless the directory holds a card that was not
+    generated here (a hand-written card is kept). ``api``: an ``HfApi`` (default: one for ``token``)."""
     from huggingface_hub import HfApi
 
     p = Path(policy_dir)
     if not (p / "meta.json").is_file() or not (p / "model.safetensors").is_file():
         raise HubError(f"{p} is not a policy directory (meta.json and model.safetensors expected); push a "
                        "checkpoint's policy/ folder")
-    if not (p / CARD_FILE).is_file():
+    card = p / CARD_FILE
+    if not card.is_file() or CARD_MARKER in card.read_text(encoding="utf-8", errors="replace"):
         write_model_card(p, repo_id)
     api = api or HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

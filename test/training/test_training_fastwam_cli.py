@@ -58,8 +58,8 @@ def test_top_level_help_lists_commands_and_unknown_command_fails(capsys):
 
 @pytest.mark.parametrize("cmd", ["train", "stats", "convert", "eval", "info", "parity", "push"])
 def test_subcommand_help_is_fast_and_lists_the_keys(cmd):
-    code = ("import sys\nfrom fastwam_ros.cli import main\ntry:\n    main([%r, '--help'])\nexcept SystemExit as e:\n"
-            "    assert e.code == 0\nprint('TORCH', 'torch' in sys.modules)" % cmd)
+    code = (f"import sys\nfrom fastwam_ros.cli import main\ntry:\n    main([{cmd!r}, '--help'])\n"
+            "except SystemExit as e:\n    assert e.code == 0\nprint('TORCH', 'torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert res.returncode == 0, res.stderr
