@@ -275,7 +275,7 @@ def resolve_policy_dir(name_or_path: str | Path, revision: str | None = None) ->
         raise HubError(f"policy directory not found: {name_or_path} is no local directory, and the Hub id "
                        f"{repo_id} (revision {revision or 'main'}) is not in the Hub cache "
                        f"{cache or 'default'} and {'HF_HUB_OFFLINE is set' if _offline() else 'cannot be downloaded'}"
-                       f"; download it on a connected machine (huggingface-cli download {repo_id}) or give a "
+                       f"; download it on a connected machine (hf download {repo_id}) or give a "
                        "local directory") from exc
     except Exception as exc:  # noqa: BLE001 - repository / revision / auth errors all end here
         raise HubError(f"policy directory not found: {name_or_path} is no local directory, and as a Hub id: "
@@ -356,7 +356,7 @@ def push_command(argv: list[str], prog: str = "fastwam push") -> int:
 
     ap = argparse.ArgumentParser(prog=prog, description="Upload a trained policy directory to the Hugging Face "
                                  "Hub (writes the model card README.md first if missing). Needs a token "
-                                 "(huggingface-cli login or HF_TOKEN).")
+                                 "(hf auth login, or HF_TOKEN).")
     ap.add_argument("policy", help="policy directory (e.g. runs/x/checkpoints/step_00002000/policy)")
     ap.add_argument("repo_id", help="org/name")
     ap.add_argument("--private", action="store_true")

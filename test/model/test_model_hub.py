@@ -158,3 +158,19 @@ def test_info_reads_files_without_building_the_model(saved, capsys, monkeypatch)
     text = capsys.readouterr().out
     assert f"{model_params:,}" in text and "contract" in text
     assert describe(d)["robot"] == {}
+
+
+def test_policy_node_factory_loads_a_hub_id(saved, offline_cache):
+    """`checkpoint:=org/name` on the launch file reaches the node's policy factory unchanged and loads offline."""
+    from fastwam_ros.runtime.policy_runtime import policy_factory
+
+    policy, d = saved
+    _cache_repo(offline_cache, "lab/node-policy", d)
+    params = {"model.checkpoint": "lab/node-policy", "model.device": "cpu", "model.dtype": "float32",
+              "model.config": "", "model.stats": "", "model.vae_dir": "", "model.text_encoder_dir": "",
+              "model.tokenizer_dir": "", "model.cache_dir": "", "model.variant": policy.cfg.variant,
+              "model.num_inference_steps": None}
+    loaded = policy_factory(params)()
+    frame, state = _obs(policy, 2)
+    np.testing.assert_allclose(loaded.predict(frame, INSTR, state).actions, policy.predict(frame, INSTR, state).actions,
+                               rtol=1e-5, atol=1e-6)
