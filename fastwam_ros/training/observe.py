@@ -203,3 +203,59 @@ def tracker_config(cfg_dict: dict[str, Any]) -> dict[str, Any]:
 
     walk("", cfg_dict)
     return flat
+
+
+def ema_update(prev: tuple[float | None, int], loss: float, weight: float) -> tuple[float, int]:
+    """One step of :func:`smoothed`: (debiased value, count) after ``count`` values -> after one more."""
+    value, n = prev
+    n += 1
+    if weight <= 0 or value is None:
+        return float(loss), n
+    raw = value * (1.0 - weight ** (n - 1))  # undo the debiasing, update, debias again
+    raw = weight * raw + (1.0 - weight) * float(loss)
+    return raw / (1.0 - weight**n), n
+
+
+# ------------------------------------------------------------------------------------------------ run facts
+def summary_info(trainer: Any) -> dict[str, Any]:
+    """Facts of the start-up summary (also saved as ``run_summary.json``) of a :class:`~.trainer.Trainer`."""
+    t, acc = trainer.cfg.train, trainer.accelerator
+    model = acc.unwrap_model(trainer.loss_module).model
+    eps = trainer.dataset.episodes
+    return {
+        "format": trainer.cfg.data.format, "paths": list(trainer.cfg.data.paths),
+        "train_episodes": len(eps), "val_episodes": len(trainer.val_dataset.episodes) if trainer.val_dataset else 0,
+        "val_seed": t.val_seed, "val_samples": len(trainer.val_indices), "val_every": t.val_every,
+        "train_frames": int(sum(len(e) for e in eps)), "fps": float(eps[0].fps),
+        "train_samples": len(trainer.dataset), "instructions": len(trainer.text_embeds),
+        "model_config": trainer.model_config.name, "variant": trainer.model_config.variant,
+        "parameters": count_parameters(model),
+        "device": str(acc.device), "num_processes": acc.num_processes, "precision": acc.mixed_precision,
+        "batch_size": t.batch_size, "grad_accum": t.grad_accum_steps,
+        "effective_batch": t.batch_size * acc.num_processes * t.grad_accum_steps,
+        "total_steps": trainer.total_steps, "steps_per_epoch": trainer.steps_per_epoch,
+        "warmup_steps": trainer.warmup_steps, "lr": t.lr, "output_dir": str(trainer.out), "report_to": t.report_to,
+    }
+
+
+def checkpoint_metrics(state: Any) -> dict[str, Any]:
+    """Latest figures of a TrainerState for the checkpoint's metadata / model card."""
+    out: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+    if state.history:
+        last = state.history[-1]
+        out.update(train_loss=last["loss"], train_loss_smoothed=last.get("loss_smoothed", last["loss"]),
+                   train_loss_action=last["loss_action"], train_loss_video=last["loss_video"])
+    if state.val_history:
+        v = state.val_history[-1]
+        out.update(val_loss=v["val_loss"], val_loss_action=v["val_loss_action"],
+                   val_loss_video=v["val_loss_video"], val_step=v["step"], val_samples=v["val_samples"])
+    return out
+
+
+def training_data(trainer: Any) -> dict[str, Any]:
+    """What a checkpoint was trained on (metadata / model card)."""
+    eps = trainer.dataset.episodes
+    return {"format": trainer.cfg.data.format, "paths": [str(p) for p in trainer.cfg.data.paths],
+            "train_episodes": len(eps), "val_episodes": len(trainer.val_dataset.episodes) if trainer.val_dataset else 0,
+            "train_frames": int(sum(len(e) for e in eps)), "fps": float(eps[0].fps),
+            "instructions": sorted(trainer.text_embeds)[:20], "init": trainer.cfg.model.init}

@@ -39,13 +39,16 @@ from .observe import (
     StepLog,
     append_jsonl,
     check_tracker,
-    count_parameters,
+    checkpoint_metrics,
+    ema_update,
     format_val,
     smoothed,
     spaced_indices,
     split_episodes,
     startup_summary,
+    summary_info,
     tracker_config,
+    training_data,
 )
 from .plotting import plot_loss_curve
 from .sampling import WindowSpec
@@ -245,26 +248,6 @@ class Trainer:
                 self.load_checkpoint(ckpt)
         if log_with:
             acc.init_trackers(self.out.name or "fastwam", config=tracker_config(cfg.to_dict()))
-
-    def summary_info(self) -> dict[str, Any]:
-        """Facts of the start-up summary (also saved as ``run_summary.json``)."""
-        t, acc = self.cfg.train, self.accelerator
-        model = acc.unwrap_model(self.loss_module).model
-        eps = self.dataset.episodes
-        return {
-            "format": self.cfg.data.format, "paths": list(self.cfg.data.paths),
-            "train_episodes": len(eps), "val_episodes": len(self.val_dataset.episodes) if self.val_dataset else 0,
-            "val_seed": t.val_seed, "val_samples": len(self.val_indices), "val_every": t.val_every,
-            "train_frames": int(sum(len(e) for e in eps)), "fps": float(eps[0].fps),
-            "train_samples": len(self.dataset), "instructions": len(self.text_embeds),
-            "model_config": self.model_config.name, "variant": self.model_config.variant,
-            "parameters": count_parameters(model),
-            "device": str(acc.device), "num_processes": acc.num_processes, "precision": acc.mixed_precision,
-            "batch_size": t.batch_size, "grad_accum": t.grad_accum_steps,
-            "effective_batch": t.batch_size * acc.num_processes * t.grad_accum_steps,
-            "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-            "warmup_steps": self.warmup_steps, "lr": t.lr, "output_dir": str(self.out), "report_to": t.report_to,
-        }
 
     # ---------------------------------------------------------------------------------------- setup parts
     def _dataset_stats(self, episodes: list[Episode]) -> dict[str, Any]:
@@ -476,7 +459,7 @@ class Trainer:
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         log = StepLog(self.total_steps, st.step, enabled=self.is_main, progress=t.progress)
         if self.is_main and st.step == 0:
-            info = self.summary_info()
+            info = summary_info(self)
             log.write(startup_summary(info))
             (self.out / "run_summary.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         smooth = smoothed([h["loss"] for h in st.history], t.smoothing)[-1:] or [None]
@@ -529,7 +512,7 @@ class Trainer:
                        "samples_per_s": samples_since / max(now - t_last, 1e-9)}
                 if grad_norm is not None:
                     rec["grad_norm"] = float(grad_norm)
-                smooth_acc = self._smooth(smooth_acc, rec["loss"])
+                smooth_acc = ema_update(smooth_acc, rec["loss"], t.smoothing)
                 rec["loss_smoothed"] = smooth_acc[0]
                 st.history.append(rec)
                 acc_sums = dict.fromkeys(acc_sums, 0.0)
@@ -550,18 +533,6 @@ class Trainer:
         if st.step >= self.total_steps and self.cfg.train.report_to != "none":
             acc.end_training()
         return st.history
-
-    def _smooth(self, prev: tuple[float | None, int], loss: float) -> tuple[float, int]:
-        """One update of the debiased EMA of :func:`observe.smoothed`: (raw EMA / debiased value, count)."""
-        w = self.cfg.train.smoothing
-        value, n = prev
-        n += 1
-        if w <= 0 or value is None:
-            return float(loss), n
-        # value is debiased; recover the raw accumulator, update, debias again
-        raw = value * (1.0 - w ** (n - 1))
-        raw = w * raw + (1.0 - w) * float(loss)
-        return raw / (1.0 - w**n), n
 
     def validate(self, log: StepLog | None = None) -> dict[str, Any]:
         """Validation loss (fixed held-out samples, fixed noise seeds) at the current step; logged and kept."""
@@ -593,7 +564,7 @@ class Trainer:
                         perception=perception_config_dict(self.perception_config), text_embeds=self.text_embeds,
                         prompts=self.prompts, text_encoder_id=self.text_encoder_id,
                         extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps),
-                               "metrics": self.metrics(), "training_data": self.training_data()},
+                               "metrics": checkpoint_metrics(st), "training_data": training_data(self)},
                         # a random (tiny) VAE exists nowhere else: bundle it so the policy deploys as is
                         vae=self.vae.vae if self.cfg.model.vae == "random" else None)
             plot_loss_curve(st.history, ckpt / "loss_curve.png", val_history=st.val_history,
@@ -606,28 +577,6 @@ class Trainer:
             self._prune()
         acc.wait_for_everyone()
         return ckpt
-
-    def metrics(self) -> dict[str, Any]:
-        """Latest figures for the checkpoint's metadata / model card."""
-        st = self.state
-        out: dict[str, Any] = {"step": st.step, "epoch": st.epoch}
-        if st.history:
-            last = st.history[-1]
-            out.update(train_loss=last["loss"], train_loss_smoothed=last.get("loss_smoothed", last["loss"]),
-                       train_loss_action=last["loss_action"], train_loss_video=last["loss_video"])
-        if st.val_history:
-            v = st.val_history[-1]
-            out.update(val_loss=v["val_loss"], val_loss_action=v["val_loss_action"],
-                       val_loss_video=v["val_loss_video"], val_step=v["step"], val_samples=v["val_samples"])
-        return out
-
-    def training_data(self) -> dict[str, Any]:
-        """What the checkpoint was trained on (model card / metadata)."""
-        eps = self.dataset.episodes
-        return {"format": self.cfg.data.format, "paths": [str(p) for p in self.cfg.data.paths],
-                "train_episodes": len(eps), "val_episodes": len(self.val_dataset.episodes) if self.val_dataset else 0,
-                "train_frames": int(sum(len(e) for e in eps)), "fps": float(eps[0].fps),
-                "instructions": sorted(self.text_embeds)[:20], "init": self.cfg.model.init}
 
     def _prune(self) -> None:
         keep = self.cfg.train.keep_last

@@ -19,7 +19,14 @@ from fastwam_ros.training.cli import split_args, stats_command
 from fastwam_ros.training.config import config_from_dict, load_train_config
 from fastwam_ros.training.episode import Episode
 from fastwam_ros.training.errors import TrainConfigError
-from fastwam_ros.training.observe import check_tracker, loss_series, smoothed, spaced_indices, split_episodes
+from fastwam_ros.training.observe import (
+    check_tracker,
+    ema_update,
+    loss_series,
+    smoothed,
+    spaced_indices,
+    split_episodes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,6 +142,11 @@ def test_smoothing_is_the_debiased_ema():
     assert smoothed([1.0, 3.0], 0.5) == pytest.approx([1.0, (0.5 * 0.5 + 0.5 * 3.0) / 0.75])  # by hand
     assert smoothed([2.0] * 5, 0.9) == pytest.approx([2.0] * 5)  # debiased: a constant stays constant
     assert smoothed([1.0, 5.0], 0.0) == [1.0, 5.0]
+    vals, acc, run = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0], (None, 0), []
+    for v in vals:  # the trainer's incremental update (also after a resume) gives the same curve
+        acc = ema_update(acc, v, 0.8)
+        run.append(acc[0])
+    assert run == pytest.approx(smoothed(vals, 0.8))
     s = loss_series([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 3.0}], [{"step": 2, "val_loss": 2.5}], 0.5)
     assert s["val"] == ([2], [2.5]) and s["train_smoothed"][1] == pytest.approx(smoothed([1.0, 3.0], 0.5))
 
