@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import training_bagfactory as bf
-import yaml
 
 from fastwam_ros.training.cli import convert_command, stats_command, train_command
 from fastwam_ros.training.config import apply_overrides, load_train_config
@@ -24,17 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cli") / "recordings"
-    bf.write_bag(root / "ep_a", num_frames=23)
-    bf.write_bag(root / "ep_b", num_frames=14, storage="sqlite3")
-    return root
+    return bf.write_recordings(tmp_path_factory.mktemp("cli") / "recordings")
 
 
 @pytest.fixture(scope="module")
 def perception_yaml(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("robot") / "robot.yaml"
-    p.write_text(yaml.safe_dump({"perception": bf.perception_dict()}))
-    return p
+    return bf.write_robot_yaml(tmp_path_factory.mktemp("robot") / "robot.yaml")
 
 
 def test_stats_cli_official_layout_and_pooling(bags, perception_yaml, tmp_path):

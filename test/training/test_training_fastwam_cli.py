@@ -33,10 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fwcli") / "recordings"
-    bf.write_bag(root / "ep_a", num_frames=23)
-    bf.write_bag(root / "ep_b", num_frames=14, storage="sqlite3")
-    return root
+    return bf.write_recordings(tmp_path_factory.mktemp("fwcli") / "recordings")
 
 
 @pytest.fixture(scope="module")

@@ -30,17 +30,12 @@ MEAN_LEVELS, MIN_PSNR_DB, SYNTHETIC_MAX_LEVELS = 3.0, 32.0, 16
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("export") / "recordings"
-    bf.write_bag(root / "ep_a", num_frames=23)
-    bf.write_bag(root / "ep_b", num_frames=14, storage="sqlite3", instruction="stack the cups")
-    return root
+    return bf.write_recordings(tmp_path_factory.mktemp("export") / "recordings", second_instruction="stack the cups")
 
 
 @pytest.fixture(scope="module")
 def robot_yaml(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("robot") / "robot.yaml"
-    p.write_text(yaml.safe_dump({"perception": bf.perception_dict()}))
-    return p
+    return bf.write_robot_yaml(tmp_path_factory.mktemp("robot") / "robot.yaml")
 
 
 def _compare(rosbag_eps, lerobot_eps, pcfg, max_levels=None):
