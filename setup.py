@@ -66,7 +66,7 @@ setup(
         "lerobot": LEROBOT,
         "tracking": TRACKING,
         "demo": MODEL + DEMO,
-        "test": sorted(set(MODEL + TRAIN + LEROBOT + DEMO + TEST)),
+        "test": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST)),
     },
     entry_points={
         "console_scripts": [

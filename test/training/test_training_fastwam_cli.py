@@ -205,3 +205,25 @@ def test_eval_errors_are_named(train_yaml, tmp_path, capsys):
     assert main(["eval", "--policy", str(tmp_path / "nope"), str(train_yaml)]) == 2
     assert "not a policy directory" in capsys.readouterr().err
     assert config_from_dict(yaml.safe_load(train_yaml.read_text())).train.val_fraction == 0.5
+
+
+def test_report_to_tensorboard_logs_train_and_validation_curves(train_yaml, tmp_path):
+    pytest.importorskip("tensorboard", reason="the tracking extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    assert main(["train", str(train_yaml), f"output_dir={out}", "train.max_steps=2", "train.val_every=2",
+                 "train.save_every=100", "--report-to", "tensorboard"]) == 0
+    tags, acc = set(), None
+    for folder in sorted({e.parent for e in out.rglob("events.out.tfevents.*")}):  # scalars + an hparams run
+        a = EventAccumulator(str(folder))
+        a.Reload()
+        if a.Tags()["scalars"]:
+            tags, acc = set(a.Tags()["scalars"]), a
+    assert {"train/loss", "train/loss_smoothed", "val/loss"} <= tags
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    logged = {e.step: e.value for e in acc.Scalars("val/loss")}
+    for r in (r for r in recs if "val_loss" in r):
+        assert logged[r["step"]] == pytest.approx(r["val_loss"], rel=1e-6)
+    train_logged = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert train_logged == {r["step"]: pytest.approx(r["loss"], rel=1e-6) for r in recs if "loss" in r}
