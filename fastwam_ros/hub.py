@@ -63,29 +63,32 @@ def _names(items: Any) -> list[str]:
 
 
 def contract_summary(contract: Mapping[str, Any] | None, perception: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Robot name, cameras (tiling order), joints, command groups and rates from a contract (key names may vary)
-    or, without one, from the perception config the checkpoint was trained with."""
+    """Robot name, cameras (tiling order), joints, tiling, dimensions, command groups and rates from a contract
+    (``robot_contract.json``; other key spellings tolerated) or, without one, from the perception config the
+    checkpoint was trained with."""
     out: dict[str, Any] = {}
     src = dict(contract or {})
+    perc = dict(perception or {})
     robot = src.get("robot") or src.get("name") or src.get("robot_name")
     if isinstance(robot, Mapping):
         robot = robot.get("name")
     if robot:
         out["robot"] = str(robot)
-    cams = src.get("cameras") or (perception or {}).get("cameras")
+    cams = src.get("camera_names") or src.get("cameras") or perc.get("cameras")
     if cams:
         out["cameras"] = _names(cams)
-    joints = src.get("joints") or src.get("joint_names") or (perception or {}).get("joint_names")
+    joints = src.get("joint_names") or src.get("joints") or perc.get("joint_names")
     if joints:
         out["joints"] = _names(joints)
-    groups = src.get("groups")
-    if groups:
-        out["groups"] = _names(groups)
-    tiling = src.get("tiling") or ({k: perception[k] for k in ("layout", "top_hw", "bottom_tile_hw", "out_hw")
-                                    if k in perception} if perception else None)
+    if src.get("groups"):
+        out["groups"] = _names(src["groups"])
+    tiling = src.get("tiling_layout") or src.get("tiling") or perc.get("layout")
     if tiling:
         out["tiling"] = tiling
-    for key in ("control_rate_hz", "chunk_step_period_s", "fps"):
+    frame_hw = src.get("frame_hw") or perc.get("out_hw")
+    if frame_hw:
+        out["frame_hw"] = list(frame_hw)
+    for key in ("proprio_dim", "action_dim", "control_rate_hz", "chunk_step_period_s", "fps"):
         for where in (src, src.get("control") or {}):
             if isinstance(where, Mapping) and key in where:
                 out[key] = where[key]
@@ -221,13 +224,17 @@ def model_card_text(policy_dir: str | Path, repo_id: str | None = None) -> str:
 
 
 def write_model_card(policy_dir: str | Path, repo_id: str | None = None) -> Path | None:
-    """Write ``README.md`` into a policy directory; None (with a warning) when huggingface_hub is missing."""
+    """Write ``README.md`` into a policy directory; a README that was not generated here (no marker line) is
+    kept. None (with a warning) when huggingface_hub is missing or a hand-written README is kept."""
+    path = Path(policy_dir) / CARD_FILE
+    if path.is_file() and CARD_MARKER not in path.read_text(encoding="utf-8", errors="replace"):
+        print(f"note: {path} was not written by fastwam_ros; kept as is (no model card generated)", file=sys.stderr)
+        return None
     try:
         from huggingface_hub import ModelCard
     except ImportError:
         print("warning: huggingface_hub is not installed; no model card written", file=sys.stderr)
         return None
-    path = Path(policy_dir) / CARD_FILE
     ModelCard(model_card_text(policy_dir, repo_id)).save(path)
     return path
 
@@ -274,7 +281,7 @@ def resolve_policy_dir(name_or_path: str | Path, revision: str | None = None) ->
     except LocalEntryNotFoundError as exc:
         raise HubError(f"policy directory not found: {name_or_path} is no local directory, and the Hub id "
                        f"{repo_id} (revision {revision or 'main'}) is not in the Hub cache "
-                       f"{cache or 'default'} and {'HF_HUB_OFFLINE is set' if _offline() else 'cannot be downloaded'}"
+                       f"({cache or 'the default folder'}) and {'HF_HUB_OFFLINE is set' if _offline() else 'cannot be downloaded'}"
                        f"; download it on a connected machine (hf download {repo_id}) or give a "
                        "local directory") from exc
     except Exception as exc:  # noqa: BLE001 - repository / revision / auth errors all end here
@@ -294,9 +301,7 @@ def push_to_hub(policy_dir: str | Path, repo_id: str, *, private: bool = False, 
     if not (p / "meta.json").is_file() or not (p / "model.safetensors").is_file():
         raise HubError(f"{p} is not a policy directory (meta.json and model.safetensors expected); push a "
                        "checkpoint's policy/ folder")
-    card = p / CARD_FILE
-    if not card.is_file() or CARD_MARKER in card.read_text(encoding="utf-8", errors="replace"):
-        write_model_card(p, repo_id)
+    write_model_card(p, repo_id)  # (re)written with the repo id, unless hand-written
     api = api or HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     info = api.upload_folder(repo_id=repo_id, folder_path=str(p), revision=revision, repo_type="model",
@@ -335,6 +340,10 @@ def info_command(argv: list[str], prog: str = "fastwam info") -> int:
           f"{meta.get('created_at')}")
     print(f"  model      config {cfg.get('name')}, variant {meta.get('variant')}, dtype {meta.get('dtype')}, "
           f"step {meta.get('step', '-')}")
+    pol = cfg.get("policy", {}) if isinstance(cfg.get("policy"), Mapping) else {}
+    print(f"  shapes     frame {pol.get('image_height')}x{pol.get('image_width')} (H x W), proprio "
+          f"{cfg.get('proprio_dim', '?')}, action {cfg.get('action', {}).get('action_dim', '?')} x "
+          f"{pol.get('action_horizon')} steps, text {pol.get('text_len')} tokens")
     params = info["parameters"]
     if params:
         parts = ", ".join(f"{k} {v:,}" for k, v in params.items() if not k.startswith("total"))

@@ -71,16 +71,26 @@ def test_model_card_metadata_and_contract_summary(saved, tmp_path):
     # a contract saved with the checkpoint (key names read defensively) is summarised in the card
     d2 = tmp_path / "with_contract"
     shutil.copytree(d, d2)
-    (d2 / "robot_contract.json").write_text(json.dumps({
-        "robot": "demo_aloha", "cameras": [{"name": "head"}, {"name": "left_wrist"}],
-        "joints": ["j1", "j2"], "control": {"control_rate_hz": 100.0}}))
-    from fastwam_ros.hub import write_model_card
+    (d2 / "robot_contract.json").write_text(json.dumps({  # the layout training writes
+        "robot": "demo_aloha", "joint_names": ["j1", "j2"], "camera_names": ["head", "left_wrist"],
+        "tiling_layout": "robotwin", "frame_hw": [64, 96], "chunk_step_period_s": 0.0333333333,
+        "proprio_dim": 2, "action_dim": 2, "variant": "fastwam"}))
+    from fastwam_ros.hub import contract_summary, write_model_card
 
     write_model_card(d2, repo_id="lab/aloha-fold")
     card2 = ModelCard.load(d2 / "README.md")
     assert "demo_aloha" in card2.data.to_dict()["tags"]
-    assert card2.data.to_dict()["fastwam"]["robot"]["cameras"] == ["head", "left_wrist"]
-    assert "**control_rate_hz**: 100" in card2.text and 'from_pretrained("lab/aloha-fold")' in card2.text
+    robot = card2.data.to_dict()["fastwam"]["robot"]
+    assert robot["cameras"] == ["head", "left_wrist"] and robot["joints"] == ["j1", "j2"]
+    assert robot["tiling"] == "robotwin" and robot["frame_hw"] == [64, 96]
+    assert "**chunk_step_period_s**: 0.03333" in card2.text and 'from_pretrained("lab/aloha-fold")' in card2.text
+    # a hand-written README is never replaced
+    (d2 / "README.md").write_text("# my notes\n")
+    assert write_model_card(d2) is None and (d2 / "README.md").read_text() == "# my notes\n"
+    # other spellings (a robot-file-like mapping) are read too
+    alt = contract_summary({"name": "r2", "cameras": [{"name": "top"}], "joints": ["a"],
+                            "control": {"control_rate_hz": 100.0}})
+    assert alt == {"robot": "r2", "cameras": ["top"], "joints": ["a"], "control_rate_hz": 100.0}
 
 
 def test_from_pretrained_hub_id_from_offline_cache(saved, offline_cache):
