@@ -92,8 +92,7 @@ def evaluate_policy(ns: Any, load_cli_config) -> dict[str, Any]:
         else:
             ds = trainer.dataset
         indices = spaced_indices(len(ds), ns.max_samples)
-        res = trainer.evaluate(indices, seeds=tuple(range(max(ns.seeds, 1))), dataset=ds,
-                               batch_size=cfg.train.batch_size)
+        res = trainer.evaluate(indices, seeds=tuple(range(max(ns.seeds, 1))), dataset=ds)
         del trainer
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -422,28 +422,28 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, indices: list[int], seeds: tuple[int, ...] = (0, 1, 2, 3),
-                 dataset: FastWAMDataset | None = None, batch_size: int | None = None) -> dict[str, float]:
-        """Loss on fixed samples of ``dataset`` (default: the training set) with fixed noise (averaged over
-        ``seeds``), in batches of ``batch_size`` (default: all at once): a deterministic progress measure."""
+                 dataset: FastWAMDataset | None = None) -> dict[str, float]:
+        """Loss on fixed samples of ``dataset`` (default: the training set) with fixed noise: the mean over samples
+        and ``seeds`` of each sample's loss, its noise drawn from ``seed * 100003 + sample index``. One sample per
+        forward pass, so the figure does not depend on the batch size or on which other samples are evaluated: a
+        deterministic progress measure (the validation loss, ``fastwam eval``)."""
         from torch.utils.data import default_collate
 
         module = self.accelerator.unwrap_model(self.loss_module)
         ds = self.dataset if dataset is None else dataset
         totals = {"loss": 0.0, "loss_video": 0.0, "loss_action": 0.0}
-        step = max(int(batch_size or len(indices)), 1)
         was_training = module.training
         module.eval()
         try:
-            for lo in range(0, len(indices), step):
-                part = list(indices[lo : lo + step])
+            for i in indices:
                 # the latent cache is keyed by training-sample index: other datasets bypass it
-                inputs = self.model_inputs(default_collate([ds[i] for i in part]), use_cache=ds is self.dataset)
+                inputs = self.model_inputs(default_collate([ds[int(i)]]), use_cache=ds is self.dataset)
                 for seed in seeds:
-                    g = torch.Generator(device=self.accelerator.device).manual_seed(int(seed))
+                    g = torch.Generator(device=self.accelerator.device).manual_seed(int(seed) * 100_003 + int(i))
                     with self.accelerator.autocast():
                         out = module(inputs, g)
                     for k in totals:
-                        totals[k] += float(out[k]) * len(part) / (len(seeds) * len(indices))
+                        totals[k] += float(out[k]) / (len(seeds) * len(indices))
         finally:
             module.train(was_training)
         return totals
@@ -537,7 +537,7 @@ class Trainer:
     def validate(self, log: StepLog | None = None) -> dict[str, Any]:
         """Validation loss (fixed held-out samples, fixed noise seeds) at the current step; logged and kept."""
         st = self.state
-        res = self.evaluate(self.val_indices, dataset=self.val_dataset, batch_size=self.cfg.train.batch_size)
+        res = self.evaluate(self.val_indices, dataset=self.val_dataset)
         rec = {"step": st.step, "val_loss": res["loss"], "val_loss_video": res["loss_video"],
                "val_loss_action": res["loss_action"], "val_samples": len(self.val_indices)}
         st.val_history.append(rec)

@@ -190,15 +190,18 @@ def test_training_observability_and_eval_reproduces_validation_loss(train_yaml, 
     assert meta["training_data"]["val_episodes"] == 1
     assert "val_loss" in (policy / "README.md").read_text()
     assert describe(policy)["parameters"]["total"] > 0
-    # fastwam eval on the saved policy (weights, bundled VAE, stored instruction embeddings) gives the validation
-    # loss the trainer logged with the in-memory model: same samples, same noise seeds
-    capsys.readouterr()
-    assert main(["eval", "--policy", str(policy), str(train_yaml), "--split", "val", "--max-samples", "4",
-                 "--seeds", "4"]) == 0
-    line = capsys.readouterr().out
-    got = float(line.split(": loss ")[1].split(" ")[0])
-    assert got == pytest.approx(val_recs[-1]["val_loss"], rel=1e-3, abs=1e-4)
-    assert "4 samples of 1 episodes" in line
+    # fastwam eval on the saved policy gives the validation loss the trainer logged with the in-memory model (same
+    # samples, same noise seeds). Without a config everything comes from the policy directory: model config,
+    # weights, perception.json, dataset stats, the bundled VAE and the stored instruction embeddings.
+    bags = yaml.safe_load(train_yaml.read_text())["data"]["paths"][0]
+    for extra in ([f"data.paths=[{bags}]"], [str(train_yaml)]):
+        capsys.readouterr()
+        assert main(["eval", "--policy", str(policy), *extra, "train.val_fraction=0.5", "train.val_seed=3",
+                     "--split", "val", "--max-samples", "4", "--seeds", "4"]) == 0
+        line = capsys.readouterr().out
+        got = float(line.split(": loss ")[1].split(" ")[0])
+        assert got == pytest.approx(val_recs[-1]["val_loss"], rel=1e-3, abs=1e-4), extra
+        assert "4 samples of 1 episodes" in line
 
 
 def test_eval_errors_are_named(train_yaml, tmp_path, capsys):
