@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fastwam_ros.robot import load_robot
 from fastwam_ros.runtime.chunks import chunk_fields
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.launch_plan import LAUNCH_ARGS, parse_bool, plan
@@ -29,7 +30,6 @@ from fastwam_ros.runtime.schemas import (
 )
 from fastwam_ros.runtime.sim_runtime import SimBridge, sample_trajectory
 from fastwam_ros.runtime.worker import PolicyWorker
-from fastwam_ros.robot import load_robot
 
 REPO = Path(__file__).resolve().parents[2]
 TOWEL = REPO / "config" / "towel_fold.yaml"
