@@ -102,3 +102,13 @@ def test_one_config_error_class():
 
     assert C is M is P is ConfigError and issubclass(TrainConfigError, ConfigError)
     assert issubclass(ConfigError, ValueError)
+
+
+def test_readme_example_robot_file_loads():
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## The robot file"):]
+    block = section[section.index("```yaml") + len("```yaml"):]
+    r = load_robot(yaml.safe_load(block[:block.index("```")]))
+    assert r.name == "my_bimanual" and r.perception_config().out_hw == (384, 320)
+    cc = r.controller_config()
+    assert cc.limits["left_joint4"].max_velocity == 3.0 and cc.limits["right_joint1"].max_acceleration == 8.0
