@@ -297,7 +297,7 @@ def run_demo(
                 for o in prt.collect(now):
                     err = crt.on_chunk(now, **chunk_kwargs(o.chunk))
                     chunk_ids.append(o.chunk.chunk_id)
-                    prefixed += int(o.chunk.committed_steps > 0)
+                    prefixed += int(o.chunk.committed_steps > 0)  # prefix steps the policy honoured
                     if err is None:
                         accepted += 1
                     else:

@@ -60,7 +60,8 @@ class ContractError(ConfigError):
         lines = [f"checkpoint {checkpoint} was trained for another robot than {robot} "
                  f"({len(self.differences)} differing field(s)):"]
         for d in self.differences:
-            lines.append(f"  - {d.field}: checkpoint {d.checkpoint!r} vs robot {d.robot!r}")
+            other = "requested" if d.field == "variant" else "robot"  # the variant is a deployment request
+            lines.append(f"  - {d.field}: checkpoint {d.checkpoint!r} vs {other} {d.robot!r}")
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))

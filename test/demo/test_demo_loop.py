@@ -48,6 +48,7 @@ def test_chunks_arrive_at_the_expected_rate(demo_run):
     # replan every 0.5 sim s, latency 0.15 s: inferences at t = 0, 0.5, ..., 3.5 -> 8 chunks, all accepted
     assert summary["chunks_produced"] == 8
     assert summary["chunks_accepted"] == 8 and summary["chunks_rejected"] == {}
+    assert summary["chunks_with_rtc_prefix"] == 7  # every chunk after the first is guided by the committed prefix
     assert summary["chunk_rate_hz"] == pytest.approx(2.0)
     assert summary["expected_chunk_rate_hz"] == pytest.approx(2.0)
     arrivals = np.load(out / "trace.npz")["chunk_arrival_s"]
@@ -140,5 +141,5 @@ def test_demo_chunks_pass_through_the_shipped_runtimes(tmp_path, monkeypatch):
     assert len(tiled) == len(observations) > n  # each synchronised camera set is tiled exactly once
     assert all(any(j.frame is o.frame for o in observations) for j in jobs)  # the pipeline's frames are submitted
     assert jobs[0].prefix is None and all(j.prefix is not None for j in jobs[1:])
-    assert s["chunks_with_rtc_prefix"] == n - 1 and s["controller_runtime"]["last_chunk_id"] == n - 1
+    assert s["controller_runtime"]["last_chunk_id"] == n - 1
     assert s["robot"] == "demo_aloha"

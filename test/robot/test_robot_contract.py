@@ -153,3 +153,32 @@ def test_save_pretrained_writes_the_robot_contract(tmp_path):
     assert c == {**json.loads((DEMO / CONTRACT_FILE).read_text()), "chunk_step_period_s": c["chunk_step_period_s"]}
     with pytest.raises(ContractError, match="frame_hw"):
         pol.save_pretrained(tmp_path / "q", robot="towel_fold_bimanual")
+
+
+def test_policy_node_path_checks_contract_and_variant_at_configure():
+    """What policy_node's configure runs: parameters + robot file -> loader on the worker thread."""
+    from fastwam_ros.robot import load_robot
+    from fastwam_ros.runtime.params import resolve
+    from fastwam_ros.runtime.policy_runtime import policy_factory
+    from fastwam_ros.runtime.schemas import POLICY_SCHEMA
+    from fastwam_ros.runtime.worker import PolicyWorker, WorkerError
+
+    def params(**over):
+        base = {"robot_file": "demo_aloha", "model.checkpoint": str(DEMO), "model.config": "", "model.device": "cpu",
+                "model.dtype": "float32", "model.warmup": False}
+        return resolve(POLICY_SCHEMA, {**base, **over})
+
+    robot = load_robot("demo_aloha")
+    w = PolicyWorker(policy_factory(params(**{"model.variant": "idm"}), robot), warmup=False)
+    with pytest.raises(WorkerError, match="variant: checkpoint 'fastwam' vs requested 'idm'"):
+        w.start(timeout_s=120.0)
+    w = PolicyWorker(policy_factory(params(), load_robot("towel_fold_bimanual")), warmup=False)
+    with pytest.raises(WorkerError, match="joint_names: checkpoint"):
+        w.start(timeout_s=120.0)
+    renamed = load_robot(demo_robot(e=rename_joint("left_waist", "left_joint1")))
+    w = PolicyWorker(policy_factory(params(**{"model.joint_map": ["left_waist:left_joint1"]}), renamed), warmup=False)
+    w.start(timeout_s=120.0)  # explicit rename: loads
+    try:
+        assert w.policy.robot_contract["joint_names"][0] == "left_waist"
+    finally:
+        w.stop(timeout_s=10.0)
