@@ -95,7 +95,8 @@ python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/dem
 ```
 
 Files: `model.safetensors` (model + VAE weights), `config.json` (model config), `stats.json` (normaliser),
-`dataset_stats.json` (raw data statistics), `perception.json` (the tiling it was trained with),
+`dataset_stats.json` (raw data statistics), `perception.json` (the tiling it was trained with), `robot_contract.json` (the robot file it was trained
+for, `config/robots/demo_aloha.yaml`: checked at deployment),
 `text_embeds.safetensors`, `meta.json`, `train_report.json` (the numbers above), `loss_curve.png`.
 """
 
