@@ -137,6 +137,8 @@ class FastWAMPolicy:
         self.instruction: str | None = None
         self._rng = random.Random(self.seed)
         self.robot_contract: dict[str, Any] | None = None  # set by from_pretrained(robot=...)
+        self.robot: Any | None = None  # the RobotSpec it was checked against (from_pretrained(robot=...))
+        self.joint_map: dict[str, str] = {}  # explicit checkpoint -> robot joint renames in force
         self._text_kv: OrderedDict[str, Any] = OrderedDict()
         self._text_dev: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._max_instr_entries = 16
@@ -233,6 +235,11 @@ class FastWAMPolicy:
                                       tokenizer_dir=tokenizer_dir, config=config, stats=stats,
                                       num_inference_steps=num_inference_steps, seed_mode=seed_mode, **kwargs)
         policy.robot_contract = contract
+        if robot is not None:
+            from fastwam_ros.robot import load_robot
+
+            policy.robot = load_robot(robot)  # its perception config tiles raw observations for this checkpoint
+            policy.joint_map = dict(joint_map or {})
         return policy
 
     @classmethod

@@ -102,6 +102,7 @@ def test_matching_robot_file_loads_the_demo_checkpoint():
 
     pol = FastWAMPolicy.from_pretrained(DEMO, robot="demo_aloha", variant="fastwam")
     assert pol.robot_contract["robot"] == "demo_aloha" and pol.action_dim == 14
+    assert pol.robot.name == "demo_aloha" and pol.robot.perception_config().out_hw == pol.image_size
 
 
 def test_from_pretrained_refuses_another_robot():
