@@ -61,8 +61,19 @@ class ContractError(ConfigError):
                  f"({len(self.differences)} differing field(s)):"]
         for d in self.differences:
             other = "requested" if d.field == "variant" else "robot"  # the variant is a deployment request
-            lines.append(f"  - {d.field}: checkpoint {d.checkpoint!r} vs {other} {d.robot!r}")
+            lines.append(f"  - {d.field}: checkpoint {d.checkpoint!r} vs {other} {d.robot!r}{_first_difference(d)}")
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
         self.field = "robot_contract"
+
+
+def _first_difference(d: Difference) -> str:
+    """`` (first difference at [i]: a vs b)`` for two sequences, else ""."""
+    a, b = d.checkpoint, d.robot
+    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) or max(len(a), len(b)) <= 3:
+        return ""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f" (first difference at [{i}]: {x!r} vs {y!r})"
+    return f" (lengths {len(a)} vs {len(b)})" if len(a) != len(b) else ""
