@@ -21,9 +21,9 @@ from typing import Any
 
 CARD_FILE = "README.md"
 CARD_MARKER = "Written by fastwam_ros"  # a card with this line is ours to regenerate
-# names the robot contract may be stored under (the contract feature owns the format; read defensively)
-CONTRACT_FILES = ("robot_contract.json", "contract.json", "robot.json")
-CONTRACT_META_KEYS = ("robot_contract", "contract", "robot")
+# the robot contract is fastwam_ros.contract's (robot_contract.json); older spellings are still read
+CONTRACT_FILES = ("robot_contract.json", "contract.json")
+CONTRACT_META_KEYS = ("robot_contract", "contract")
 BASE_MODELS = {"wan22_5b": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"}
 UPLOAD_IGNORE = ["*.tmp", "__pycache__/*", ".cache/*"]
 

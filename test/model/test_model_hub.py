@@ -170,17 +170,34 @@ def test_info_reads_files_without_building_the_model(saved, capsys, monkeypatch)
     assert describe(d)["robot"] == {}
 
 
-def test_policy_node_factory_loads_a_hub_id(saved, offline_cache):
-    """`checkpoint:=org/name` on the launch file reaches the node's policy factory unchanged and loads offline."""
+def test_policy_node_factory_loads_a_hub_id(saved, offline_cache, tmp_path):
+    """`checkpoint:=org/name` on the launch file reaches the node's policy factory unchanged, loads offline, and
+    the checkpoint's robot contract is checked against the robot file like a local directory's."""
+    import yaml
+
+    from fastwam_ros.robot import load_robot
     from fastwam_ros.runtime.policy_runtime import policy_factory
 
-    policy, d = saved
+    policy, _ = saved
+    repo = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((repo / "config" / "robots" / "demo_aloha.yaml").read_text())
+    doc["tiling"].update(top_hw=[32, 96], bottom_tile_hw=[32, 48], output_hw=list(policy.image_size))
+    doc["robot"] = "tiny_aloha"
+    (tmp_path / "tiny_aloha.yaml").write_text(yaml.safe_dump(doc))
+    robot = load_robot(tmp_path / "tiny_aloha.yaml")
+    d = policy.save_pretrained(tmp_path / "with_contract", instructions=[INSTR], robot=robot)
+    assert "tiny_aloha" in (d / "README.md").read_text()  # the card names the contract's robot
     _cache_repo(offline_cache, "lab/node-policy", d)
     params = {"model.checkpoint": "lab/node-policy", "model.device": "cpu", "model.dtype": "float32",
               "model.config": "", "model.stats": "", "model.vae_dir": "", "model.text_encoder_dir": "",
               "model.tokenizer_dir": "", "model.cache_dir": "", "model.variant": policy.cfg.variant,
-              "model.num_inference_steps": None}
-    loaded = policy_factory(params)()
+              "model.joint_map": [], "model.num_inference_steps": None}
+    loaded = policy_factory(params, robot)()
     frame, state = _obs(policy, 2)
     np.testing.assert_allclose(loaded.predict(frame, INSTR, state).actions, policy.predict(frame, INSTR, state).actions,
                                rtol=1e-5, atol=1e-6)
+    from fastwam_ros.errors import ContractError
+
+    other = load_robot(repo / "config" / "robots" / "demo_aloha.yaml")  # 96x128 frames: refused, by field
+    with pytest.raises(ContractError, match="frame_hw"):
+        policy_factory(params, other)()

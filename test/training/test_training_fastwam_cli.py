@@ -189,6 +189,17 @@ def test_training_observability_and_eval_reproduces_validation_loss(train_yaml, 
     assert meta["metrics"]["val_loss"] == pytest.approx(val_recs[-1]["val_loss"])
     assert meta["training_data"]["val_episodes"] == 1
     assert "val_loss" in (policy / "README.md").read_text()
+    # the model card summarises the robot contract training saved (fastwam_ros.contract's robot_contract.json)
+    from huggingface_hub import ModelCard
+
+    from fastwam_ros.contract import CONTRACT_FILE
+
+    contract = json.loads((policy / CONTRACT_FILE).read_text())
+    card_robot = ModelCard.load(policy / "README.md").data.to_dict()["fastwam"]["robot"]
+    assert card_robot["cameras"] == contract["camera_names"] == ["head", "left_wrist", "right_wrist"]
+    assert card_robot["joints"] == contract["joint_names"] == bf.JOINTS
+    assert card_robot["chunk_step_period_s"] == pytest.approx(contract["chunk_step_period_s"])
+    assert describe(policy)["contract"] == contract
     assert describe(policy)["parameters"]["total"] > 0
     # fastwam eval on the saved policy gives the validation loss the trainer logged with the in-memory model (same
     # samples, same noise seeds). Without a config everything comes from the policy directory: model config,
