@@ -192,10 +192,12 @@ def convert_command(argv: list[str], prog: str = "fastwam convert") -> int:
         episodes = load_episodes(cfg.data.format, cfg.data.paths, _source_settings(cfg), pcfg, load_images=True)
         out = Path(ns.out)
         if ns.to == "lerobot":
+            from .frames import robot_name
             from .lerobot_export import export_lerobot
 
             export_lerobot(episodes, out, codec=ns.codec, crf=ns.crf, repo_id=ns.repo_id,
-                           joint_names=list(getattr(pcfg, "joint_names", None) or []) or None)
+                           joint_names=list(getattr(pcfg, "joint_names", None) or []) or None,
+                           robot_type=robot_name(cfg.data.perception) or None)
             print(f"{out}: LeRobot v3.0 dataset, {len(episodes)} episodes, {sum(len(e) for e in episodes)} frames "
                   f"at {episodes[0].fps:g} Hz, codec {ns.codec}")
             return 0
