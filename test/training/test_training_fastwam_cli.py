@@ -96,6 +96,34 @@ def test_deprecated_aliases_still_work(bags, train_yaml, tmp_path, capsys):
     for old in ("fastwam-train", "fastwam-stats", "fastwam-convert", "fastwam-parity"):
         assert f'"{old} = fastwam_ros.cli:' in text
     assert '"fastwam = fastwam_ros.cli:main"' in text
+    import importlib
+    import re
+
+    for module, func in re.findall(r'"fastwam[\w-]* = ([\w.]+):(\w+)"', text):  # every console script resolves
+        assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_step_log_is_a_bar_on_a_terminal_and_lines_otherwise():
+    import io
+
+    from fastwam_ros.training.observe import StepLog
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    rec = {"step": 1, "epoch": 0, "loss": 1.0, "loss_smoothed": 1.0, "loss_video": 0.5, "loss_action": 0.5,
+           "lr": 1e-4, "samples_per_s": 2.0}
+    outputs = {}
+    for name, stream in (("tty", Terminal()), ("file", io.StringIO())):
+        log = StepLog(total=2, initial=0, enabled=True, progress=True, stream=stream)
+        log.step(rec, line_due=True)
+        log.step({**rec, "step": 2}, line_due=True)
+        log.close()
+        outputs[name] = stream.getvalue()
+    assert "\r" in outputs["tty"] and "step 1/2" not in outputs["tty"]  # tqdm redraws one line
+    assert outputs["file"].splitlines()[0].startswith("step 1/2") and "\r" not in outputs["file"]
+    assert len(outputs["file"].splitlines()) == 2
 
 
 # ------------------------------------------------------------------------------------------------ stats location
