@@ -16,12 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from fastwam_ros.errors import ConfigError  # the package's one config error (re-exported here)
+
 SPLICE_MODES = ("splice", "ensemble", "replace")
 GROUP_KINDS = ("arm", "gripper")
-
-
-class ConfigError(ValueError):
-    """A controller config field is missing or invalid; the message starts with the field's path."""
 
 
 class URDFError(ValueError):
@@ -47,15 +45,15 @@ class JointLimits:
 class JointGroup:
     """A named set of joints controlled (enabled, held) together, e.g. one arm or one gripper.
 
-    tracking_error_rad / tracking_error_s: this group's tracking-error watchdog thresholds (joint units, s);
-    None uses :class:`ControllerConfig`'s. ``inf`` rad turns the watchdog off for the group (e.g. a gripper
-    that grasps: it is meant to stop short of its command).
+    tracking_error_rad / tracking_error_s: this group's tracking-error watchdog thresholds (joint units, s):
+    one number, or (threshold only) one per joint; None uses :class:`ControllerConfig`'s. ``inf`` turns the
+    watchdog off for a joint (e.g. a gripper that grasps: it is meant to stop short of its command).
     """
 
     name: str
     joints: tuple[str, ...]
     kind: str = "arm"
-    tracking_error_rad: float | None = None
+    tracking_error_rad: float | tuple[float, ...] | None = None
     tracking_error_s: float | None = None
 
 
@@ -172,8 +170,9 @@ class ControllerConfig:
             kind = g.get("kind", "arm")
             if kind not in GROUP_KINDS:
                 raise ConfigError(f"{path}.kind: expected one of {GROUP_KINDS}, got {kind!r}")
+            thr = g.get("tracking_error_rad")
             groups.append(JointGroup(name=name, joints=tuple(joints), kind=kind,
-                                     tracking_error_rad=g.get("tracking_error_rad"),
+                                     tracking_error_rad=tuple(thr) if isinstance(thr, (list, tuple)) else thr,
                                      tracking_error_s=g.get("tracking_error_s")))
             if "limits" in g:
                 if not isinstance(g["limits"], Mapping):
@@ -280,7 +279,12 @@ def _validate(c: ControllerConfig) -> None:
             raise ConfigError(f"groups[{i}].kind: expected one of {GROUP_KINDS}, got {g.kind!r}")
         if not g.joints:
             raise ConfigError(f"groups[{i}].joints: empty")
-        if g.tracking_error_rad is not None:
+        if isinstance(g.tracking_error_rad, tuple):
+            if len(g.tracking_error_rad) != len(g.joints):
+                raise ConfigError(f"groups[{i}].tracking_error_rad: needs one value per joint ({len(g.joints)})")
+            for x in g.tracking_error_rad:
+                _threshold(f"groups[{i}].tracking_error_rad", x)
+        elif g.tracking_error_rad is not None:
             _threshold(f"groups[{i}].tracking_error_rad", g.tracking_error_rad)
         if g.tracking_error_s is not None:
             _num(f"groups[{i}].tracking_error_s", g.tracking_error_s, lo=0.0)

@@ -123,7 +123,7 @@ class ChunkController:
         thr, dur = np.empty(self.J), np.empty(self.J)
         for g in config.groups:
             i = self._groups[g.name].idx
-            thr[i] = config.tracking_error_rad if g.tracking_error_rad is None else g.tracking_error_rad
+            thr[i] = config.tracking_error_rad if g.tracking_error_rad is None else np.asarray(g.tracking_error_rad)
             dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
         self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
 

@@ -7,19 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
+from fastwam_ros.robot import load_robot
 from fastwam_ros.runtime.chunks import chunk_fields
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime, group_command
 from fastwam_ros.runtime.jtc_check import DEGRADE, REJECT, controller_of, jtc_problems, unreachable_advice
 from fastwam_ros.runtime.params import load_node_parameters, resolve
 from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
 
-TOWEL = Path(__file__).resolve().parents[2] / "config" / "towel_fold.yaml"
+REPO = Path(__file__).resolve().parents[2]
+TOWEL = REPO / "config" / "towel_fold.yaml"
 
 
-def _rt(**extra) -> ControllerRuntime:
+def _rt(**control) -> ControllerRuntime:
+    """The towel-fold robot file (trajectory output), ``control`` overriding its ControllerConfig fields."""
+    import yaml
+
+    doc = yaml.safe_load((REPO / "config" / "robots" / "towel_fold_bimanual.yaml").read_text())
+    doc.setdefault("control", {}).update(control)
     o = load_node_parameters(TOWEL, "controller_node")
-    o.update(extra)
-    return ControllerRuntime(resolve(CONTROLLER_SCHEMA, o, strict=True))
+    return ControllerRuntime(resolve(CONTROLLER_SCHEMA, o, strict=True), load_robot(doc))
 
 
 def _stream(rt, t0, t1, q, chunk_every=0.1, follow=False, level=0.1):
@@ -71,7 +77,7 @@ def test_enable_on_start_still_enables_the_first_time():
 
 
 def test_tracking_fault_is_an_error_in_diagnostics_and_survives_chunks():
-    rt = _rt(**{"control.enable_ramp_s": 0.0})
+    rt = _rt(enable_ramp_s=0.0)
     q = np.zeros(14)  # the robot never moves; the chunks ask for 0.4 .. 0.45 rad
     outs, t = _stream(rt, 10.0, 11.0, q, level=0.4)
     faults = [g for g, go in rt.last_out.groups.items() if go.fault == "tracking_error"]

@@ -231,3 +231,19 @@ def test_watchdog_error_is_the_distance_to_the_recent_command_range():
     assert first[1] < first[0]  # joint 1 was over the threshold first, joint 0 once the range left it behind
     w.update(0.2, np.array([0.3, 0.3]), np.array([0.05, 0.5]), np.array([True, False]))
     assert w.error[1] == 0.0 and np.isnan(w.over_since[1])  # unwatched: starts over
+
+
+def test_per_joint_thresholds_from_the_robot_file():
+    """A gripper inside an arm group that grasps (measured stays open, command closes) does not fault the arm
+    when its threshold is inf; the robot file passes per-group thresholds through to ControllerConfig."""
+    from fastwam_ros.robot import load_robot
+
+    cfg = load_robot("towel_fold_bimanual").controller_config()
+    g = cfg.group("left_arm")
+    assert g.tracking_error_rad[-1] == float("inf") and g.tracking_error_rad[0] == 0.15
+    ctl = ChunkController(cfg)
+    assert ctl.watchdog.threshold[cfg.joint_names.index("left_gripper")] == float("inf")
+    with pytest.raises(ConfigError, match="one value per joint"):
+        d = bimanual_config_dict(arm_joints=2)
+        d["groups"][0]["tracking_error_rad"] = [0.1]
+        ControllerConfig.from_dict(d)
