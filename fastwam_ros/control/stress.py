@@ -86,10 +86,9 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
     ctl = ChunkController(cfg)
     names = cfg.joint_names
     J = len(names)
-    lim = ctl.lim
     t = float(rng.uniform(0, 1000))
     last_stamp = t
-    P, V, A, T, ANCH, TRAJ = [], [], [], [], [], []
+    rec = StreamRecorder(ctl)
     meas = rng.uniform(-4, 4, size=J)
     groups = [g.name for g in cfg.groups]
     for _ in range(n_events):
@@ -126,35 +125,59 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
                 out = ctl.tick(t_new, with_trajectory=with_trajectory, with_prefix=with_trajectory)
                 if step > 0:
                     t = t_new
-                    p = np.full(J, np.nan)
-                    v = np.full(J, np.nan)
-                    a = np.full(J, np.nan)
-                    anch = np.zeros(J, dtype=bool)
-                    for g in out.groups.values():
-                        idx = [names.index(j) for j in g.joint_names]
-                        if g.valid:
-                            p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
-                            anch[idx] = g.anchored
-                            if g.trajectory is not None:
-                                TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
-                                             g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
-                    P.append(p)
-                    V.append(v)
-                    A.append(a)
-                    T.append(t)
-                    ANCH.append(anch)
+                    p = rec.add(t, out)
                     # an "ideal robot": measured follows the command (sometimes), or the state goes stale
                     if rng.random() < 0.7:
                         fb = np.where(np.isfinite(p), p, meas)
                         ctl.update_joint_state(t, names, fb)
                         meas = fb
-    z = np.zeros((0, J))
-    return {
-        "p": np.array(P) if P else z, "v": np.array(V) if V else z, "a": np.array(A) if A else z,
-        "t": np.array(T), "anchored": np.array(ANCH) if ANCH else z.astype(bool),
-        "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
-        "period": cfg.period_s, "traj": TRAJ, "trajectory_points": sum(len(x[1]) for x in TRAJ),
-    }
+    return rec.result()
+
+
+class StreamRecorder:
+    """Collects a controller's outputs tick by tick into the arrays ``check_stream`` reads."""
+
+    def __init__(self, ctl: ChunkController) -> None:
+        self.ctl = ctl
+        self.names = list(ctl.cfg.joint_names)
+        self.P: list[np.ndarray] = []
+        self.V: list[np.ndarray] = []
+        self.A: list[np.ndarray] = []
+        self.T: list[float] = []
+        self.ANCH: list[np.ndarray] = []
+        self.TRAJ: list[tuple] = []
+
+    def add(self, t: float, out: Any) -> np.ndarray:
+        """Record the output of a tick at ``t`` (s); returns its positions [J] (NaN where a group is invalid)."""
+        J = len(self.names)
+        p, v, a = np.full(J, np.nan), np.full(J, np.nan), np.full(J, np.nan)
+        anch = np.zeros(J, dtype=bool)
+        for g in out.groups.values():
+            idx = [self.names.index(j) for j in g.joint_names]
+            if g.valid:
+                p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
+                anch[idx] = g.anchored
+                if g.trajectory is not None:
+                    self.TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
+                                      g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
+        self.P.append(p)
+        self.V.append(v)
+        self.A.append(a)
+        self.T.append(t)
+        self.ANCH.append(anch)
+        return p
+
+    def result(self) -> dict[str, Any]:
+        lim, J = self.ctl.lim, len(self.names)
+        z = np.zeros((0, J))
+        return {
+            "p": np.array(self.P) if self.P else z, "v": np.array(self.V) if self.V else z,
+            "a": np.array(self.A) if self.A else z, "t": np.array(self.T),
+            "anchored": np.array(self.ANCH) if self.ANCH else z.astype(bool),
+            "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
+            "period": self.ctl.cfg.period_s, "traj": self.TRAJ,
+            "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
+        }
 
 
 def finite_difference_motion(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

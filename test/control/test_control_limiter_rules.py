@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastwam_ros.control.config import JointLimits
-from fastwam_ros.control.limits import LimitArrays, braking_tail, brake_velocity, limiter_step
+from fastwam_ros.control.limits import LimitArrays, brake_velocity, braking_tail, limiter_step
 from fastwam_ros.control.stress import finite_difference_motion
 
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mutation testing of the safety core (README, "Reliability"): mutmut 3 mutates the controller's limiter,
+# plan/splice, watchdog, e-stop/enable logic and the runtime's chunk validation, and runs, for each mutant,
+# only the tests that execute the mutated function (mutmut's per-function test selection), with the
+# property tests drawing a fixed, reduced set of examples.
+#
+#   scripts/mutation_safety.sh                 # everything in setup.cfg [mutmut] (bounded: <= 30 min, 2 cores)
+#   scripts/mutation_safety.sh limits watchdog # only these modules (limits plan watchdog controller chunks)
+#   scripts/mutation_safety.sh smoke           # ~1 minute: the limiter's braking rule and the watchdog
+#
+# Needs: pip install -e ".[mutation]". Results: `mutmut results`, `mutmut show <mutant>`; survivors that are
+# equivalent (same behaviour) are listed with reasons in test/control/mutation_equivalents.md.
+# Env: PYTHON (interpreter, default python3), JOBS (parallel mutants, default 2), BUDGET_S (default 1800).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+JOBS="${JOBS:-2}"
+BUDGET_S="${BUDGET_S:-1800}"
+export FASTWAM_MUTATION=1 FASTWAM_PROPERTY_SCALE="${FASTWAM_PROPERTY_SCALE:-0.01}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+declare -A PAT=(
+  [limits]="fastwam_ros.control.limits.*"
+  [plan]="fastwam_ros.control.plan.*"
+  [watchdog]="fastwam_ros.control.watchdog.*"
+  [controller]="fastwam_ros.control.controller.*"
+  [chunks]="fastwam_ros.runtime.chunks.x__chunk_rows__mutmut_* fastwam_ros.runtime.chunks.x_parse_chunk__mutmut_*"
+  [smoke]="fastwam_ros.control.limits.x_limiter_step__mutmut_* fastwam_ros.control.watchdog.*"
+)
+mods=("$@")
+[ ${#mods[@]} -eq 0 ] && mods=(limits plan watchdog controller chunks)
+names=()
+for m in "${mods[@]}"; do
+  [ -n "${PAT[$m]:-}" ] || { echo "unknown module '$m' (limits plan watchdog controller chunks smoke)" >&2; exit 2; }
+  # shellcheck disable=SC2206
+  names+=(${PAT[$m]})
+done
+[ "${mods[0]}" = smoke ] && BUDGET_S=120
+rm -rf mutants  # a fresh copy of the sources and tests (mutmut reuses mutants/ otherwise)
+start=$(date +%s)
+set +e
+timeout "$BUDGET_S" "$PY" -m mutmut run --max-children "$JOBS" "${names[@]}"
+rc=$?
+set -e
+echo "mutation run: $(( $(date +%s) - start )) s, exit $rc (124: budget ${BUDGET_S} s reached)"
+"$PY" - "${names[@]}" <<'PYEOF'
+"""Per-module score of the mutants just run: killed (a test failed, timed out or crashed) / all run."""
+import fnmatch
+import json
+import sys
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+pats = sys.argv[1:]
+per = {}
+for meta in Path("mutants").rglob("*.meta"):
+    for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
+        if any(fnmatch.fnmatch(name, p) for p in pats):
+            status = status_by_exit_code[code]
+            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": []})
+            s["n"] += 1
+            if status in ("killed", "timeout", "segfault", "caught by type check"):
+                s["killed"] += 1
+            else:
+                s["left"].append(f"{name} ({status})")
+for mod, s in sorted(per.items()):
+    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)")
+    for x in sorted(s["left"]):
+        print("   ", x)
+PYEOF
+exit $rc
