@@ -309,3 +309,33 @@ def test_per_dt_constants_are_cached_per_tick_length_and_bounded():
         lim.per_dt(0.001 * (k + 1))
     assert len(lim._per_dt) <= 8
     assert np.allclose(lim.per_dt(0.02)[0], 0.1)
+
+
+def test_braking_tail_clips_to_the_range_and_stops_a_unit_velocity():
+    """The tail's positions are clipped to [lower, upper] even for a state that could not stop in time (a
+    guard: limiter states always can), and a velocity of exactly 1 (any non-zero) gets a tail."""
+    lim = _lim(lower=-1, upper=1, vmax=2.0, amax=4.0, n=2)
+    P = np.array([[0.95, -0.95]])
+    V = np.array([[1.9, -1.9]])
+    P2, V2 = braking_tail(P, V, 0.02, lim)
+    assert P2[:, 0].max() == 1.0 and P2[:, 1].min() == -1.0
+    P3, V3 = braking_tail(np.zeros((1, 2)), np.ones((1, 2)), 0.02, lim)
+    assert P3.shape[0] > 1 and V3[-1].tolist() == [0.0, 0.0]
+
+
+def test_non_finite_and_huge_references_raise_no_floating_point_warnings():
+    """A NaN/inf reference, or a huge one on a continuous joint, is handled without RuntimeWarnings (at the
+    control rate they would flood the log): the limiter computes under its own errstate."""
+    import warnings
+
+    names = ["a", "b", "c", "d"]
+    lims = {"a": JointLimits(-1, 1, 2.0, 5.0), "b": JointLimits(-1, 1, 2.0, 5.0),
+            "c": JointLimits(-np.inf, np.inf, 2.0, 5.0), "d": JointLimits(-np.inf, np.inf, 2.0, 5.0)}
+    lim = LimitArrays.from_limits(names, lims)
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        r = limiter_step(np.zeros(4), np.zeros(4), np.zeros(4), 0.01, lim, np.ones(4, bool),
+                         np.array([np.nan, np.inf, 1.7e308, -1.7e308]), np.array([0.0, 0.0, 1e308, -1e308]),
+                         np.full(4, 5.0))
+    assert np.all(np.isfinite(r.p)) and r.non_finite.tolist() == [True, True, False, False]
+    assert np.isclose(r.v[2], 0.05) and np.isclose(r.v[3], -0.05)
