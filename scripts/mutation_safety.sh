@@ -10,8 +10,10 @@
 #
 # Needs: pip install -e ".[mutation]". Results: `mutmut results`, `mutmut show <mutant>`; survivors that are
 # equivalent (same behaviour) are listed with reasons in test/control/mutation_equivalents.md.
-# Env: PYTHON (interpreter, default python3), JOBS (parallel mutants, default 2), BUDGET_S (default 1800).
+# Env: PYTHON (interpreter, default python3), JOBS (parallel mutants, default 2), BUDGET_S (default 1800),
+# KEEP=1 (reuse mutants/ from the last run). Exact mutant names may be given instead of modules.
 set -euo pipefail
+set -f  # mutant name patterns are for mutmut, not for the shell
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 JOBS="${JOBS:-2}"
@@ -31,12 +33,15 @@ mods=("$@")
 [ ${#mods[@]} -eq 0 ] && mods=(limits plan watchdog controller chunks)
 names=()
 for m in "${mods[@]}"; do
+  if [[ "$m" == fastwam_ros.* ]]; then names+=("$m"); continue; fi
   [ -n "${PAT[$m]:-}" ] || { echo "unknown module '$m' (limits plan watchdog controller chunks smoke)" >&2; exit 2; }
   # shellcheck disable=SC2206
   names+=(${PAT[$m]})
 done
 [ "${mods[0]}" = smoke ] && BUDGET_S=120
-rm -rf mutants  # a fresh copy of the sources and tests (mutmut reuses mutants/ otherwise)
+# a fresh copy of the sources and tests (~3 min to generate every mutant); KEEP=1 reuses mutants/ (mutmut
+# regenerates the functions whose source changed and re-copies test/), e.g. to rerun named mutants
+[ "${KEEP:-0}" = 1 ] || rm -rf mutants
 start=$(date +%s)
 set +e
 timeout "$BUDGET_S" "$PY" -m mutmut run --max-children "$JOBS" "${names[@]}"
