@@ -339,3 +339,21 @@ def test_non_finite_and_huge_references_raise_no_floating_point_warnings():
                          np.full(4, 5.0))
     assert np.all(np.isfinite(r.p)) and r.non_finite.tolist() == [True, True, False, False]
     assert np.isclose(r.v[2], 0.05) and np.isclose(r.v[3], -0.05)
+
+
+def test_soft_jerk_limit_also_bounds_the_acceleration_decrease():
+    """Accelerating at +5 and asked to stop: the acceleration falls by at most max_jerk·dt per tick (the
+    lower jerk bound), rather than jumping to the braking value."""
+    lim = _lim(lower=-100, upper=100, vmax=5.0, amax=10.0, jerk=100.0)
+    r = limiter_step(np.zeros(1), np.zeros(1), np.full(1, 5.0), 0.01, lim, np.ones(1, bool), np.zeros(1),
+                     np.zeros(1), np.full(1, 10.0))
+    assert np.isclose(r.v[0], 0.04) and np.isclose(r.a[0], 4.0)
+
+
+def test_soft_jerk_limit_is_kept_when_it_leaves_exactly_one_velocity():
+    """When the jerk bounds and the hard bounds meet in a single velocity (here v_max), that velocity is used:
+    feasible means lo ≤ hi, equality included (binary-exact numbers: dt 0.25 s, jerk 4 rad/s³)."""
+    lim = _lim(lower=-100, upper=100, vmax=1.0, amax=8.0, jerk=4.0)
+    r = limiter_step(np.zeros(1), np.full(1, 0.5), np.full(1, 3.0), 0.25, lim, np.ones(1, bool), np.zeros(1),
+                     np.zeros(1), np.full(1, 8.0))
+    assert r.v[0] == 1.0  # lower jerk bound 0.5 + (3 − 1)·0.25 = 1.0 = v_max; without the jerk rule it would brake
