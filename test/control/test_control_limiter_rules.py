@@ -357,3 +357,21 @@ def test_soft_jerk_limit_is_kept_when_it_leaves_exactly_one_velocity():
     r = limiter_step(np.zeros(1), np.full(1, 0.5), np.full(1, 3.0), 0.25, lim, np.ones(1, bool), np.zeros(1),
                      np.zeros(1), np.full(1, 8.0))
     assert r.v[0] == 1.0  # lower jerk bound 0.5 + (3 − 1)·0.25 = 1.0 = v_max; without the jerk rule it would brake
+
+
+def test_a_desired_velocity_of_exactly_v_max_limited_by_acceleration_counts_as_an_acceleration_clamp():
+    lim = _lim(lower=-100, upper=100, vmax=1.0, amax=2.0)
+    # at rest, reference velocity v_max and no position error at the end of the tick (binary-exact numbers)
+    r = limiter_step(np.zeros(1), np.zeros(1), np.zeros(1), 0.25, lim, np.ones(1, bool), np.full(1, 0.125),
+                     np.ones(1), np.full(1, 2.0))
+    assert r.v[0] == 0.5
+    assert not r.clamped_velocity[0] and r.clamped_acceleration[0]
+
+
+def test_per_dt_cache_holds_at_most_eight_tick_lengths():
+    lim = _lim()
+    for k in range(8):
+        lim.per_dt(0.001 * (k + 1))
+    assert len(lim._per_dt) == 8
+    lim.per_dt(0.5)
+    assert len(lim._per_dt) == 1 and 0.5 in lim._per_dt  # the ninth starts over
