@@ -375,3 +375,16 @@ def test_per_dt_cache_holds_at_most_eight_tick_lengths():
     assert len(lim._per_dt) == 8
     lim.per_dt(0.5)
     assert len(lim._per_dt) == 1 and 0.5 in lim._per_dt  # the ninth starts over
+
+
+def test_limit_arrays_are_float64_in_the_given_joint_order_whatever_the_input_types():
+    lims = {"a": JointLimits(-1, 2, 3, 4), "b": JointLimits(-5, 6, 7, 8, max_jerk=9)}
+    la = LimitArrays.from_limits(["b", "a"], lims)
+    for f in ("lower", "upper", "max_velocity", "max_acceleration", "max_jerk"):
+        assert getattr(la, f).dtype == np.float64, f
+    assert la.lower.tolist() == [-5.0, -1.0] and la.upper.tolist() == [6.0, 2.0]
+    assert la.max_velocity.tolist() == [7.0, 3.0] and la.max_acceleration.tolist() == [8.0, 4.0]
+    assert la.max_jerk.tolist() == [9.0, np.inf] and la.has_jerk
+    assert not LimitArrays.from_limits(["a"], lims).has_jerk
+    assert la.accel_c.tolist() == [4.0, 2.0] and la.two_accel_c.tolist() == [8.0, 4.0]
+    assert la.two_amax.tolist() == [16.0, 8.0] and la.neg_vmax.tolist() == [-7.0, -3.0]
