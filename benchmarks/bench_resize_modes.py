@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How far apart are the RoboTwin preprocessing choices? uint8 levels (0..255) on fixed images.
+"""How far apart are the preprocessing choices? uint8 levels (0..255) on fixed images.
 
 Compares, per camera image of 480x640 (the RoboTwin camera size the official evaluation resizes from):
 
@@ -10,8 +10,12 @@ Compares, per camera image of 480x640 (the RoboTwin camera size the official eva
 * ``training_vs_official_training``: our ``training`` tiles against torchvision's float pipeline (ToTensor,
   Resize to 240x320, Resize to the tile, no rounding in between; only computed where torch imports).
 
-Images: ``scene`` (smooth shading + edges + sensor noise, seeds 0..2, deterministic) and ``noise`` (uniform,
-worst case for any filter difference). Prints mean / max absolute difference over the 384x320x3 tiled frame;
+and for LIBERO (``libero_crop_vs_official_eval``): two 256x256 renders through ``transform: rot180`` +
+``fit: crop`` into 224x448 against the official evaluation's flip + PIL aspect-keeping resize + centre crop.
+
+Images: ``scene`` (smooth shading + hard-edged blocks + sensor noise, seeds 0..2, deterministic), ``noise``
+(uniform, worst case for any filter difference) and, where matplotlib is installed, ``photo``: three 384x512
+(3:4, like 480x640) crops of its bundled sample photograph ``grace_hopper.jpg`` (a natural image). Prints mean / max absolute difference over the 384x320x3 tiled frame;
 ``--json`` prints one JSON object.
 
     python benchmarks/bench_resize_modes.py [--json] [--backend auto|torch|numpy]
@@ -51,6 +55,17 @@ def noise(seed: int) -> np.ndarray:
     return np.random.default_rng(100 + seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
 
 
+def photo_crops() -> list[np.ndarray] | None:
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            img = np.asarray(Image.open(f).convert("RGB"))  # 600 x 512
+    except Exception:  # noqa: BLE001 - no matplotlib / no sample data: skip the photo rows
+        return None
+    return [np.array(img[y : y + 384, :512]) for y in (0, 108, 216)]
+
+
 def config(resize: str, backend: str) -> PerceptionConfig:
     return PerceptionConfig.from_dict({
         "cameras": [{"name": n, "pre_resize_hw": [240, 320]} for n in CAMS], "layout": "robotwin",
@@ -80,6 +95,22 @@ def official_training(images: dict) -> np.ndarray | None:
     return out
 
 
+def libero(images: dict, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    cfg = PerceptionConfig.from_dict({
+        "cameras": [{"name": n, "transform": "rot180"} for n in images], "layout": "horizontal",
+        "tile_hw": [224, 224], "fit": "crop", "resize_backend": backend,
+    })
+    ref = []
+    for img in images.values():
+        img = np.ascontiguousarray(img[::-1, ::-1])
+        s = max(224 / img.shape[1], 224 / img.shape[0])
+        rw, rh = round(img.shape[1] * s), round(img.shape[0] * s)
+        x0, y0 = (rw - 224) // 2, (rh - 224) // 2
+        big = Image.fromarray(img).resize((rw, rh), Image.BILINEAR)
+        ref.append(np.asarray(big.crop((x0, y0, x0 + 224, y0 + 224))))
+    return tile_frames(images, cfg), np.concatenate(ref, axis=1)
+
+
 def stats(a: np.ndarray, b: np.ndarray) -> dict:
     d = np.abs(a.astype(np.float64) - b.astype(np.float64))
     return {"mean_levels": round(float(d.mean()), 3), "max_levels": round(float(d.max()), 3)}
@@ -92,21 +123,31 @@ def main() -> None:
     args = ap.parse_args()
     deploy, training = config("deploy", args.backend), config("training", args.backend)
     results = {}
-    for kind, make in (("scene", scene), ("noise", noise)):
-        for seed in range(3):
-            images = {n: make(seed * 3 + i) for i, n in enumerate(CAMS)}
-            dep, tr = tile_frames(images, deploy), tile_frames(images, training)
-            row = {"deploy_vs_training": stats(dep, tr), "deploy_vs_official_eval": stats(dep, official_eval(images))}
-            ref = official_training(images)
-            if ref is not None:
-                row["training_vs_official_training"] = stats(tr, ref)
-            results[f"{kind}{seed}"] = row
+    photos = photo_crops()
+    sets = [(f"{kind}{seed}", [make(seed * 3 + i) for i in range(3)]) for kind, make in (("scene", scene),
+                                                                                          ("noise", noise))
+            for seed in range(3)]
+    if photos is not None:
+        sets.append(("photo", photos))
+    for name, imgs in sets:
+        images = dict(zip(CAMS, imgs))
+        dep, tr = tile_frames(images, deploy), tile_frames(images, training)
+        row = {"deploy_vs_training": stats(dep, tr), "deploy_vs_official_eval": stats(dep, official_eval(images))}
+        ref = official_training(images)
+        if ref is not None:
+            row["training_vs_official_training"] = stats(tr, ref)
+        crops = {n: imgs[i][:256, :256].copy() for i, n in enumerate(("agentview", "wrist"))}
+        row["libero_crop_vs_official_eval"] = stats(*libero(crops, args.backend))
+        results[name] = row
     if args.json:
         print(json.dumps({"backend": args.backend, "image_hw": [H, W], "results": results}))
         return
-    print(f"RoboTwin tiles from {H}x{W} cameras, backend {args.backend}: |difference| in uint8 levels (mean / max)")
+    print(f"RoboTwin tiles from {H}x{W} cameras, LIBERO from 256x256, backend {args.backend}: "
+          "|difference| in uint8 levels (mean / max)")
     for name, row in results.items():
-        print(f"  {name:7s} " + "  ".join(f"{k}: {v['mean_levels']:.3f} / {v['max_levels']:.1f}" for k, v in row.items()))
+        print(f"  {name}")
+        for k, v in row.items():
+            print(f"    {k:32s} {v['mean_levels']:.3f} / {v['max_levels']:.1f}")
 
 
 if __name__ == "__main__":
