@@ -13,9 +13,10 @@ Compares, per camera image of 480x640 (the RoboTwin camera size the official eva
 and for LIBERO (``libero_crop_vs_official_eval``): two 256x256 renders through ``transform: rot180`` +
 ``fit: crop`` into 224x448 against the official evaluation's flip + PIL aspect-keeping resize + centre crop.
 
-Images: ``scene`` (smooth shading + hard-edged blocks + sensor noise, seeds 0..2, deterministic), ``noise``
-(uniform, worst case for any filter difference) and, where matplotlib is installed, ``photo``: three 384x512
-(3:4, like 480x640) crops of its bundled sample photograph ``grace_hopper.jpg`` (a natural image). Prints mean / max absolute difference over the 384x320x3 tiled frame;
+Images: ``scene`` (bench_perception's camera-like image: shading + hard-edged blocks + sensor noise, seeds
+0..8, deterministic), ``noise`` (uniform, worst case for any filter difference) and, where matplotlib is
+installed, ``photo``: three 384x512 (3:4, like 480x640) crops of its bundled sample photograph
+``grace_hopper.jpg`` (a natural image). Prints the mean / max absolute difference over the tiled frame;
 ``--json`` prints one JSON object.
 
     python benchmarks/bench_resize_modes.py [--json] [--backend auto|torch|numpy]
@@ -33,22 +34,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_perception import scene  # noqa: E402  (the same camera-like test image as the perception benchmark)
+
 from fastwam_ros.perception import PerceptionConfig  # noqa: E402
 from fastwam_ros.perception.pipeline import tile_frames  # noqa: E402
 
 H, W = 480, 640
 CAMS = ("head", "left_wrist", "right_wrist")
 TILES = {"head": (0, 0, 256, 320), "left_wrist": (256, 0, 128, 160), "right_wrist": (256, 160, 128, 160)}
-
-
-def scene(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:H, 0:W] / W
-    img = np.stack([np.sin(6 * x + seed) * 80 + 120, np.cos(4 * y) * 70 + 110, (x + y) * 90 + 30], axis=2)
-    for _ in range(12):
-        y0, x0 = rng.integers(0, H - 60), rng.integers(0, W - 80)
-        img[y0 : y0 + rng.integers(10, 60), x0 : x0 + rng.integers(10, 80)] = rng.integers(0, 256, 3)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
 def noise(seed: int) -> np.ndarray:
