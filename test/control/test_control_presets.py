@@ -3,24 +3,17 @@ each 32-step chunk open loop and only then take a new chunk; `replace` mode with
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 from fastwam_ros.control import Chunk, ChunkController, ControllerConfig
-
-ROBOTS = Path(__file__).resolve().parents[2] / "config" / "robots"
+from fastwam_ros.robot import load_robot
 
 
 def preset(name: str) -> tuple[ControllerConfig, float]:
-    """(ControllerConfig, chunk step period s) of a robot file (groups with scalar limits + control:)."""
-    doc = yaml.safe_load((ROBOTS / f"{name}.yaml").read_text())
-    control = dict(doc["control"])
-    step = control.pop("chunk_step_period_s")
-    groups = [{k: g[k] for k in ("name", "kind", "joints", "limits")} for g in doc["groups"]]
-    return ControllerConfig.from_dict({"groups": groups, **control, "trajectory_horizon_s": 0.0}), step
+    """(ControllerConfig, chunk step period s) of a preset robot file, through the one loader."""
+    spec = load_robot(name)
+    return spec.controller_config().with_overrides(trajectory_horizon_s=0.0), spec.chunk_step_period_s
 
 
 @pytest.mark.parametrize(("name", "n_exec"), [("robotwin_aloha_agilex", 24), ("libero_franka", 10)])

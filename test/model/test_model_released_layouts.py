@@ -79,3 +79,22 @@ def test_each_layout_is_refused_by_the_other_config():
         convert_official_state_dict(_meta_model("wan22_5b"), libero_flat)
     for key in ("mixtures.action.action_encoder.weight", "mixtures.action.head.weight", "proprio_encoder.weight"):
         assert key in str(e.value)
+
+
+@pytest.mark.parametrize(("released", "robot"), [("robotwin_uncond_3cam_384.pt", "robotwin_aloha_agilex"),
+                                                 ("libero_uncond_2cam224.pt", "libero_franka")])
+def test_preset_robot_files_meet_the_released_checkpoints(tmp_path, released, robot):
+    """The checkpoint contract (dimensions, frame size, layout from the model config) holds for the matching
+    preset and fails for the other one."""
+    from fastwam_ros.contract import compare, contract_from_robot, read_checkpoint_contract
+
+    config, action_dim, proprio_dim = RELEASED[released]
+    ckpt = tmp_path / released
+    ckpt.write_bytes(b"")  # an official file's contract comes from its model config, not its bytes
+    known, _ = read_checkpoint_contract(ckpt, config)
+    mine = contract_from_robot(robot)
+    assert (mine["action_dim"], mine["proprio_dim"]) == (action_dim, proprio_dim)
+    assert compare(known, mine) == []
+    other = "libero_franka" if robot == "robotwin_aloha_agilex" else "robotwin_aloha_agilex"
+    assert {d.field for d in compare(known, contract_from_robot(other))} >= {"frame_hw", "tiling_layout",
+                                                                              "action_dim", "proprio_dim"}

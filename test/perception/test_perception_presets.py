@@ -9,27 +9,21 @@ Documented tolerance (README "Using the released checkpoints"): at most 1 uint8 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from fastwam_ros.perception import PerceptionConfig, preprocess_frames
 from fastwam_ros.perception.pipeline import tile_frames
 from fastwam_ros.perception.tiling import fit_to_tile
+from fastwam_ros.robot import load_robot
 
-ROBOTS = Path(__file__).resolve().parents[2] / "config" / "robots"
 BACKENDS = ["torch", "numpy"]
 
 
 def preset(name: str, **over) -> PerceptionConfig:
-    """The preset's perception config (robot file: cameras, tiling, sync, joints -> PerceptionConfig fields)."""
-    doc = yaml.safe_load((ROBOTS / f"{name}.yaml").read_text())
-    cams = [{k: v for k, v in c.items() if k != "qos"} for c in doc["cameras"]]
-    return PerceptionConfig.from_dict({"cameras": cams, **doc["tiling"], **doc["sync"], "joint_names": doc["joints"],
-                                       **over})
+    """The preset robot file's perception config (through the one loader), with some fields overridden."""
+    return PerceptionConfig.from_dict({**load_robot(name).perception_dict(), **over})
 
 
 def scene(h, w, seed) -> np.ndarray:
