@@ -18,6 +18,8 @@ from typing import Any
 
 from fastwam_ros.errors import ConfigError  # the package's one config error (re-exported here)
 
+from .gripper import GRIPPER_POSTPROCESS
+
 SPLICE_MODES = ("splice", "ensemble", "replace")
 GROUP_KINDS = ("arm", "gripper")
 
@@ -87,7 +89,11 @@ class ControllerConfig:
         last ``tracking_lag_s`` (the lag a following robot may have) for ``tracking_error_s``, the group faults:
         it is disabled (decelerates to a hold) and stays so until enabled again; counted in
         ``Metrics.tracking_faults``. ``inf`` turns it off. Threshold and duration are overridable per group
-        (:class:`JointGroup`).
+        (:class:`JointGroup`); ``kind: gripper`` groups are not watched unless their group sets a threshold
+        (a gripper that grasps stops short of its command).
+    gripper_postprocess: how the chunk's values for joints of ``kind: gripper`` groups become commands
+        (:mod:`fastwam_ros.control.gripper`): ``none`` or ``libero`` (the official LIBERO evaluation's binary
+        command, −1 = open, +1 = close).
     """
 
     groups: tuple[JointGroup, ...]
@@ -112,6 +118,7 @@ class ControllerConfig:
     tracking_error_rad: float = 0.15
     tracking_error_s: float = 0.5
     tracking_lag_s: float = 0.1
+    gripper_postprocess: str = "none"
 
     @property
     def period_s(self) -> float:
@@ -332,6 +339,8 @@ def _validate(c: ControllerConfig) -> None:
     _threshold("tracking_error_rad", c.tracking_error_rad)
     _num("tracking_error_s", c.tracking_error_s, lo=0.0)
     _num("tracking_lag_s", c.tracking_lag_s, lo=0.0, hi=10.0)
+    if c.gripper_postprocess not in GRIPPER_POSTPROCESS:
+        raise ConfigError(f"gripper_postprocess: expected one of {GRIPPER_POSTPROCESS}, got {c.gripper_postprocess!r}")
 
 
 def _int(name: str, v: Any, *, lo: int, hi: int) -> int:
