@@ -56,7 +56,8 @@ from .mot import (
     forward_with_video_cache,
     prefill_video_cache,
 )
-from .rtc import DEFAULT_GUIDANCE_BETA, check_mode, guided_velocity
+from .rtc import DEFAULT_GUIDANCE_BETA, check_mode
+from .rtc_guidance import guided_velocity
 
 SUPPORTED_VARIANTS = ("fastwam", "fastwam_no_video")
 

@@ -28,7 +28,8 @@ from .mot import (
     mot_forward,
     prefill_video_cache,
 )
-from .rtc import DEFAULT_GUIDANCE_BETA, PrefixGuide, check_mode
+from .rtc import DEFAULT_GUIDANCE_BETA, check_mode
+from .rtc_guidance import PrefixGuide
 from .video_expert import VideoExpert
 
 # Names and order of the random draws of ``training_loss`` (the official order).

@@ -1,5 +1,8 @@
 """Real-time chunking (RTC) for the flow-matching action sampler: the previous plan steers the new chunk.
 
+This module is the schedule (modes, per-step weights, guidance weight; NumPy only, importable without torch);
+the sampling steps are in :mod:`fastwam_ros.model.rtc_guidance`.
+
 While a chunk is being computed the robot keeps executing the previous one. The new chunk's first ``d`` steps
 (the *executed delay*: the steps that will be in the past, or already committed, when the chunk arrives) must
 equal what the robot does meanwhile, and the rest of the overlap with the previous plan should stay close to
@@ -14,7 +17,7 @@ Modes (``rtc.mode``):
   final step reproduces ``y_i`` (σ = 0 after the last step).
 * ``guided``: Black, Galliker & Levine 2025, "Real-Time Execution of Action Chunking Flow Policies"
   (arXiv 2506.07339), Algorithm 1 — pseudo-inverse guidance through a vector–Jacobian product of the
-  denoiser (see :func:`guided_velocity`).
+  denoiser (see :func:`fastwam_ros.model.rtc_guidance.guided_velocity`).
 
 Weights over the chunk (:func:`rtc_weights`; the paper's soft mask, eq. 5): with executed delay ``d`` and
 overlap ``L`` (= ``H - s`` in the paper: the number of new-chunk steps the previous plan still covers),
@@ -33,13 +36,8 @@ Conventions here (the official Fast-WAM scheduler): σ runs from 1 (noise) to 0 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-import torch
-
-from .flow import inpaint_prefix
 
 RTC_MODES = ("off", "inpaint", "guided")
 RTC_MASKS = ("soft", "hard")
@@ -86,78 +84,4 @@ def guidance_weight(sigma: float, beta: float = DEFAULT_GUIDANCE_BETA) -> float:
     return float(min(beta, (s * s + (1.0 - s) ** 2) / (s * (1.0 - s))))
 
 
-def guided_velocity(velocity_fn: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor, sigma: float,
-                    target: torch.Tensor, weight: torch.Tensor, beta: float = DEFAULT_GUIDANCE_BETA
-                    ) -> torch.Tensor:
-    """Velocity [B, H, A] for one guided Euler step (the paper's Algorithm 1, GUIDEDINFERENCE), detached.
-
-    ``x̂0 = x - σ v(x)`` is the denoised estimate; ``e = W (y - x̂0)`` the weighted error to the previous plan
-    ``target`` y [B, H, A] (``weight`` W [B, H, 1]); ``g = eᵀ ∂x̂0/∂x`` one vector–Jacobian product (a backward
-    pass through the denoiser only: ``velocity_fn`` must be differentiable in its input; cached conditioning
-    such as the video K/V is a constant). The paper's update ``A <- A + Δτ (v_τ + w g)`` becomes, in σ
-    convention, ``x <- x + Δσ (v - w g)`` with ``w = guidance_weight(σ, β)``: this returns ``v - w g``."""
-    with torch.enable_grad():
-        x = sample.detach().requires_grad_(True)
-        v = velocity_fn(x)
-        x0_hat = x - sigma * v
-        err = weight * (target - x0_hat)
-        (g,) = torch.autograd.grad(x0_hat, x, grad_outputs=err.detach())
-    return (v.detach() - guidance_weight(sigma, beta) * g).to(sample.dtype)
-
-
-@dataclass
-class PrefixGuide:
-    """What one guided sampling run needs: the mode, the previous plan ``target`` [B, H, A] (normalised, any
-    value where ``weight`` is 0), ``weight`` [B, H, 1], the initial ``noise`` [B, H, A], σ before each Euler
-    step ``sigma_before`` [N] and after it ``sigma_after`` [N] (float32), and β."""
-
-    mode: str
-    target: torch.Tensor
-    weight: torch.Tensor
-    noise: torch.Tensor
-    sigma_before: torch.Tensor
-    sigma_after: torch.Tensor
-    beta: float = DEFAULT_GUIDANCE_BETA
-
-    def __post_init__(self) -> None:
-        if check_mode(self.mode) == "off":
-            raise ValueError("PrefixGuide is for the inpaint / guided modes; 'off' samples without one")
-        if not self.beta > 0:
-            raise ValueError(f"guidance beta must be > 0, got {self.beta}")
-
-    @property
-    def guided(self) -> bool:
-        return self.mode == "guided"
-
-    def velocity(self, velocity_fn: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor, i: int
-                 ) -> torch.Tensor:
-        """Velocity of Euler step ``i`` (guided in ``guided`` mode, else the plain one)."""
-        if not self.guided:
-            return velocity_fn(sample)
-        return guided_velocity(velocity_fn, sample, float(self.sigma_before[i]), self.target, self.weight,
-                               self.beta)
-
-    def after_step(self, sample: torch.Tensor, i: int) -> torch.Tensor:
-        """Post-step correction (inpainting in ``inpaint`` mode; nothing in ``guided`` mode)."""
-        if self.guided:
-            return sample
-        return inpaint_prefix(sample, self.noise, self.target, self.weight, self.sigma_after[i])
-
-
-def euler_sample(velocity_fn: Callable[[torch.Tensor, int], torch.Tensor], noise: torch.Tensor,
-                 sigmas: torch.Tensor, guide: PrefixGuide | None = None) -> torch.Tensor:
-    """Generic Euler flow-matching sampler over ``sigmas`` [N + 1] (1 → 0) with optional RTC guidance:
-    ``velocity_fn(x, i)`` -> velocity at step i. Used by small stand-alone policies (benchmarks); the Fast-WAM
-    samplers run the same steps with their own caches."""
-    x = noise
-    for i in range(len(sigmas) - 1):
-        delta = sigmas[i + 1] - sigmas[i]
-        v = velocity_fn(x, i) if guide is None else guide.velocity(lambda y, i=i: velocity_fn(y, i), x, i)
-        x = x + v * delta.to(x.dtype)
-        if guide is not None:
-            x = guide.after_step(x, i)
-    return x
-
-
-__all__ = ["DEFAULT_GUIDANCE_BETA", "PrefixGuide", "RTC_MASKS", "RTC_MODES", "check_mode", "euler_sample",
-           "guidance_weight", "guided_velocity", "rtc_weights"]
+__all__ = ["DEFAULT_GUIDANCE_BETA", "RTC_MASKS", "RTC_MODES", "check_mode", "guidance_weight", "rtc_weights"]

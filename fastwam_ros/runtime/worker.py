@@ -38,8 +38,10 @@ class InferenceJob:
 
     ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
     observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
-    real-time chunking (absolute, denormalised), row k meant for chunk step k; ``prefix_weight``: optional
-    [K] in [0, 1] (0 = step free, e.g. already in the past); ``meta``: anything to carry to the result.
+    real-time chunking (absolute, denormalised): the previous plan, row k meant for chunk step k;
+    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.rtc.rtc_weights`);
+    ``rtc_mode``: ``inpaint`` | ``guided`` | ``off``; ``guidance_beta``: the guided mode's weight clip;
+    ``meta``: anything to carry to the result.
     """
 
     frame: np.ndarray
@@ -49,13 +51,17 @@ class InferenceJob:
     seed: int | None = None
     prefix: np.ndarray | None = None
     prefix_weight: np.ndarray | None = None
+    rtc_mode: str = "inpaint"
+    guidance_beta: float = 5.0
     meta: dict = field(default_factory=dict)
     submitted_perf_s: float = 0.0
 
 
 @dataclass
 class InferenceResult:
-    """A finished job. ``actions`` [H, A] (denormalised) or None with ``error`` set."""
+    """A finished job. ``actions`` [H, A] (denormalised) or None with ``error`` set. ``committed_steps``:
+    steps hard-constrained to the previous plan; ``guided_steps``: steps with a non-zero weight; ``rtc_mode``:
+    the real-time-chunking mode used (``off`` without a previous plan)."""
 
     job: InferenceJob
     chunk_id: int
@@ -63,6 +69,8 @@ class InferenceResult:
     timing_s: dict[str, float]
     error: str | None = None
     committed_steps: int = 0
+    guided_steps: int = 0
+    rtc_mode: str = "off"
 
     @property
     def ok(self) -> bool:
@@ -299,13 +307,19 @@ class PolicyWorker:
             kwargs: dict[str, Any] = {}
             if job.seed is not None:
                 kwargs["seed"] = job.seed
-            committed = 0
-            if job.prefix is not None and len(job.prefix) > 0 and _accepts_kwarg(self.policy.predict, "prefix"):
+            committed, guided, mode = 0, 0, "off"
+            if job.rtc_mode != "off" and job.prefix is not None and len(job.prefix) > 0 \
+                    and _accepts_kwarg(self.policy.predict, "prefix"):
                 kwargs["prefix"] = job.prefix
-                committed = int(len(job.prefix))
+                committed = guided = int(len(job.prefix))
+                mode = "inpaint"
                 if job.prefix_weight is not None and _accepts_kwarg(self.policy.predict, "prefix_weight"):
                     kwargs["prefix_weight"] = job.prefix_weight
-                    committed = int(np.count_nonzero(np.asarray(job.prefix_weight) > 0))
+                    w = np.asarray(job.prefix_weight)
+                    committed, guided = int(np.count_nonzero(w >= 1)), int(np.count_nonzero(w > 0))
+                if _accepts_kwarg(self.policy.predict, "rtc_mode"):
+                    kwargs.update(rtc_mode=job.rtc_mode, guidance_beta=job.guidance_beta)
+                    mode = job.rtc_mode
             t0 = self._clock()
             out = self.policy.predict(job.frame, job.instruction, job.proprio, **kwargs)
             timing["inference"] = self._clock() - t0
@@ -319,7 +333,10 @@ class PolicyWorker:
             self.completed += 1
             cid = self._chunk_id
             self._chunk_id += 1
-            return InferenceResult(job, cid, actions, timing, None, committed)
+            committed = int(getattr(out, "committed_steps", committed))
+            guided = int(getattr(out, "guided_steps", guided))
+            mode = str(getattr(out, "rtc_mode", mode))
+            return InferenceResult(job, cid, actions, timing, None, committed, guided, mode)
         except Exception as exc:  # noqa: BLE001 - counted, thread survives
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
