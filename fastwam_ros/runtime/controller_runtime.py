@@ -126,6 +126,7 @@ class ControllerRuntime:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"
         self.last_chunk = (pc.chunk_id, pc.stamp_s)
+        self._last_prefix_s = None  # publish the plan containing this chunk at the next tick (RTC waits for it)
         if self.enable_requested and not self.estop_latched:
             self.core.enable(now_s)
         return None

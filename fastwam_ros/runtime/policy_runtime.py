@@ -108,6 +108,7 @@ class PrefixState:
     positions: np.ndarray  # [K, J] in the policy's joint order, row j at stamp_s + j * step_period_s
     received_s: float
     step_period_s: float
+    chunk_id: int | None = None  # the newest chunk the controller had accepted when it published this plan
 
 
 def align_plan(plan: PrefixState, obs_stamp_s: float, step_period_s: float, horizon: int | None = None
@@ -204,6 +205,7 @@ class PolicyRuntimeConfig:
     rtc_delay_percentile: float = 90.0
     rtc_delay_window: int = 20
     rtc_delay_margin_s: float = 0.02
+    rtc_plan_wait_s: float = 0.1
     max_prefix_age_s: float = 0.5
     model_id: str = ""
     tiled_image_rate_hz: float = 2.0
@@ -227,6 +229,7 @@ class PolicyRuntimeConfig:
             rtc_delay_percentile=float(p["rtc.delay_percentile"]),
             rtc_delay_window=int(p["rtc.delay_window"]),
             rtc_delay_margin_s=float(p["rtc.delay_margin_s"]),
+            rtc_plan_wait_s=float(p["rtc.plan_wait_s"]),
             max_prefix_age_s=float(p["rtc.max_prefix_age_s"]),
             model_id=model_id,
             tiled_image_rate_hz=float(p["debug.tiled_image_rate_hz"]),
@@ -267,6 +270,8 @@ class PolicyRuntime:
         self.prefix: PrefixState | None = None
         self.delay = DelayEstimator(config.rtc_delay_percentile, config.rtc_delay_window, config.rtc_delay_margin_s)
         self.last_delay_steps: int | None = None
+        self._published_id: int | None = None  # newest chunk id published, and when (for the plan wait)
+        self._published_s = 0.0
         self.submissions = 0
         self.published = 0
         self.last_obs = None
@@ -307,9 +312,11 @@ class PolicyRuntime:
         return None
 
     def on_committed_prefix(self, stamp_s: float, joint_names: Sequence[str], positions: np.ndarray,
-                            now_s: float, step_period_s: float | None = None) -> str | None:
+                            now_s: float, step_period_s: float | None = None, chunk_id: int | None = None
+                            ) -> str | None:
         """Store the plan the controller is executing (the whole remaining plan; reordered to the policy's
-        joints); row j is meant for ``stamp_s + j * step_period_s`` (default: the chunk step period)."""
+        joints); row j is meant for ``stamp_s + j * step_period_s`` (default: the chunk step period);
+        ``chunk_id``: the newest chunk the controller had accepted (None: unknown)."""
         idx = {n: i for i, n in enumerate(joint_names)}
         missing = [n for n in self.cfg.joint_names if n not in idx]
         if missing:
@@ -320,8 +327,20 @@ class PolicyRuntime:
         if p.ndim != 2 or p.shape[1] != len(joint_names) or not np.all(np.isfinite(p)):
             self.rejections.count("prefix:malformed")
             return f"committed prefix has shape {p.shape} or non-finite values"
-        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s, dt)
+        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s, dt,
+                                  None if chunk_id is None else int(chunk_id))
         return None
+
+    def waiting_for_plan(self, now_s: float) -> bool:
+        """True while real-time chunking waits (at most ``rtc_plan_wait_s`` after publishing a chunk) for the
+        controller's plan that contains the chunk just published: a replan guided by the plan from before it
+        would steer the new chunk towards a plan the robot no longer executes."""
+        if self.cfg.rtc_mode == "off" or self._published_id is None:
+            return False
+        if now_s < self._published_s or now_s - self._published_s >= self.cfg.rtc_plan_wait_s:
+            return False
+        have = None if self.prefix is None else self.prefix.chunk_id
+        return have is None or have < self._published_id
 
     def request(self) -> str:
         self.trigger.request()
@@ -338,6 +357,7 @@ class PolicyRuntime:
         self.trigger.reset()
         self.prefix = None
         self.delay.reset()
+        self._published_id = None
         self.last_chunk_stamp_s = None
         self.worker.reset()
         self.latency.reset()
@@ -360,6 +380,8 @@ class PolicyRuntime:
         rgb = getattr(obs, "image_rgb", None)
         self._pending_frame = rgb if rgb is not None else frame_to_rgb8(obs.frame)
         if not self.enabled or not self.trigger.should_submit(now_s, float(obs.stamp_s)):
+            return False
+        if self.waiting_for_plan(now_s):
             return False
         prefix = prefix_weight = None
         if self.cfg.rtc_mode != "off" and self.prefix is not None:
@@ -429,6 +451,7 @@ class PolicyRuntime:
             if self.cfg.markers else []
         self.published += 1
         self.last_chunk_stamp_s = stamp
+        self._published_id, self._published_s = int(r.chunk_id), now_s
         return ChunkOutputs(cf, previews, names, pos, markers, latency)
 
     def tiled_image_due(self, now_s: float) -> np.ndarray | None:

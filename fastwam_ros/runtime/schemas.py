@@ -199,6 +199,9 @@ POLICY_SCHEMA = Schema(
         ParamSpec("rtc.delay_margin_s", "double", 0.02,
                   "Added to the latency percentile before converting to steps (the controller's hand-off "
                   "margin), seconds.", min=0.0, max=10.0),
+        ParamSpec("rtc.plan_wait_s", "double", 0.1,
+                  "After publishing a chunk, wait at most this long for the controller's plan that contains it "
+                  "before the next inference starts (inpaint / guided modes), seconds.", min=0.0, max=10.0),
         ParamSpec("rtc.prefix_topic", "string", "committed_prefix",
                   "fastwam_ros/ActionChunk topic with the plan the controller is executing (whole remaining "
                   "plan).", read_only=True, check=_topic),
