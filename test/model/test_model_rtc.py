@@ -68,13 +68,18 @@ def test_bad_prefixes_are_rejected(setup):
         model.infer_action(lat, text, proprio, noise, prefix=prefix, prefix_weight=torch.full((6,), 2.0))
 
 
-def test_policy_takes_the_prefix_in_robot_units():
+def _tiny_policy(seed: int):
+    """A random-weight tiny policy (3 Euler steps), a random frame and a random state."""
     cfg = load_config("tiny")
     cfg.flow.num_inference_steps = 3
     pol = FastWAMPolicy.from_config(cfg, seed=0)
-    g = np.random.default_rng(3)
+    g = np.random.default_rng(seed)
     frame = g.uniform(-1, 1, (3, cfg.policy.image_height, cfg.policy.image_width)).astype(np.float32)
-    state = g.normal(size=cfg.proprio_dim)
+    return cfg, pol, frame, g.normal(size=cfg.proprio_dim)
+
+
+def test_policy_takes_the_prefix_in_robot_units():
+    cfg, pol, frame, state = _tiny_policy(3)
     prev = pol.predict(frame, "fold the towel", state)
     committed = prev.actions[8:13]  # what the controller is executing of the previous chunk
     out = pol.predict(frame, "fold the towel", state, prefix=committed)
@@ -186,12 +191,7 @@ def test_guided_pulls_towards_the_previous_plan_and_the_fast_path_agrees(setup):
 def test_policy_reports_mode_and_hard_steps():
     from fastwam_ros.model.rtc import rtc_weights
 
-    cfg = load_config("tiny")
-    cfg.flow.num_inference_steps = 3
-    pol = FastWAMPolicy.from_config(cfg, seed=0)
-    g = np.random.default_rng(4)
-    frame = g.uniform(-1, 1, (3, cfg.policy.image_height, cfg.policy.image_width)).astype(np.float32)
-    state = g.normal(size=cfg.proprio_dim)
+    _, pol, frame, state = _tiny_policy(4)
     plan = pol.predict(frame, "fold the towel", state, seed=1).actions[:10]
     w = rtc_weights(pol.horizon, 3, 10)[:10]
     for mode in ("inpaint", "guided"):

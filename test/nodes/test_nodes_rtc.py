@@ -101,7 +101,10 @@ def test_policy_runtime_sends_plan_weights_and_reports_mode():
         np.testing.assert_allclose(weight, rtc_weights(10, 1, 10))
         assert (out.chunk.rtc_mode, out.chunk.committed_steps, out.chunk.guided_steps) == ("guided", 1, 10)
         obs["stamp"] = 10.2
-        rt.on_committed_prefix(10.3, ["a", "b"], np.zeros((8, 2)), now_s=10.3)
+        rt.on_committed_prefix(10.3, ["a", "b"], np.zeros((8, 2)), now_s=10.3, chunk_id=None)
+        assert not rt.step(10.34) and rt.waiting_for_plan(10.34)  # this plan may predate chunk 0: wait for it
+        assert not rt.waiting_for_plan(10.33 + cfg.rtc_plan_wait_s + 1e-6)  # ... at most rtc_plan_wait_s
+        rt.on_committed_prefix(10.3, ["a", "b"], np.zeros((8, 2)), now_s=10.34, chunk_id=0)
         assert rt.step(10.35)
         _wait(lambda: worker.completed == 2)
         (out,) = rt.collect(10.6)
