@@ -198,34 +198,35 @@ def toy_side(chunk: np.ndarray) -> int:
 
 # ------------------------------------------------------------------------------------------------ demo task
 class DemoSetting:
-    """The bundled demo checkpoint in the kinematic demo simulator (joint order: the controller's)."""
+    """The bundled demo checkpoint in the kinematic demo simulator, its robot file (``demo_aloha``)."""
 
     kind = "demo"
 
     def __init__(self):
-        import yaml
-
-        from fastwam_ros.demo import default_checkpoint, default_robot_config
+        from fastwam_ros.demo import DEFAULT_ROBOT, DemoConfig, default_checkpoint
         from fastwam_ros.model.policy import FastWAMPolicy
-        from fastwam_ros.perception import PerceptionConfig
+        from fastwam_ros.robot import load_robot
 
-        ckpt = default_checkpoint()
-        self.robot_cfg = yaml.safe_load(default_robot_config().read_text())
-        self.policy = FastWAMPolicy.from_pretrained(ckpt, device="cpu")
-        self.perception = PerceptionConfig.from_dict(json.loads((ckpt / "perception.json").read_text()))
-        self.instruction = self.robot_cfg["demo"]["instruction"]
+        self.robot = load_robot(DEFAULT_ROBOT)
+        self.policy = FastWAMPolicy.from_pretrained(default_checkpoint(), device="cpu")
+        self.perception = self.robot.perception_config()
+        self.instruction = DemoConfig().instruction
         self.horizon = self.policy.horizon
-        self.dt = float(self.robot_cfg["demo"]["chunk_step_period_s"])
+        self.dt = float(self.robot.chunk_step_period_s)
 
     def make(self, seed: int, blend: bool):
+        """(sim, controller config); sets the joint maps sim -> policy, policy -> controller, controller -> sim."""
         from fastwam_ros.sim import BimanualSim, SimConfig
 
-        sim = BimanualSim(SimConfig.from_dict(self.robot_cfg["sim"]), mode="kinematic", seed=seed)
-        c = dict(self.robot_cfg["controller"])
+        sim = BimanualSim(SimConfig.from_dict(self.robot.sim), mode="kinematic", seed=seed)
+        c = self.robot.controller_dict()
         if not blend:
             c["blend_window_s"] = 0.0
         cfg = ControllerConfig.from_dict(c, sim.urdf())
-        names = list(cfg.joint_names)
+        names, pol = list(cfg.joint_names), list(self.robot.joint_names)
+        self.sim_to_pol = np.array([sim.joint_names.index(n) for n in pol])
+        self.pol_to_ctrl = np.array([pol.index(n) for n in names])
+        self.ctrl_to_pol = np.array([names.index(n) for n in pol])
         self.to_ctrl = np.array([sim.joint_names.index(n) for n in names])
         self.to_sim = np.array([names.index(n) for n in sim.joint_names])
         return sim, cfg
@@ -234,15 +235,15 @@ class DemoSetting:
         from fastwam_ros.perception import preprocess_frames
 
         images = {cam: sim.render(cam) for cam in sim.cameras}
-        return preprocess_frames(images, self.perception), sim.joint_positions()
+        return preprocess_frames(images, self.perception), sim.joint_positions()[self.sim_to_pol]
 
     def predict(self, obs, seed: int, prefix=None, weight=None, mode: str = "off"):
         frame, q = obs
         t0 = time.perf_counter()
         kw = {} if prefix is None or mode == "off" else {
-            "prefix": prefix[:, self.to_sim], "prefix_weight": weight, "rtc_mode": mode}
+            "prefix": prefix[:, self.ctrl_to_pol], "prefix_weight": weight, "rtc_mode": mode}
         out = self.policy.predict(frame, self.instruction, q, seed=seed, **kw)
-        return np.asarray(out.actions, np.float64)[:, self.to_ctrl], time.perf_counter() - t0
+        return np.asarray(out.actions, np.float64)[:, self.pol_to_ctrl], time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------------------------ closed loop

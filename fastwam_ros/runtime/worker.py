@@ -16,7 +16,6 @@ Durations are measured with an injectable monotonic clock (``perf_clock``, defau
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import traceback
@@ -77,22 +76,13 @@ class InferenceResult:
         return self.error is None
 
 
-def _accepts_kwarg(fn: Callable, name: str) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return name in sig.parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
-    )
-
-
 class PolicyWorker:
     """Owns a policy object on one thread; newest-observation-wins slot; never dies on errors.
 
-    ``factory()`` builds the policy (called on the worker thread). The policy needs
-    ``predict(frame, instruction, proprio, seed=...)`` returning an object with ``actions`` and
-    optionally ``timing_s``; ``set_instruction``, ``warmup``, ``reset`` are used when present.
+    ``factory()`` builds the policy (called on the worker thread): a
+    :class:`~fastwam_ros.runtime.interfaces.ChunkPolicy`, ``predict(frame, instruction, proprio, *, seed,
+    prefix, prefix_weight)`` returning the actions or an object with ``actions`` and optionally ``timing_s`` and
+    ``committed_steps``; ``set_instruction``, ``warmup``, ``reset`` are used when present.
     """
 
     def __init__(
@@ -304,24 +294,15 @@ class PolicyWorker:
         try:
             if job.instruction != self.current_instruction:
                 timing["instruction"] = self._apply_instruction(job.instruction)
-            kwargs: dict[str, Any] = {}
-            if job.seed is not None:
-                kwargs["seed"] = job.seed
-            committed, guided, mode = 0, 0, "off"
-            if job.rtc_mode != "off" and job.prefix is not None and len(job.prefix) > 0 \
-                    and _accepts_kwarg(self.policy.predict, "prefix"):
-                kwargs["prefix"] = job.prefix
-                committed = guided = int(len(job.prefix))
-                mode = "inpaint"
-                if job.prefix_weight is not None and _accepts_kwarg(self.policy.predict, "prefix_weight"):
-                    kwargs["prefix_weight"] = job.prefix_weight
-                    w = np.asarray(job.prefix_weight)
-                    committed, guided = int(np.count_nonzero(w >= 1)), int(np.count_nonzero(w > 0))
-                if _accepts_kwarg(self.policy.predict, "rtc_mode"):
-                    kwargs.update(rtc_mode=job.rtc_mode, guidance_beta=job.guidance_beta)
-                    mode = job.rtc_mode
+            rtc = job.rtc_mode != "off" and job.prefix is not None and len(job.prefix) > 0
+            prefix = job.prefix if rtc else None
+            weight = job.prefix_weight if rtc else None
             t0 = self._clock()
-            out = self.policy.predict(job.frame, job.instruction, job.proprio, **kwargs)
+            # the typed seam (runtime.interfaces.ChunkPolicy): every keyword is passed; the policy reports how
+            # many prefix steps it honoured (``committed_steps``; a policy without RTC ignores the prefix)
+            out = self.policy.predict(job.frame, job.instruction, job.proprio, seed=job.seed, prefix=prefix,
+                                      prefix_weight=weight, rtc_mode=job.rtc_mode if rtc else "off",
+                                      guidance_beta=job.guidance_beta)
             timing["inference"] = self._clock() - t0
             actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
             if actions.ndim != 2 or actions.shape[0] < 1:
@@ -333,9 +314,10 @@ class PolicyWorker:
             self.completed += 1
             cid = self._chunk_id
             self._chunk_id += 1
-            committed = int(getattr(out, "committed_steps", committed))
-            guided = int(getattr(out, "guided_steps", guided))
-            mode = str(getattr(out, "rtc_mode", mode))
+            # the policy reports what it honoured (a policy without RTC ignores the prefix: 0 steps, mode off)
+            committed = int(getattr(out, "committed_steps", 0) or 0)
+            guided = int(getattr(out, "guided_steps", committed) or 0)
+            mode = str(getattr(out, "rtc_mode", "off" if not committed else job.rtc_mode))
             return InferenceResult(job, cid, actions, timing, None, committed, guided, mode)
         except Exception as exc:  # noqa: BLE001 - counted, thread survives
             self.errors += 1
