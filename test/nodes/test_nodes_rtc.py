@@ -80,7 +80,9 @@ def test_policy_runtime_sends_plan_weights_and_reports_mode():
         def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
                     rtc_mode="inpaint", guidance_beta=5.0):
             seen.append((prefix, prefix_weight, rtc_mode))
-            return np.zeros((8, 2))
+            w = np.zeros(0) if prefix is None else np.asarray(prefix_weight)
+            return SimpleNamespace(actions=np.zeros((8, 2)), timing_s={}, committed_steps=int((w >= 1).sum()),
+                                   guided_steps=int((w > 0).sum()), rtc_mode=rtc_mode if len(w) else "off")
 
     obs = {"stamp": 0.0}
     pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
@@ -132,13 +134,15 @@ def _wait(pred, timeout=10.0):
 
 
 def test_controller_publishes_the_whole_remaining_plan():
+    from fastwam_ros.robot import load_robot
     from fastwam_ros.runtime.chunks import chunk_fields
     from fastwam_ros.runtime.controller_runtime import ControllerRuntime
     from fastwam_ros.runtime.params import load_node_parameters, resolve
     from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
 
     towel = Path(__file__).resolve().parents[2] / "config" / "towel_fold.yaml"
-    rt = ControllerRuntime(resolve(CONTROLLER_SCHEMA, load_node_parameters(towel, "controller_node"), strict=True))
+    rt = ControllerRuntime(resolve(CONTROLLER_SCHEMA, load_node_parameters(towel, "controller_node"), strict=True),
+                           load_robot("towel_fold_bimanual"))
     names = list(rt.config.joint_names)
     q = np.full(len(names), 0.1)
     t = 10.0
