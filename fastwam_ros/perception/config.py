@@ -20,7 +20,10 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     buffer_size: 16                           # frames kept per camera
     joint_buffer_size: 256                    # joint states kept
     stream_timeout_s: 1.0                     # a stream whose newest stamp is older than this is "stopped"
-    clock_jump_threshold_s: 1.0               # a backwards jump larger than this resets the buffers
+    clock_jump_threshold_s: 1.0               # a stamp further than this from its stream (and the others) is
+                                              # implausible; so is a receiver clock going back by more
+    jump_confirm_count: 3                     # this many consecutive agreeing implausible stamps = a real time
+                                              # jump: that stream alone is reset
     resize_backend: auto                      # auto | torch | numpy
     use_cv_bridge: null                       # null = auto, true, false
 """
@@ -126,6 +129,7 @@ class PerceptionConfig:
     joint_buffer_size: int = 256
     stream_timeout_s: float = 1.0
     clock_jump_threshold_s: float = 1.0
+    jump_confirm_count: int = 3
     resize_backend: str = "auto"
     use_cv_bridge: bool | None = None
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
@@ -207,6 +211,7 @@ class PerceptionConfig:
         )
         out["stream_timeout_s"] = _pos_float(d.get("stream_timeout_s", 1.0), "stream_timeout_s")
         out["clock_jump_threshold_s"] = _pos_float(d.get("clock_jump_threshold_s", 1.0), "clock_jump_threshold_s")
+        out["jump_confirm_count"] = _pos_int(d.get("jump_confirm_count", 3), "jump_confirm_count")
         jn = d.get("joint_names", ())
         if not isinstance(jn, (list, tuple)) or not all(isinstance(n, str) and n for n in jn):
             raise ConfigError("joint_names", f"must be a list of non-empty strings, got {jn!r}")

@@ -8,6 +8,7 @@ another thread polls.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,11 +20,13 @@ import numpy as np
 from .config import PerceptionConfig
 from .decode import ImageDecoder
 from .errors import DecodeError, ProprioError
-from .proprio import ProprioAssembler
+from .joint_state import check_joint_state, checked_float32
 from .sync import MultiStreamSync, stamp_to_seconds
 from .tiling import normalize_frame, tile_images
 
 __all__ = ["Observation", "ObservationPipeline", "preprocess_frames", "tile_frames"]
+
+_LOG = logging.getLogger("fastwam_ros.perception")
 
 
 def tile_frames(
@@ -88,8 +91,10 @@ class ObservationPipeline:
             joint_buffer_size=config.joint_buffer_size,
             stream_timeout_s=config.stream_timeout_s,
             clock_jump_threshold_s=config.clock_jump_threshold_s,
+            joint_names=config.joint_names if self._needs_joints else None,
+            jump_confirm_count=config.jump_confirm_count,
+            log=_LOG.warning,
         )
-        self._proprio = ProprioAssembler(config.joint_names)
         self._lock = threading.Lock()
         self._rejections: Counter[str] = Counter()
         self._last_error: dict[str, str] = {}
@@ -103,8 +108,9 @@ class ObservationPipeline:
             self._last_error[key] = message
 
     # -- input ---------------------------------------------------------------------------------------------
-    def add_image(self, camera: str, msg: Any, stamp_s: float | None = None) -> bool:
-        """Decode and buffer one Image/CompressedImage of ``camera``; ``stamp_s`` (s) defaults to the header stamp.
+    def add_image(self, camera: str, msg: Any, stamp_s: float | None = None, now_s: float | None = None) -> bool:
+        """Decode and buffer one Image/CompressedImage of ``camera``; ``stamp_s`` (s) defaults to the header stamp;
+        ``now_s`` (s, optional) is the receiver's time, the reference for implausible stamps.
         Returns False if rejected (counted)."""
         if camera not in self.sync.streams:
             self._reject("unknown_camera", f"camera {camera!r} is not configured")
@@ -127,7 +133,7 @@ class ObservationPipeline:
             return False
         with self._lock:
             self._decoded[camera] += 1
-            return self.sync.add(camera, stamp_s, rgb)
+            return self.sync.add(camera, stamp_s, rgb, now_s)
 
     def add_decoded(self, camera: str, rgb: np.ndarray, stamp_s: float) -> bool:
         """Buffer an already decoded RGB uint8 [H, W, 3] image (replay / simulators)."""
@@ -142,11 +148,22 @@ class ObservationPipeline:
             self._decoded[camera] += 1
             return self.sync.add(camera, stamp_s, rgb)
 
-    def add_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float]) -> bool:
-        """Buffer a joint state stamped ``stamp_s`` (s). Its contents are checked when it is joined."""
+    def add_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
+                        now_s: float | None = None) -> bool:
+        """Buffer a joint state stamped ``stamp_s`` (s), merged per joint with the other publishers' (see
+        :class:`~fastwam_ros.perception.proprio.JointStore`). A malformed message (duplicate names, lengths,
+        non-numbers) is refused now (``joint_state:<reason>``); values are checked when joined."""
         with self._lock:
             self._joint_received += 1
-            return self.sync.add_joint_state(stamp_s, (tuple(names), positions))
+        if not self._needs_joints:
+            return False
+        try:
+            key, pos = check_joint_state(names, positions)
+        except ProprioError as exc:
+            self._reject(f"joint_state:{exc.reason}", str(exc))
+            return False
+        with self._lock:
+            return self.sync.add_joint_state(stamp_s, (key, pos), now_s)
 
     # -- output --------------------------------------------------------------------------------------------
     def poll(self, now_s: float) -> Observation | None:
@@ -159,7 +176,7 @@ class ObservationPipeline:
         if self._needs_joints:
             names, positions = s.joint_state
             try:
-                proprio = self._proprio(names, positions)
+                proprio = checked_float32(positions, names)
             except ProprioError as exc:
                 self._reject(f"proprio:{exc.reason}", str(exc))
                 return None
@@ -204,6 +221,8 @@ class ObservationPipeline:
                 "cv_bridge": self.decoder.cv_bridge_status,
                 "wait_reason": self.sync.wait_reason,
             }
+            if self.sync.last_missing_joint is not None:
+                out["last_missing_joint"] = self.sync.last_missing_joint
             if now_s is not None:
                 out["streams"] = self.sync.stream_status(now_s)
                 out["stopped_streams"] = self.sync.stopped_streams(now_s)
