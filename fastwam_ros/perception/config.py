@@ -24,6 +24,8 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
                                               # implausible; so is a receiver clock going back by more
     jump_confirm_count: 3                     # this many consecutive agreeing implausible stamps = a real time
                                               # jump: that stream alone is reset
+    max_image_pixels: 16777216                # compressed images whose header says more pixels are refused
+    jpeg_scaled_decode: true                  # decode JPEG at 1/2, 1/4, 1/8 when the tile needs no more pixels
     resize_backend: auto                      # auto | torch | numpy
     use_cv_bridge: null                       # null = auto, true, false
 """
@@ -35,7 +37,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .tiling import BACKENDS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec
+from .tiling import BACKENDS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec, transformed_hw
 
 __all__ = ["CameraConfig", "ConfigError", "PerceptionConfig"]
 
@@ -130,6 +132,8 @@ class PerceptionConfig:
     stream_timeout_s: float = 1.0
     clock_jump_threshold_s: float = 1.0
     jump_confirm_count: int = 3
+    max_image_pixels: int = 4096 * 4096
+    jpeg_scaled_decode: bool = True
     resize_backend: str = "auto"
     use_cv_bridge: bool | None = None
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
@@ -221,6 +225,11 @@ class PerceptionConfig:
         out["joint_names"] = tuple(jn)
         out["buffer_size"] = _pos_int(d.get("buffer_size", 16), "buffer_size")
         out["joint_buffer_size"] = _pos_int(d.get("joint_buffer_size", 256), "joint_buffer_size")
+        out["max_image_pixels"] = _pos_int(d.get("max_image_pixels", 4096 * 4096), "max_image_pixels")
+        jsd = d.get("jpeg_scaled_decode", True)
+        if not isinstance(jsd, bool):
+            raise ConfigError("jpeg_scaled_decode", f"must be true or false, got {jsd!r}")
+        out["jpeg_scaled_decode"] = jsd
         backend = d.get("resize_backend", "auto")
         if backend not in BACKENDS:
             raise ConfigError("resize_backend", f"must be one of {BACKENDS}, got {backend!r}")
@@ -249,6 +258,16 @@ class PerceptionConfig:
     @property
     def camera_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.cameras)
+
+    def decode_target_hw(self, name: str) -> tuple[int, int]:
+        """(H, W) the decoded image of camera ``name`` is resized to first, in the camera's own orientation:
+        ``pre_resize_hw`` if set, else its tile. With :func:`~fastwam_ros.perception.decode.jpeg_scale_for` this
+        decides the camera's JPEG decode scale."""
+        i = self.camera_names.index(name)
+        cam = self.cameras[i]
+        slot = next(s for s in self._spec.slots if s.camera_index == i)
+        hw = cam.pre_resize_hw if cam.pre_resize_hw is not None else (slot.h, slot.w)
+        return transformed_hw(hw, cam.transform)  # rotations by 90 degrees swap H and W (their own inverse)
 
     def camera(self, name: str) -> CameraConfig:
         for c in self.cameras:

@@ -30,6 +30,16 @@ swapped to RGB; ``format`` may be a bare ``"jpeg"``/``"png"`` or the image_trans
 ``"rgb8; jpeg compressed bgr8"`` (the codec is what matters: the JPEG/PNG stream always holds true colours).
 ``compressedDepth`` streams are rejected (``unsupported_format``).
 
+Compressed images are checked before any pixel is decoded: the size is read from the JPEG SOF / PNG IHDR header
+and anything above the pixel budget (``max_pixels``, PerceptionConfig ``max_image_pixels``) is refused
+(``too_many_pixels``: a 420 KB PNG can hold 12000×12000 pixels). JPEG is decoded by libjpeg-turbo through
+``simplejpeg`` in strict mode: libjpeg's "Corrupt JPEG data" / "Premature end" warnings -- a stream cut short with
+``FF D9`` re-appended, a bad Huffman code, a stray marker -- are errors (``corrupt_jpeg``), where OpenCV's
+``imdecode`` only prints them and returns a partly grey or shifted image. A flipped bit that keeps the entropy
+coding valid (a changed coefficient, or a Huffman desync that resynchronises) cannot be seen by any decoder:
+JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). JPEGs can be decoded at a reduced scale
+(DCT scaling, :func:`jpeg_scale_for`) when the next resize needs fewer pixels.
+
 Malformed input raises :class:`DecodeError` with a reason code; nothing else escapes.
 """
 
@@ -49,11 +59,17 @@ from .errors import DecodeError
 __all__ = [
     "DecodeError",
     "ImageDecoder",
+    "DEFAULT_MAX_PIXELS",
+    "JPEG_MIN_FRACTION",
     "RAW_ENCODINGS",
+    "compressed_size",
     "decode_compressed",
     "decode_image",
     "decode_message",
+    "image_planes",
     "is_compressed_message",
+    "jpeg_decoder_status",
+    "jpeg_scale_for",
 ]
 
 
@@ -90,6 +106,20 @@ RAW_ENCODINGS: dict[str, _Enc] = {
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_DIM = 1 << 16  # 65536 pixels per side: far above any camera, below overflow trouble
+DEFAULT_MAX_PIXELS = 4096 * 4096  # compressed images above this (16.8 MP) are refused before decoding
+JPEG_MIN_FRACTION = 0.9  # a reduced JPEG decode keeps >= 90 % of the pixels (per side) its resize produces
+
+try:  # libjpeg-turbo with warnings-as-errors and DCT scaling; wheels for Linux/macOS/Windows, x86-64 and ARM
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - declared in setup.py; OpenCV (not strict) is the fallback
+    _simplejpeg = None
+
+
+def jpeg_decoder_status() -> str:
+    """Which JPEG decoder is in use (shown in /diagnostics)."""
+    if _simplejpeg is not None:
+        return f"simplejpeg {getattr(_simplejpeg, '__version__', '?')} (strict: corrupt data rejected)"
+    return "opencv (NOT strict: install simplejpeg to reject corrupt JPEG data)"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -194,6 +224,21 @@ def _raw_rows(msg: Any) -> tuple[np.ndarray, np.ndarray, int, int, int, str, _En
     return buf, rows, h, w, step, key, spec
 
 
+# encodings that are only a channel order: resized as they are, reordered on the small tile (tiling.tile_planar)
+_CHANNEL_ORDER = {"rgb": (0, 1, 2), "bgr": (2, 1, 0), "rgba": (0, 1, 2), "bgra": (2, 1, 0), "mono8": (0, 0, 0)}
+
+
+def image_planes(msg: Any) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+    """Zero-copy view H×W×C of an Image whose encoding is only a channel order (rgb8, bgr8, rgba8, bgra8,
+    mono8 and their 8UC aliases) and that order (output R, G, B ← channels), or None for encodings that need a
+    conversion (YUV, Bayer, 16-bit). Validates like :func:`decode_image`."""
+    _, rows, h, w, _, _, spec = _raw_rows(msg)
+    order = _CHANNEL_ORDER.get(spec.kind)
+    if order is None:
+        return None
+    return rows.reshape(h, w, spec.bytes_per_pixel), order
+
+
 def decode_image(msg: Any) -> np.ndarray:
     """Decode a ``sensor_msgs/Image``-like message to RGB uint8 [H, W, 3] with NumPy/OpenCV only.
 
@@ -273,16 +318,131 @@ def _validated_compressed(msg: Any) -> tuple[np.ndarray, str]:
     return buf, codec
 
 
-def decode_compressed(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage``-like message (JPEG or PNG) to RGB uint8 [H, W, 3]."""
+# JPEG start-of-frame markers (the ones holding the image size): SOF0..SOF15 except DHT, JPG and DAC.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(buf: np.ndarray) -> tuple[int, int]:
+    """(height, width) from the JPEG's SOF segment, reading only the headers (no pixel is decoded)."""
+    data = memoryview(buf)  # walk the marker segments from SOI (ints on indexing)
+    n, i = len(data), 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise DecodeError("bad_compressed", f"JPEG header: expected a marker at byte {i}")
+        marker = int(data[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            break  # EOI or start of scan before any frame header
+        length = (int(data[i + 2]) << 8) | int(data[i + 3])
+        if length < 2:
+            raise DecodeError("bad_compressed", "JPEG header: bad segment length")
+        if marker in _SOF_MARKERS:
+            if i + 9 > n or length < 8:
+                break
+            h = (int(data[i + 5]) << 8) | int(data[i + 6])
+            w = (int(data[i + 7]) << 8) | int(data[i + 8])
+            if h == 0 or w == 0:
+                raise DecodeError("bad_dims", f"JPEG header says {h}x{w}")
+            return h, w
+        i += 2 + length
+    raise DecodeError("bad_compressed", "JPEG has no frame header (SOF) before its image data")
+
+
+def _png_size(buf: np.ndarray) -> tuple[int, int]:
+    """(height, width) from the PNG's IHDR chunk (always the first chunk)."""
+    if buf.size < 33 or bytes(buf[12:16]) != b"IHDR":
+        raise DecodeError("bad_compressed", "PNG does not start with an IHDR chunk")
+    w = int.from_bytes(bytes(buf[16:20]), "big")
+    h = int.from_bytes(bytes(buf[20:24]), "big")
+    if h == 0 or w == 0 or h >= 1 << 31 or w >= 1 << 31:
+        raise DecodeError("bad_dims", f"PNG header says {h}x{w}")
+    return h, w
+
+
+def compressed_size(msg: Any) -> tuple[int, int]:
+    """(height, width) in pixels of a CompressedImage, read from its header without decoding; DecodeError if the
+    message is malformed."""
     buf, codec = _validated_compressed(msg)
+    return _jpeg_size(buf) if codec == "jpeg" else _png_size(buf)
+
+
+def jpeg_scale_for(src_hw: tuple[int, int], need_hw: tuple[int, int] | None,
+                   min_fraction: float = JPEG_MIN_FRACTION) -> int:
+    """THE per-camera choice of JPEG decode scale: the largest ``d`` in (8, 4, 2, 1) such that decoding at
+    ``1/d`` (libjpeg-turbo DCT scaling: ``ceil(src / d)`` pixels per side) keeps at least ``min_fraction`` of the
+    ``need_hw`` = (H, W) pixels the next resize produces, per side. ``need_hw`` None → 1 (full decode).
+
+    With the default 0.9, a 480×640 camera is decoded at 1/2 (240×320) for a 256×320 tile and at 1/4 (120×160)
+    for a 128×160 tile; both are then resized to the tile with the usual antialiased bilinear filter.
+    """
+    if need_hw is None:
+        return 1
+    h, w = src_hw
+    for d in (8, 4, 2):
+        if -(-h // d) >= min_fraction * need_hw[0] and -(-w // d) >= min_fraction * need_hw[1]:
+            return d
+    return 1
+
+
+def decode_compressed(msg: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                      need_hw: tuple[int, int] | None = None, min_fraction: float = JPEG_MIN_FRACTION) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage``-like message (JPEG or PNG) to RGB uint8 [H, W, 3].
+
+    The size is read from the header first: more than ``max_pixels`` pixels (None: no limit) is refused
+    (``too_many_pixels``) before any pixel memory is allocated. JPEG is decoded strictly (libjpeg's "corrupt
+    data" warnings are errors: ``corrupt_jpeg``) through libjpeg-turbo (simplejpeg); with ``need_hw`` it is
+    decoded directly at the reduced scale :func:`jpeg_scale_for` picks. PNG is decoded by OpenCV (libpng checks
+    every chunk's CRC and the zlib checksum) at full size.
+    """
+    buf, codec = _validated_compressed(msg)
+    h, w = _jpeg_size(buf) if codec == "jpeg" else _png_size(buf)
+    if max_pixels is not None and h * w > max_pixels:
+        raise DecodeError("too_many_pixels", f"{codec} header says {h}x{w} = {h * w} pixels > budget {max_pixels}")
+    if h > _MAX_DIM or w > _MAX_DIM:
+        raise DecodeError("bad_dims", f"{codec} image size {h}x{w} exceeds {_MAX_DIM} per side")
+    if codec == "jpeg":
+        return _decode_jpeg(buf, (h, w), jpeg_scale_for((h, w), need_hw, min_fraction))
     try:
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise DecodeError("bad_compressed", f"OpenCV could not decode the {codec} stream: {exc}") from None
     if bgr is None or bgr.size == 0:
         raise DecodeError("bad_compressed", f"corrupt or truncated {codec} stream")
+    if bgr.shape[:2] != (h, w):
+        raise DecodeError("bad_compressed", f"{codec} decoded to {bgr.shape[:2]}, header said {(h, w)}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+_CV2_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _decode_jpeg(buf: np.ndarray, hw: tuple[int, int], d: int) -> np.ndarray:
+    want = (-(-hw[0] // d), -(-hw[1] // d))
+    if _simplejpeg is not None:
+        try:
+            rgb = _simplejpeg.decode_jpeg(buf, colorspace="RGB", min_height=want[0], min_width=want[1],
+                                          min_factor=d, strict=True)
+        except ValueError as exc:
+            text = str(exc)
+            reason = "corrupt_jpeg" if ("orrupt" in text or "remature" in text) else "bad_compressed"
+            raise DecodeError(reason, f"libjpeg: {text}") from None
+    else:  # not strict: libjpeg's corruption warnings are only printed (see jpeg_decoder_status)
+        try:
+            bgr = cv2.imdecode(buf, _CV2_REDUCED[d])
+        except cv2.error as exc:
+            raise DecodeError("bad_compressed", f"OpenCV could not decode the jpeg stream: {exc}") from None
+        if bgr is None or bgr.size == 0:
+            raise DecodeError("bad_compressed", "corrupt or truncated jpeg stream")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if rgb.ndim != 3 or rgb.shape[:2] != want:
+        raise DecodeError("bad_compressed", f"jpeg decoded to {rgb.shape}, expected {want} at 1/{d}")
+    return rgb
 
 
 def decode_message(msg: Any) -> np.ndarray:
@@ -325,7 +485,10 @@ class ImageDecoder:
     cv_bridge. Thread-safe counters.
     """
 
-    def __init__(self, use_cv_bridge: bool | None = None, bridge: Any = None):
+    def __init__(self, use_cv_bridge: bool | None = None, bridge: Any = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.max_pixels = max_pixels
+        self.jpeg_decoder = jpeg_decoder_status()
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._bridge = None
@@ -368,11 +531,24 @@ class ImageDecoder:
         with self._lock:
             self.counts[key] += 1
 
-    def decode(self, msg: Any) -> np.ndarray:
-        """RGB uint8 [H, W, 3] for an Image or CompressedImage message; DecodeError on malformed input."""
+    def decode(self, msg: Any, need_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """RGB uint8 [H, W, 3] for an Image or CompressedImage message; DecodeError on malformed input.
+        ``need_hw``: the size the image is resized to next (a JPEG may then be decoded at a reduced scale)."""
         if is_compressed_message(msg):
-            return self.decode_compressed(msg)
+            return self.decode_compressed(msg, need_hw)
         return self.decode_image(msg)
+
+    def decode_planes(self, msg: Any, need_hw: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """(uint8 H×W×C pixels, channel order) for :func:`~fastwam_ros.perception.tiling.tile_planar`: a
+        zero-copy view of the message buffer for encodings that are only a channel order (no decode pass at
+        all), else the decoded RGB image. DecodeError on malformed input."""
+        if not is_compressed_message(msg):
+            planes = image_planes(msg)
+            if planes is not None:
+                self._count("zero_copy")
+                return planes
+        return self.decode(msg, need_hw), (0, 1, 2)
 
     def decode_image(self, msg: Any) -> np.ndarray:
         if self._bridge is not None:
@@ -384,14 +560,11 @@ class ImageDecoder:
         self._count("numpy")
         return decode_image(msg)
 
-    def decode_compressed(self, msg: Any) -> np.ndarray:
-        if self._bridge is not None:
-            _validated_compressed(msg)  # our validation first: same reasons with or without cv_bridge
-            out = self._try_bridge(lambda: self._bridge.compressed_imgmsg_to_cv2(msg, "rgb8"), None)
-            if out is not None:
-                return out
+    def decode_compressed(self, msg: Any, need_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Always our decoder (never cv_bridge, whose ``imdecode`` accepts corrupt JPEG data and has no pixel
+        budget): strict JPEG, header-checked size, reduced-scale JPEG decoding for ``need_hw``."""
         self._count("numpy")
-        return decode_compressed(msg)
+        return decode_compressed(msg, max_pixels=self.max_pixels, need_hw=need_hw)
 
     def _try_bridge(self, call, hw: tuple[int, int] | None) -> np.ndarray | None:
         try:

@@ -22,7 +22,7 @@ from .decode import ImageDecoder
 from .errors import DecodeError, ProprioError
 from .joint_state import check_joint_state, checked_float32
 from .sync import MultiStreamSync, stamp_to_seconds
-from .tiling import normalize_frame, tile_images
+from .tiling import normalize_planar, tile_images, tile_planar
 
 __all__ = ["Observation", "ObservationPipeline", "preprocess_frames", "tile_frames"]
 
@@ -47,10 +47,29 @@ def tile_frames(
     )
 
 
+def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, int]] | None,
+                 config: PerceptionConfig) -> np.ndarray:
+    return tile_planar(
+        list(images),
+        config.tiling,
+        transforms=[c.transform for c in config.cameras],
+        pre_resize_hw=[c.pre_resize_hw for c in config.cameras],
+        backend=config.resize_backend,
+        orders=None if orders is None else list(orders),
+    )
+
+
 def preprocess_frames(images: Mapping[str, np.ndarray], config: PerceptionConfig) -> np.ndarray:
     """THE image preprocessing of training and deployment: camera images (RGB uint8 [H, W, 3] by camera name)
     → float32 [3, H_out, W_out] in [-1, 1] (tiled per ``config.layout``)."""
-    return normalize_frame(tile_frames(images, config))
+    missing = [c.name for c in config.cameras if c.name not in images]
+    if missing:
+        raise KeyError(f"images missing for cameras {missing}")
+    for c in config.cameras:
+        img = images[c.name]
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"camera {c.name!r}: expected uint8 HxWx3 RGB, got {getattr(img, 'shape', img)}")
+    return normalize_planar(_tile_planar([images[c.name] for c in config.cameras], None, config))
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class Observation:
     age_s: float  # now_s − stamp_s at poll time
     camera_stamps_s: dict[str, float]
     joint_stamp_s: float | None = None
-    image_rgb: np.ndarray | None = None  # the tiled uint8 [H, W, 3] frame (debug image topic)
+    image_rgb: np.ndarray | None = None  # the tiled uint8 [H, W, 3] frame (debug image topic; a strided view)
 
 
 class ObservationPipeline:
@@ -78,7 +97,11 @@ class ObservationPipeline:
 
     def __init__(self, config: PerceptionConfig, decoder: ImageDecoder | None = None):
         self.config = config
-        self.decoder = decoder if decoder is not None else ImageDecoder(use_cv_bridge=config.use_cv_bridge)
+        self.decoder = decoder if decoder is not None else ImageDecoder(
+            use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
+        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
+        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.jpeg_scaled_decode else None
+                         for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
         self.sync = MultiStreamSync(
             config.camera_names,
@@ -124,7 +147,7 @@ class ObservationPipeline:
                 self._reject("no_stamp", f"{camera}: message has no header.stamp and no stamp_s was given")
                 return False
         try:
-            rgb = self.decoder.decode(msg)
+            planes = self.decoder.decode_planes(msg, self._need_hw[camera])
         except DecodeError as exc:
             self._reject(f"decode:{exc.reason}", f"{camera}: {exc}")
             return False
@@ -133,7 +156,7 @@ class ObservationPipeline:
             return False
         with self._lock:
             self._decoded[camera] += 1
-            return self.sync.add(camera, stamp_s, rgb, now_s)
+            return self.sync.add(camera, stamp_s, planes, now_s)
 
     def add_decoded(self, camera: str, rgb: np.ndarray, stamp_s: float) -> bool:
         """Buffer an already decoded RGB uint8 [H, W, 3] image (replay / simulators)."""
@@ -146,7 +169,7 @@ class ObservationPipeline:
         with self._lock:
             self._received[camera] += 1
             self._decoded[camera] += 1
-            return self.sync.add(camera, stamp_s, rgb)
+            return self.sync.add(camera, stamp_s, (rgb, (0, 1, 2)))
 
     def add_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
                         now_s: float | None = None) -> bool:
@@ -181,12 +204,13 @@ class ObservationPipeline:
                 self._reject(f"proprio:{exc.reason}", str(exc))
                 return None
         try:
-            image = tile_frames(s.items, self.config)
+            cams = [s.items[c.name] for c in self.config.cameras]
+            planar = _tile_planar([p for p, _ in cams], [o for _, o in cams], self.config)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback
             self._reject("tiling", f"{type(exc).__name__}: {exc}")
             return None
         return Observation(
-            frame=normalize_frame(image),
+            frame=normalize_planar(planar),
             stamp_s=s.stamp_s,
             proprio=proprio,
             joint_names=self.config.joint_names,
@@ -194,7 +218,7 @@ class ObservationPipeline:
             age_s=s.age_s,
             camera_stamps_s=dict(s.stamps_s),
             joint_stamp_s=s.joint_stamp_s,
-            image_rgb=image,
+            image_rgb=planar.transpose(1, 2, 0),
         )
 
     def reset(self) -> None:
@@ -219,6 +243,7 @@ class ObservationPipeline:
                 "joint_states_received": self._joint_received,
                 "decoder": dict(self.decoder.counts),
                 "cv_bridge": self.decoder.cv_bridge_status,
+                "jpeg_decoder": getattr(self.decoder, "jpeg_decoder", "?"),
                 "wait_reason": self.sync.wait_reason,
             }
             if self.sync.last_missing_joint is not None:
