@@ -24,11 +24,11 @@ Semantics of :meth:`MultiStreamSync.poll`:
 * After an emission, frames at or before the emitted stamps are dropped (counted as ``superseded`` events when
   they were not part of the set).
 * Stamps are checked **per stream** (each camera, each joint-state publisher) before anything is buffered: zero
-  (unset) stamps (``zero_stamp``), non-finite or negative ones (``bad_stamp``) and implausible ones
+  (unset) stamps (``zero_stamp``), non-finite, negative or absurd (> 1e10 s) ones (``bad_stamp``) and implausible ones
   (``implausible_stamp``: more than ``clock_jump_threshold_s`` from the stream's own newest stamp and from the
-  reference -- ``now_s`` when the caller passes it, else the newest stamp of the other streams; a stream's first
-  stamp is checked only against ``now_s``) are rejected and counted for that stream only; nothing else is
-  touched. ``jump_confirm_count`` consecutive implausible stamps
+  reference -- ``now_s`` when the caller passes it, else the median of the other streams' newest stamps; a
+  stream's first stamp is checked only against ``now_s``) are rejected and counted for that stream only; nothing
+  else is touched. ``jump_confirm_count`` consecutive implausible stamps
   that agree with each other are a real time jump (bag loop, sim-time reset): that stream alone is reset, the
   confirming frames are kept, one ``time_jump`` event is counted and one line logged.
 * ``now_s`` going back by more than ``clock_jump_threshold_s`` since the previous poll (the receiver's clock was
@@ -57,6 +57,7 @@ from .proprio import JointStore
 __all__ = ["JOINT_STREAM", "MultiStreamSync", "SyncedSet", "stamp_to_seconds"]
 
 JOINT_STREAM = "joint_states"
+MAX_STAMP_S = 1e10  # stamps beyond the year 2286 are garbage, whatever the other streams say
 _EPS_S = 1e-9  # 1 ns: boundaries (slop, age, tolerance) are inclusive despite float round-off of stamps
 
 
@@ -255,7 +256,7 @@ class MultiStreamSync:
         if check is None:
             check = self._checks[key] = _StampCheck()
         reason = None
-        if not _finite(stamp_s) or float(stamp_s) < 0:
+        if not _finite(stamp_s) or float(stamp_s) < 0 or float(stamp_s) > MAX_STAMP_S:
             reason = "bad_stamp"
         elif float(stamp_s) == 0.0:
             reason = "zero_stamp"
@@ -268,8 +269,8 @@ class MultiStreamSync:
         if now_s is not None and _finite(now_s):
             ref = float(now_s)
         else:
-            others = [c.newest for k, c in self._checks.items() if k != key and c.newest is not None]
-            ref = max(others) if others else None
+            others = sorted(c.newest for k, c in self._checks.items() if k != key and c.newest is not None)
+            ref = others[len(others) // 2] if others else None  # the median: one stream with a bad base is outvoted
         own = check.newest
         # the first stamp of a stream is its own reference unless the receiver's time is known
         plausible = (own is not None and abs(t - own) <= thr) or (ref is not None and abs(t - ref) <= thr) or (
