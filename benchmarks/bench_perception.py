@@ -11,7 +11,7 @@ iteration), the official RoboTwin deploy preprocessing (``deploy_policy.py``, wr
 each camera to an RGB array -- JPEG decoded with PIL, the official stack's image library --, PIL bilinear resize
 to 320×256 (head) and 160×128 (wrists), concatenate to 384×320, then ``x * 2 / 255 - 1`` in bf16) and prints the
 ratio per encoding, plus tolerance figures: how far our frame is, in uint8 levels, from (a) our own full decode +
-resize (what ``jpeg_scaled_decode: false`` gives), (b) the RoboTwin *training* preprocessing (each camera resized
+resize (what ``scaled_decode: false`` gives), (b) the RoboTwin *training* preprocessing (each camera resized
 to 240×320 first, then to its tile) and (c) the official deploy preprocessing's output.
 
     python benchmarks/bench_perception.py --json [--iters 200] [--backend auto|torch|numpy] [--compare-official]
@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastwam_ros.perception import ObservationPipeline, PerceptionConfig  # noqa: E402
-from fastwam_ros.perception.decode import jpeg_decoder_status, jpeg_scale_for  # noqa: E402
+from fastwam_ros.perception.decode import decode_scale_for, jpeg_decoder_status  # noqa: E402
 
 H, W = 480, 640
 CAMS = ("head", "left_wrist", "right_wrist")
@@ -72,7 +72,7 @@ def make_config(encoding: str, backend: str, scaled: bool = True) -> PerceptionC
         "joint_names": JOINTS,
         "resize_backend": backend,
         "use_cv_bridge": False,
-        "jpeg_scaled_decode": scaled,
+        "scaled_decode": scaled,
     })
 
 
@@ -175,7 +175,7 @@ def run(encoding: str, iters: int, backend: str, warmup: int = 10, compare: bool
     out = {**_summary(wall, cpu), "iters": iters}
     if encoding == "jpeg":
         out["jpeg_bytes_per_camera"] = int(np.mean([len(m.data) for m in msgs.values()]))
-        out["jpeg_decode_scale"] = {c: f"1/{jpeg_scale_for((H, W), pipe.config.decode_target_hw(c))}" for c in CAMS}
+        out["jpeg_decode_scale"] = {c: f"1/{decode_scale_for((H, W), pipe.config.decode_target_hw(c))}" for c in CAMS}
     if compare:
         out["official"] = _summary(owall, ocpu)
         out["speedup_cpu_median"] = round(out["official"]["cpu_median_ms"] / out["cpu_median_ms"], 2)

@@ -25,7 +25,9 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     jump_confirm_count: 3                     # this many consecutive agreeing implausible stamps = a real time
                                               # jump: that stream alone is reset
     max_image_pixels: 16777216                # compressed images whose header says more pixels are refused
-    jpeg_scaled_decode: true                  # decode JPEG at 1/2, 1/4, 1/8 when the tile needs no more pixels
+    scaled_decode: true                       # decode JPEG at 1/2, 1/4, 1/8 (DCT scaling) and box-reduce raw
+                                              # images by 2, 4, 8 when the tile needs no more pixels; false:
+                                              # full resolution, bit-identical to preprocess_frames
     resize_backend: auto                      # auto | torch | numpy
     use_cv_bridge: null                       # null = auto, true, false
 """
@@ -133,7 +135,7 @@ class PerceptionConfig:
     clock_jump_threshold_s: float = 1.0
     jump_confirm_count: int = 3
     max_image_pixels: int = 4096 * 4096
-    jpeg_scaled_decode: bool = True
+    scaled_decode: bool = True
     resize_backend: str = "auto"
     use_cv_bridge: bool | None = None
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
@@ -226,10 +228,10 @@ class PerceptionConfig:
         out["buffer_size"] = _pos_int(d.get("buffer_size", 16), "buffer_size")
         out["joint_buffer_size"] = _pos_int(d.get("joint_buffer_size", 256), "joint_buffer_size")
         out["max_image_pixels"] = _pos_int(d.get("max_image_pixels", 4096 * 4096), "max_image_pixels")
-        jsd = d.get("jpeg_scaled_decode", True)
+        jsd = d.get("scaled_decode", True)
         if not isinstance(jsd, bool):
-            raise ConfigError("jpeg_scaled_decode", f"must be true or false, got {jsd!r}")
-        out["jpeg_scaled_decode"] = jsd
+            raise ConfigError("scaled_decode", f"must be true or false, got {jsd!r}")
+        out["scaled_decode"] = jsd
         backend = d.get("resize_backend", "auto")
         if backend not in BACKENDS:
             raise ConfigError("resize_backend", f"must be one of {BACKENDS}, got {backend!r}")
@@ -261,7 +263,7 @@ class PerceptionConfig:
 
     def decode_target_hw(self, name: str) -> tuple[int, int]:
         """(H, W) the decoded image of camera ``name`` is resized to first, in the camera's own orientation:
-        ``pre_resize_hw`` if set, else its tile. With :func:`~fastwam_ros.perception.decode.jpeg_scale_for` this
+        ``pre_resize_hw`` if set, else its tile. With :func:`~fastwam_ros.perception.decode.decode_scale_for` this
         decides the camera's JPEG decode scale."""
         i = self.camera_names.index(name)
         cam = self.cameras[i]

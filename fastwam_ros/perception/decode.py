@@ -38,7 +38,7 @@ and anything above the pixel budget (``max_pixels``, PerceptionConfig ``max_imag
 ``imdecode`` only prints them and returns a partly grey or shifted image. A flipped bit that keeps the entropy
 coding valid (a changed coefficient, or a Huffman desync that resynchronises) cannot be seen by any decoder:
 JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). JPEGs can be decoded at a reduced scale
-(DCT scaling, :func:`jpeg_scale_for`) when the next resize needs fewer pixels.
+(DCT scaling, :func:`decode_scale_for`) when the next resize needs fewer pixels.
 
 Malformed input raises :class:`DecodeError` with a reason code; nothing else escapes.
 """
@@ -69,7 +69,7 @@ __all__ = [
     "image_planes",
     "is_compressed_message",
     "jpeg_decoder_status",
-    "jpeg_scale_for",
+    "decode_scale_for",
 ]
 
 
@@ -371,14 +371,16 @@ def compressed_size(msg: Any) -> tuple[int, int]:
     return _jpeg_size(buf) if codec == "jpeg" else _png_size(buf)
 
 
-def jpeg_scale_for(src_hw: tuple[int, int], need_hw: tuple[int, int] | None,
-                   min_fraction: float = JPEG_MIN_FRACTION) -> int:
-    """THE per-camera choice of JPEG decode scale: the largest ``d`` in (8, 4, 2, 1) such that decoding at
-    ``1/d`` (libjpeg-turbo DCT scaling: ``ceil(src / d)`` pixels per side) keeps at least ``min_fraction`` of the
-    ``need_hw`` = (H, W) pixels the next resize produces, per side. ``need_hw`` None → 1 (full decode).
+def decode_scale_for(src_hw: tuple[int, int], need_hw: tuple[int, int] | None,
+                     min_fraction: float = JPEG_MIN_FRACTION) -> int:
+    """THE per-camera choice of decode scale: the largest ``d`` in (8, 4, 2, 1) such that an image reduced by
+    ``d`` (``ceil(src / d)`` pixels per side) keeps at least ``min_fraction`` of the ``need_hw`` = (H, W) pixels
+    the next resize produces, per side. ``need_hw`` None → 1 (full resolution).
 
-    With the default 0.9, a 480×640 camera is decoded at 1/2 (240×320) for a 256×320 tile and at 1/4 (120×160)
-    for a 128×160 tile; both are then resized to the tile with the usual antialiased bilinear filter.
+    Used for JPEG (decoded at ``1/d`` by libjpeg-turbo's DCT scaling) and raw images (reduced by ``d`` with an
+    exact box filter before the antialiased resize, see :func:`~fastwam_ros.perception.tiling.tile_planar`).
+    With the default 0.9, a 480×640 camera is reduced by 2 (240×320) for a 256×320 tile and by 4 (120×160) for a
+    128×160 tile; both are then resized to the tile with the usual antialiased bilinear filter.
     """
     if need_hw is None:
         return 1
@@ -396,7 +398,7 @@ def decode_compressed(msg: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     The size is read from the header first: more than ``max_pixels`` pixels (None: no limit) is refused
     (``too_many_pixels``) before any pixel memory is allocated. JPEG is decoded strictly (libjpeg's "corrupt
     data" warnings are errors: ``corrupt_jpeg``) through libjpeg-turbo (simplejpeg); with ``need_hw`` it is
-    decoded directly at the reduced scale :func:`jpeg_scale_for` picks. PNG is decoded by OpenCV (libpng checks
+    decoded directly at the reduced scale :func:`decode_scale_for` picks. PNG is decoded by OpenCV (libpng checks
     every chunk's CRC and the zlib checksum) at full size.
     """
     buf, codec = _validated_compressed(msg)
@@ -406,7 +408,7 @@ def decode_compressed(msg: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     if h > _MAX_DIM or w > _MAX_DIM:
         raise DecodeError("bad_dims", f"{codec} image size {h}x{w} exceeds {_MAX_DIM} per side")
     if codec == "jpeg":
-        return _decode_jpeg(buf, (h, w), jpeg_scale_for((h, w), need_hw, min_fraction))
+        return _decode_jpeg(buf, (h, w), decode_scale_for((h, w), need_hw, min_fraction))
     try:
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:

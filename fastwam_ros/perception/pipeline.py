@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import PerceptionConfig
-from .decode import ImageDecoder
+from .decode import ImageDecoder, decode_scale_for
 from .errors import DecodeError, ProprioError
 from .joint_state import check_joint_state, checked_float32
 from .sync import MultiStreamSync, stamp_to_seconds
@@ -48,7 +48,7 @@ def tile_frames(
 
 
 def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, int]] | None,
-                 config: PerceptionConfig) -> np.ndarray:
+                 config: PerceptionConfig, reduce: Sequence[int] | None = None) -> np.ndarray:
     return tile_planar(
         list(images),
         config.tiling,
@@ -56,6 +56,7 @@ def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, 
         pre_resize_hw=[c.pre_resize_hw for c in config.cameras],
         backend=config.resize_backend,
         orders=None if orders is None else list(orders),
+        reduce=None if reduce is None else list(reduce),
     )
 
 
@@ -100,7 +101,7 @@ class ObservationPipeline:
         self.decoder = decoder if decoder is not None else ImageDecoder(
             use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
         # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
-        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.jpeg_scaled_decode else None
+        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode else None
                          for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
         self.sync = MultiStreamSync(
@@ -205,7 +206,12 @@ class ObservationPipeline:
                 return None
         try:
             cams = [s.items[c.name] for c in self.config.cameras]
-            planar = _tile_planar([p for p, _ in cams], [o for _, o in cams], self.config)
+            images = [p for p, _ in cams]
+            reduce = None
+            if self.config.scaled_decode:  # raw images: box-reduce like a JPEG's DCT-scaled decode
+                reduce = [decode_scale_for(img.shape[:2], self._need_hw[c.name])
+                          for img, c in zip(images, self.config.cameras)]
+            planar = _tile_planar(images, [o for _, o in cams], self.config, reduce)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback
             self._reject("tiling", f"{type(exc).__name__}: {exc}")
             return None

@@ -272,9 +272,14 @@ def tile_planar(
     pre_resize_hw: list[tuple[int, int] | None] | None = None,
     backend: str = "auto",
     orders: list[tuple[int, int, int]] | None = None,
+    reduce: list[int] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``.
+
+    ``reduce[i]`` (1, 2, 4 or 8; default 1) first shrinks camera i by that integer factor with an exact box filter
+    (2×2 averages, OpenCV ``INTER_AREA``, halving while both sides are even): the raw-image counterpart of a
+    JPEG's DCT-scaled decode, chosen by :func:`~fastwam_ros.perception.decode.decode_scale_for`.
 
     Each image is H×W×C (C = 1, 3 or 4); ``orders[i]`` (default RGB) says which of its channels feed the output's
     R, G and B planes, so BGR, BGRA and mono images are resized *as they arrived* and their channels reordered
@@ -297,6 +302,11 @@ def tile_planar(
                 or img.shape[2] not in (1, 3, 4) or max(order) >= img.shape[2]):
             raise ValueError(f"camera {i}: expected uint8 HxWx3 RGB, got "
                              f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}")
+        d = 1 if reduce is None else int(reduce[i])
+        while d > 1 and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0:
+            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            img = img[:, :, None] if img.ndim == 2 else img
+            d //= 2
         if transforms is not None:
             img = apply_transform(img, transforms[i])
             if img.ndim == 2:  # OpenCV drops a single channel axis

@@ -18,7 +18,7 @@ from fastwam_ros.perception.decode import (
     compressed_size,
     decode_compressed,
     decode_message,
-    jpeg_scale_for,
+    decode_scale_for,
 )
 from fastwam_ros.perception.tiling import resize_aa
 
@@ -162,14 +162,14 @@ def test_png_with_a_damaged_chunk_is_rejected():
 
 # ---- reduced-scale JPEG decoding -------------------------------------------------------------------------------
 def test_decode_scale_is_chosen_per_camera_from_camera_and_tile_sizes():
-    assert jpeg_scale_for((480, 640), (256, 320)) == 2  # 240×320 keeps 94 % of the head tile's rows
-    assert jpeg_scale_for((480, 640), (128, 160)) == 4  # 120×160 for a wrist tile
-    assert jpeg_scale_for((480, 640), (240, 320)) == 2  # the RoboTwin training pre-resize: exact
-    assert jpeg_scale_for((480, 640), (480, 640)) == 1
-    assert jpeg_scale_for((1080, 1920), (128, 160)) == 8
-    assert jpeg_scale_for((120, 160), (256, 320)) == 1  # upscaling: never reduced
-    assert jpeg_scale_for((480, 640), (256, 320), min_fraction=1.0) == 1
-    assert jpeg_scale_for((480, 640), None) == 1
+    assert decode_scale_for((480, 640), (256, 320)) == 2  # 240×320 keeps 94 % of the head tile's rows
+    assert decode_scale_for((480, 640), (128, 160)) == 4  # 120×160 for a wrist tile
+    assert decode_scale_for((480, 640), (240, 320)) == 2  # the RoboTwin training pre-resize: exact
+    assert decode_scale_for((480, 640), (480, 640)) == 1
+    assert decode_scale_for((1080, 1920), (128, 160)) == 8
+    assert decode_scale_for((120, 160), (256, 320)) == 1  # upscaling: never reduced
+    assert decode_scale_for((480, 640), (256, 320), min_fraction=1.0) == 1
+    assert decode_scale_for((480, 640), None) == 1
     cfg = PerceptionConfig.from_dict({"cameras": [{"name": n} for n in ("head", "l", "r")], "layout": "robotwin"})
     assert cfg.decode_target_hw("head") == (256, 320) and cfg.decode_target_hw("l") == (128, 160)
     rot = PerceptionConfig.from_dict({"cameras": [{"name": "a", "transform": "rot90"}], "tile_hw": [100, 200]})
@@ -183,7 +183,7 @@ def test_decode_scale_is_chosen_per_camera_from_camera_and_tile_sizes():
 def test_reduced_decode_is_within_tolerance_of_full_decode_plus_resize(seed, need):
     data = jpeg(camera_like(seed=seed))
     reduced = decode_compressed(msg(data), need_hw=need)
-    assert reduced.shape[:2] == tuple(-(-s // jpeg_scale_for((480, 640), need)) for s in (480, 640))
+    assert reduced.shape[:2] == tuple(-(-s // decode_scale_for((480, 640), need)) for s in (480, 640))
     ours = resize_aa(reduced, need).astype(float)
     full = resize_aa(decode_compressed(msg(data)), need).astype(float)
     d = np.abs(ours - full)
@@ -195,7 +195,7 @@ def test_pipeline_uses_the_reduced_decode_and_can_turn_it_off():
     frames = {}
     for scaled in (True, False):
         cfg = PerceptionConfig.from_dict({"cameras": [{"name": n, "transport": "compressed"} for n in cams],
-                                          "layout": "robotwin", "jpeg_scaled_decode": scaled})
+                                          "layout": "robotwin", "scaled_decode": scaled})
         p = ObservationPipeline(cfg)
         for n, data in cams.items():
             assert p.add_image(n, msg(data), stamp_s=1.0)
