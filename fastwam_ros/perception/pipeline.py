@@ -179,8 +179,9 @@ class ObservationPipeline:
         non-numbers) is refused now (``joint_state:<reason>``); values are checked when joined."""
         with self._lock:
             self._joint_received += 1
-        if not self._needs_joints:
-            return False
+            if not self._needs_joints:  # no proprio configured: nothing to do (an event, not a rejection)
+                self.sync.events["joint_state_unused"] += 1
+                return False
         try:
             key, pos = check_joint_state(names, positions)
         except ProprioError as exc:

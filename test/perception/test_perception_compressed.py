@@ -4,8 +4,10 @@ full decode + resize."""
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 import zlib
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -22,16 +24,15 @@ from fastwam_ros.perception.decode import (
 )
 from fastwam_ros.perception.tiling import resize_aa
 
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_perception.py"
 
-def camera_like(h=480, w=640, seed=0) -> np.ndarray:
-    """Smooth shading, hard-edged objects and sensor noise: JPEG sizes and artefacts like a real camera's."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / w
-    img = np.stack([np.sin(6 * x + seed) * 80 + 120, np.cos(4 * y) * 70 + 110, (x + y) * 90 + 30], axis=2)
-    for _ in range(12):
-        y0, x0 = rng.integers(0, h - 60), rng.integers(0, w - 80)
-        img[y0 : y0 + 60, x0 : x0 + 80] = rng.integers(0, 256, 3)
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+def camera_like(seed=0) -> np.ndarray:
+    """A 480×640 camera-like picture (smooth shading, hard-edged objects, sensor noise): the benchmark's scene."""
+    spec = importlib.util.spec_from_file_location("bench_perception", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.scene(seed)
 
 
 def jpeg(img: np.ndarray, quality=90) -> bytes:
@@ -152,7 +153,7 @@ def test_jpeg_header_size_is_checked_against_the_budget_in_the_pipeline():
 
 
 def test_png_with_a_damaged_chunk_is_rejected():
-    ok, enc = cv2.imencode(".png", camera_like(96, 128))
+    ok, enc = cv2.imencode(".png", camera_like(4)[:96, :128])
     b = bytearray(enc.tobytes())
     idat = b.find(b"IDAT")
     b[idat + 40] ^= 0x55
