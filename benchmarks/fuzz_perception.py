@@ -15,6 +15,7 @@ Printed figures:
 * ``byte_flips``: JPEGs with bytes flipped inside the entropy-coded data -- how many were rejected, and how many
   decoded to a different picture anyway (a flip that keeps the Huffman coding valid cannot be detected without a
   checksum, which JPEG does not have), with their mean error;
+* ``good_compressed_refused_by_decoder``: valid JPEG/PNG images the decoder refused (must be 0);
 * ``uncounted_refusals``: ``add_*`` calls that returned False without a counted reason (must be 0);
 * ``rejections``: every counted reason, exactly as ``ObservationPipeline.stats()`` (→ /diagnostics) shows them.
 
@@ -223,6 +224,8 @@ class Fuzzer:
             self.f["messages"] += 1
             self.f["refused"] += ok is False
             self.f[f"{kind}_sent"] += 1
+            if kind == "good":
+                self.f["good_compressed_refused_by_decoder"] += self._decodes(msg, cam) is None
             if kind == "detectable" and ok is not None:
                 accepted = self._decodes(msg, cam) is not None
                 self.f["corrupt_accepted"] += accepted
@@ -273,6 +276,8 @@ def run(messages: int, seed: int) -> dict:
         "crashes": f["crashes"],
         "corrupt_detectable_sent": f["detectable_sent"],
         "corrupt_accepted": f["corrupt_accepted"],
+        "good_compressed_sent": f["good_sent"],
+        "good_compressed_refused_by_decoder": f["good_compressed_refused_by_decoder"],
         "byte_flips": {
             "sent": f["flip_sent"],
             "rejected": f["flip_rejected"],
@@ -304,7 +309,7 @@ def main(argv=None) -> int:
         for k, v in out.items():
             print(f"{k}: {v}")
     ok = out["crashes"] == 0 and out["corrupt_accepted"] == 0 and out["uncounted_refusals"] == 0 \
-        and out["bad_observations"] == 0
+        and out["bad_observations"] == 0 and out["good_compressed_refused_by_decoder"] == 0
     return 0 if ok else 1
 
 

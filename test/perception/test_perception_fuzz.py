@@ -24,6 +24,7 @@ def test_fuzz_no_crash_no_detectable_corruption_accepted_every_refusal_counted(s
     assert out["messages"] >= 800
     assert out["crashes"] == 0
     assert out["corrupt_detectable_sent"] > 50 and out["corrupt_accepted"] == 0
+    assert out["good_compressed_sent"] > 50 and out["good_compressed_refused_by_decoder"] == 0
     assert out["uncounted_refusals"] == 0 and out["bad_observations"] == 0
     assert out["observations"] > 0
     rej = out["rejections"]  # the reasons reach stats() (→ /diagnostics)
