@@ -181,3 +181,17 @@ def test_malformed_joint_states_are_refused_at_the_door(names, positions, reason
     p = pipeline(joint_names=["a", "b"])
     assert not p.add_joint_state(1.0, names, positions)
     assert p.stats()["rejections"] == {f"joint_state:{reason}": 1}
+
+
+def test_receiver_time_is_the_reference_when_given():
+    """With now_s, even a stream's first stamp is checked: far past / far future of the receiver clock is refused
+    for that stream; a camera whose clock is consistently off is accepted only after jump_confirm_count stamps."""
+    s = MultiStreamSync(("a", "b"), slop_s=0.01, max_age_s=0.5, jump_confirm_count=3)
+    assert not s.add("a", 5000.0, 0, now_s=100.0) and not s.add("b", 10.0, 0, now_s=100.0)
+    assert s.rejections["implausible_stamp"] == 2 and s.events["time_jump"] == 0
+    assert s.add("a", 100.0, 1, now_s=100.01) and s.add("b", 100.0, 1, now_s=100.01)
+    assert s.poll(100.02).stamp_s == 100.0
+    for k in range(3):  # "b" now stamps 40 s ahead, consistently: a real (if wrong) clock
+        ok = s.add("b", 140.1 + k / 30, k, now_s=100.1 + k / 30)
+    assert ok and s.events["time_jump"] == 1 and s.stream_status(100.2)["b"]["time_jumps"] == 1
+    assert s.stream_status(100.2)["a"]["time_jumps"] == 0
