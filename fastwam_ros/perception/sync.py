@@ -24,7 +24,8 @@ Semantics of :meth:`MultiStreamSync.poll`:
 * After an emission, frames at or before the emitted stamps are dropped (counted as ``superseded`` events when
   they were not part of the set).
 * Stamps are checked **per stream** (each camera, each joint-state publisher) before anything is buffered: zero
-  (unset) stamps (``zero_stamp``), non-finite, negative or absurd (> 1e10 s) ones (``bad_stamp``) and implausible ones
+  (unset) stamps once the stream or the others (or ``now_s``) are past ``clock_jump_threshold_s`` (``zero_stamp``;
+  a simulation starting at t = 0 is fine), non-finite, negative or absurd (> 1e10 s) ones (``bad_stamp``) and implausible ones
   (``implausible_stamp``: more than ``clock_jump_threshold_s`` from the stream's own newest stamp and from the
   reference -- ``now_s`` when the caller passes it, else the median of the other streams' newest stamps; a
   stream's first stamp is checked only against ``now_s``) are rejected and counted for that stream only; nothing
@@ -258,13 +259,7 @@ class MultiStreamSync:
         reason = None
         if not _finite(stamp_s) or float(stamp_s) < 0 or float(stamp_s) > MAX_STAMP_S:
             reason = "bad_stamp"
-        elif float(stamp_s) == 0.0:
-            reason = "zero_stamp"
-        if reason is not None:
-            check.rejected[reason] += 1
-            self.rejections[reason if key in self._buf else f"joint_{reason}"] += 1
-            return []
-        t = float(stamp_s)
+        t = 0.0 if reason is not None else float(stamp_s)
         thr = self.clock_jump_threshold_s
         if now_s is not None and _finite(now_s):
             ref = float(now_s)
@@ -272,6 +267,12 @@ class MultiStreamSync:
             others = sorted(c.newest for k, c in self._checks.items() if k != key and c.newest is not None)
             ref = others[len(others) // 2] if others else None  # the median: one stream with a bad base is outvoted
         own = check.newest
+        if reason is None and t == 0.0 and ((own is not None and own > thr) or (ref is not None and ref > thr)):
+            reason = "zero_stamp"  # an unset header stamp; a stamp of 0 s at the start of sim time is real
+        if reason is not None:
+            check.rejected[reason] += 1
+            self.rejections[reason if key in self._buf else f"joint_{reason}"] += 1
+            return []
         # the first stamp of a stream is its own reference unless the receiver's time is known
         plausible = (own is not None and abs(t - own) <= thr) or (ref is not None and abs(t - ref) <= thr) or (
             own is None and (ref is None or now_s is None)

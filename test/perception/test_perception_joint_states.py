@@ -195,3 +195,11 @@ def test_receiver_time_is_the_reference_when_given():
         ok = s.add("b", 140.1 + k / 30, k, now_s=100.1 + k / 30)
     assert ok and s.events["time_jump"] == 1 and s.stream_status(100.2)["b"]["time_jumps"] == 1
     assert s.stream_status(100.2)["a"]["time_jumps"] == 0
+
+
+def test_a_simulation_starting_at_zero_is_not_an_unset_stamp():
+    s = MultiStreamSync(("a", "b"), slop_s=0.01, max_age_s=0.5)
+    assert s.add("a", 0.0, 0, now_s=0.0) and s.add("b", 0.0, 0)
+    assert s.poll(0.0).stamp_s == 0.0
+    assert s.add("a", 5.0, 1, now_s=5.0) and not s.add("a", 0.0, 2, now_s=5.0)  # later: an unset stamp
+    assert s.rejections == {"zero_stamp": 1}
