@@ -29,6 +29,11 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
                                               # images by 2, 4, 8 when the tile needs no more pixels; false:
                                               # full resolution, bit-identical to preprocess_frames
     resize_backend: auto                      # auto | torch | numpy
+    resize: training                          # training: apply each camera's pre_resize_hw first (as the training
+                                              #   data pipeline did); deploy: straight from the camera image into
+                                              #   the tile (the official RoboTwin evaluation); equal without pre_resize_hw
+    fit: stretch                              # stretch: resize to the tile size; crop: keep the aspect ratio, cover
+                                              #   the tile, cut the centre (the official LIBERO evaluation)
     use_cv_bridge: null                       # null = auto, true, false
 """
 
@@ -39,11 +44,21 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .tiling import BACKENDS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec, transformed_hw
+from .tiling import (
+    BACKENDS,
+    FITS,
+    LAYOUTS,
+    TRANSFORMS,
+    TilingSpec,
+    crop_geometry,
+    make_tiling_spec,
+    transformed_hw,
+)
 
 __all__ = ["CameraConfig", "ConfigError", "PerceptionConfig"]
 
 TRANSPORTS = ("raw", "compressed")
+RESIZE_MODES = ("training", "deploy")
 
 
 def _hw(value: Any, name: str) -> tuple[int, int]:
@@ -137,6 +152,8 @@ class PerceptionConfig:
     max_image_pixels: int = 4096 * 4096
     scaled_decode: bool = True
     resize_backend: str = "auto"
+    resize: str = "training"
+    fit: str = "stretch"
     use_cv_bridge: bool | None = None
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
 
@@ -236,6 +253,11 @@ class PerceptionConfig:
         if backend not in BACKENDS:
             raise ConfigError("resize_backend", f"must be one of {BACKENDS}, got {backend!r}")
         out["resize_backend"] = backend
+        for key, allowed, default in (("resize", RESIZE_MODES, "training"), ("fit", FITS, "stretch")):
+            val = d.get(key, default)
+            if val not in allowed:
+                raise ConfigError(key, f"must be one of {allowed}, got {val!r}")
+            out[key] = val
         ucb = d.get("use_cv_bridge")
         if ucb is not None and not isinstance(ucb, bool):
             raise ConfigError("use_cv_bridge", f"must be true, false or null, got {ucb!r}")
@@ -261,14 +283,19 @@ class PerceptionConfig:
     def camera_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.cameras)
 
-    def decode_target_hw(self, name: str) -> tuple[int, int]:
+    def decode_target_hw(self, name: str, camera_hw: tuple[int, int] | None = None) -> tuple[int, int]:
         """(H, W) the decoded image of camera ``name`` is resized to first, in the camera's own orientation:
-        ``pre_resize_hw`` if set, else its tile. With :func:`~fastwam_ros.perception.decode.decode_scale_for` this
-        decides the camera's JPEG decode scale."""
+        ``pre_resize_hw`` if set and ``resize`` is ``training``, else its tile -- with ``fit: crop`` the covering
+        size of the tile for a ``camera_hw`` image (the tile itself when the camera size is not given). With
+        :func:`~fastwam_ros.perception.decode.decode_scale_for` this decides the camera's decode scale."""
         i = self.camera_names.index(name)
         cam = self.cameras[i]
         slot = next(s for s in self._spec.slots if s.camera_index == i)
-        hw = cam.pre_resize_hw if cam.pre_resize_hw is not None else (slot.h, slot.w)
+        if cam.pre_resize_hw is not None and self.resize == "training":
+            return transformed_hw(cam.pre_resize_hw, cam.transform)
+        hw = (slot.h, slot.w)
+        if self.fit == "crop" and camera_hw is not None:
+            hw = crop_geometry(transformed_hw(camera_hw, cam.transform), hw)[0]
         return transformed_hw(hw, cam.transform)  # rotations by 90 degrees swap H and W (their own inverse)
 
     def camera(self, name: str) -> CameraConfig:

@@ -33,7 +33,9 @@ def tile_frames(
     images: Mapping[str, np.ndarray], config: PerceptionConfig, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-camera transform + resize + tiling of RGB uint8 [H, W, 3] images (keyed by camera name) → uint8
-    [H_out, W_out, 3]. Every configured camera must be present; extra keys are ignored."""
+    [H_out, W_out, 3]. Every configured camera must be present; extra keys are ignored. Each camera's
+    ``pre_resize_hw`` applies only with ``config.resize == "training"`` (``deploy`` resizes straight into the
+    tiles, as the official RoboTwin evaluation does)."""
     missing = [c.name for c in config.cameras if c.name not in images]
     if missing:
         raise KeyError(f"images missing for cameras {missing}")
@@ -41,8 +43,9 @@ def tile_frames(
         [images[c.name] for c in config.cameras],
         config.tiling,
         transforms=[c.transform for c in config.cameras],
-        pre_resize_hw=[c.pre_resize_hw for c in config.cameras],
+        pre_resize_hw=[c.pre_resize_hw for c in config.cameras] if config.resize == "training" else None,
         backend=config.resize_backend,
+        fit=config.fit,
         out=out,
     )
 
@@ -53,10 +56,11 @@ def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, 
         list(images),
         config.tiling,
         transforms=[c.transform for c in config.cameras],
-        pre_resize_hw=[c.pre_resize_hw for c in config.cameras],
+        pre_resize_hw=[c.pre_resize_hw for c in config.cameras] if config.resize == "training" else None,
         backend=config.resize_backend,
         orders=None if orders is None else list(orders),
         reduce=None if reduce is None else list(reduce),
+        fit=config.fit,
     )
 
 
@@ -101,8 +105,10 @@ class ObservationPipeline:
         self.decoder = decoder if decoder is not None else ImageDecoder(
             use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
         # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
-        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode else None
-                         for c in config.cameras}
+        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it; with
+        # fit: crop that size depends on the camera's, unknown before the header is read: JPEG decoded in full)
+        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode and config.fit == "stretch"
+                         else None for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
         self.sync = MultiStreamSync(
             config.camera_names,
@@ -210,7 +216,7 @@ class ObservationPipeline:
             images = [p for p, _ in cams]
             reduce = None
             if self.config.scaled_decode:  # raw images: box-reduce like a JPEG's DCT-scaled decode
-                reduce = [decode_scale_for(img.shape[:2], self._need_hw[c.name])
+                reduce = [decode_scale_for(img.shape[:2], self.config.decode_target_hw(c.name, img.shape[:2]))
                           for img, c in zip(images, self.config.cameras)]
             planar = _tile_planar(images, [o for _, o in cams], self.config, reduce)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback

@@ -27,6 +27,11 @@ Layouts (H × W of the output frame; cameras in configured order):
 Transforms (applied to the decoded camera image *before* resizing, as LIBERO rotates its renders):
 ``none``, ``rot90`` (90° counter-clockwise, like ``np.rot90(img, 1)``), ``rot180``, ``rot270`` (90° clockwise),
 ``flip_h`` (mirror left↔right), ``flip_v`` (mirror top↔bottom).
+
+Fit (how a camera image is brought to its tile, ``FITS``): ``stretch`` resizes straight to the tile size (the
+aspect ratio may change; RoboTwin); ``crop`` keeps the aspect ratio — scale s = max(tile_w / w, tile_h / h), resize
+to (round(w·s), round(h·s)) with Python's round, then cut the centred tile (top-left offset floor((size − tile) / 2)
+per axis) — the official LIBERO evaluation's ``_center_crop_resize`` (a plain resize when the aspect ratios agree).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "FITS",
     "LAYOUTS",
     "TRANSFORMS",
     "TileSlot",
@@ -56,6 +62,7 @@ __all__ = [
 LAYOUTS = ("horizontal", "robotwin", "grid")
 TRANSFORMS = ("none", "rot90", "rot180", "rot270", "flip_h", "flip_v")
 BACKENDS = ("auto", "torch", "numpy")
+FITS = ("stretch", "crop")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -186,6 +193,25 @@ def resize_aa(img: np.ndarray, hw: tuple[int, int], backend: str = "auto") -> np
     raise ValueError(f"unknown resize backend {backend!r}; expected one of {BACKENDS}")
 
 
+def crop_geometry(src_hw: tuple[int, int], hw: tuple[int, int]) -> tuple[tuple[int, int], int, int]:
+    """``fit: crop``: the covering resize size (H, W) of a ``src_hw`` image for a ``hw`` tile and the top-left
+    (y0, x0) of the centred cut (module docstring)."""
+    (th, tw), (sh, sw) = hw, src_hw
+    s = max(tw / sw, th / sh)
+    rh, rw = max(round(sh * s), th), max(round(sw * s), tw)
+    return (rh, rw), (rh - th) // 2, (rw - tw) // 2
+
+
+def fit_to_tile(img: np.ndarray, hw: tuple[int, int], fit: str = "stretch", backend: str = "auto") -> np.ndarray:
+    """Resize a uint8 H×W×C image into a tile of ``hw`` = (H, W) per ``fit`` (module docstring); uint8 [H, W, C]."""
+    if fit == "stretch":
+        return resize_aa(img, hw, backend)
+    if fit != "crop":
+        raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
+    (rh, rw), y0, x0 = crop_geometry(img.shape[:2], hw)
+    return resize_aa(img, (rh, rw), backend)[y0 : y0 + hw[0], x0 : x0 + hw[1]]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # layouts
 # ----------------------------------------------------------------------------------------------------------
@@ -273,6 +299,7 @@ def tile_planar(
     backend: str = "auto",
     orders: list[tuple[int, int, int]] | None = None,
     reduce: list[int] | None = None,
+    fit: str = "stretch",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``.
@@ -286,8 +313,10 @@ def tile_planar(
     on the small tile (channel reorder and replication commute exactly with a per-channel resize). Each tile is
     written straight into its slice of ``out`` (allocated when None). ``pre_resize_hw[i]`` (optional) resizes
     camera i to that size first (the official RoboTwin training path resizes to 240×320 before the tile size;
-    reference §3.2 and quirk 13).
+    reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
     """
+    if fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
     if len(images) != len(spec.slots):
         raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
     if out is None:
@@ -313,7 +342,11 @@ def tile_planar(
                 img = img[:, :, None]
         if pre_resize_hw is not None and pre_resize_hw[i] is not None:
             img = resize_aa(img, pre_resize_hw[i], backend)
-        planes = _resize_planar(img, (slot.h, slot.w), backend)
+        if fit == "crop":
+            (rh, rw), y0, x0 = crop_geometry(img.shape[:2], (slot.h, slot.w))
+            planes = _resize_planar(img, (rh, rw), backend)[:, y0 : y0 + slot.h, x0 : x0 + slot.w]
+        else:
+            planes = _resize_planar(img, (slot.h, slot.w), backend)
         dst = out[:, slot.y : slot.y + slot.h, slot.x : slot.x + slot.w]
         if order == RGB and planes.shape[0] == 3:
             dst[...] = planes
@@ -330,15 +363,18 @@ def tile_images(
     transforms: list[str] | None = None,
     pre_resize_hw: list[tuple[int, int] | None] | None = None,
     backend: str = "auto",
+    fit: str = "stretch",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transform, resize and place RGB uint8 images into one uint8 [H, W, 3] frame per ``spec`` (the interleaved
-    form of :func:`tile_planar`; written into ``out`` when given)."""
+    form of :func:`tile_planar`; written into ``out`` when given). ``pre_resize_hw[i]`` (optional) resizes camera
+    i to that size first (the official RoboTwin training path resizes to 240×320 before the tile size; reference
+    §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`."""
     for i, img in enumerate(images):
         if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"camera {i}: expected uint8 HxWx3 RGB, got "
                              f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}")
-    planar = tile_planar(images, spec, transforms=transforms, pre_resize_hw=pre_resize_hw, backend=backend)
+    planar = tile_planar(images, spec, transforms=transforms, pre_resize_hw=pre_resize_hw, backend=backend, fit=fit)
     if out is None:
         return np.ascontiguousarray(planar.transpose(1, 2, 0))
     out[...] = planar.transpose(1, 2, 0)

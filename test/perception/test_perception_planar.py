@@ -69,3 +69,20 @@ def test_grid_layout_with_mono_and_rgba_keeps_empty_cells_black():
         assert (obs.frame[:, 20:, 24:] == -1.0).all()
         assert obs.image_rgb.shape == (40, 48, 3)
         np.testing.assert_array_equal(obs.image_rgb, np.round((ref.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
+def test_fit_crop_and_deploy_resize_through_the_planar_path(encoding):
+    """fit: crop (LIBERO) and resize: deploy reach the pipeline's planar path: same as fit_to_tile per camera."""
+    from fastwam_ros.perception.tiling import fit_to_tile
+
+    cfg = PerceptionConfig.from_dict({"cameras": [{"name": "a", "pre_resize_hw": [100, 100]}, {"name": "b"}],
+                                      "tile_hw": [48, 64], "fit": "crop", "resize": "deploy",
+                                      "scaled_decode": False})
+    p = ObservationPipeline(cfg)
+    imgs = {"a": smooth(90, 200, 1), "b": smooth(120, 70, 2)}
+    for c, img in imgs.items():
+        assert p.add_image(c, raw_msg(img, encoding), stamp_s=1.0)
+    frame = p.poll(1.0).frame
+    want = np.concatenate([fit_to_tile(imgs["a"], (48, 64), "crop"), fit_to_tile(imgs["b"], (48, 64), "crop")], 1)
+    np.testing.assert_array_equal(frame, (want.transpose(2, 0, 1).astype(np.float32) * np.float32(2 / 255)) - 1)
