@@ -73,6 +73,11 @@ class ControllerRuntime:
     def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
         """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
         ``urdf``: a robot_description that narrows the limits (default: the robot file's ``urdf:``)."""
+        if robot.output_mode == "rows":
+            from fastwam_ros.errors import ConfigError
+
+            raise ConfigError(f"robot file {robot.source}: command output `rows` is executed by row_executor_node "
+                              "(one chunk row per step), not controller_node")
         self.p = dict(params)
         self.robot = robot
         self.mode = robot.output_mode
