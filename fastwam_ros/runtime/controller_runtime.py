@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.control import Chunk, ChunkController, ControlOutput
+from fastwam_ros.control import ChunkController, ControlOutput
 
-from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
+from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
 from .diagnostics import DiagStatus
 from .stats import RateMeter, ReasonCounter
 
@@ -120,14 +120,10 @@ class ControllerRuntime:
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
         self.chunk_rate.tick(now_s)
-        try:
-            pc = parse_chunk(**fields)
-        except ChunkFormatError as exc:
-            self.rejections.count(f"chunk:{exc.reason}")
-            return str(exc)
-        res = self.core.submit_chunk(
-            Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s, joint_names=pc.joint_names,
-                  positions=pc.positions, velocities=pc.velocities, chunk_id=pc.chunk_id), now_s)
+        pc, err = parse_chunk_counted(self.rejections, **fields)
+        if pc is None:
+            return err
+        res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastwam_ros.control import Chunk
 from fastwam_ros.control.row_executor import Row, RowExecutor
 from fastwam_ros.errors import ConfigError
 
-from .chunks import ChunkFormatError, parse_chunk
+from .chunks import parse_chunk_counted
 from .diagnostics import DiagStatus
 from .stats import RateMeter, ReasonCounter
 
@@ -61,14 +60,10 @@ class RowRuntime:
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
         self.chunk_rate.tick(now_s)
-        try:
-            pc = parse_chunk(**fields)
-        except ChunkFormatError as exc:
-            self.rejections.count(f"chunk:{exc.reason}")
-            return str(exc)
-        res = self.core.submit_chunk(Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s,
-                                           joint_names=pc.joint_names, positions=pc.positions,
-                                           chunk_id=pc.chunk_id), now_s)
+        pc, err = parse_chunk_counted(self.rejections, **fields)
+        if pc is None:
+            return err
+        res = self.core.submit_chunk(pc.core_chunk(), now_s)
         return None if res.accepted else f"chunk {pc.chunk_id} refused: {res.reason} ({res.detail})"
 
     def on_estop(self, engaged: bool, now_s: float) -> str:
