@@ -61,6 +61,7 @@ class ControllerConfig:
     splice_mode: ``splice`` (blend the new chunk in over ``blend_window_s``), ``ensemble`` (ACT-style
         exponentially weighted average of overlapping chunks) or ``replace`` (execute the first
         ``replace_execute_steps`` steps open-loop, then wait: the official evaluation loop, for comparison).
+        ``replace_execute_steps`` is also the number of rows per chunk of the row executor.
     handoff_margin_s: a new chunk takes over no earlier than ``now + handoff_margin_s`` (≥ one period).
     stale_chunk_s: hold when the newest accepted chunk's observation is older than this.
     stale_state_s: hold a group when its joint state is older than this.
