@@ -100,3 +100,15 @@ def test_request_retry_zero_means_once():
     assert rt.core.request_retry_s is None
     requests = [rt.step(k * DT).request for k in range(200)]
     assert requests.count(True) == 1
+
+
+def test_launch_plan_runs_the_row_executor_for_row_robots():
+    from fastwam_ros.runtime.launch_plan import executor_for, plan
+
+    assert executor_for("libero_franka") == "row_executor_node"
+    assert executor_for("robotwin_aloha_agilex") == "controller_node"
+    assert executor_for("/nowhere/robot.yaml") == "controller_node"  # that node reports the missing file
+    lp = plan({"demo": "false", "robot": "libero_franka", "checkpoint": "/w/libero.pt"}, REPO)
+    assert [n.executable for n in lp.nodes] == ["policy_node", "row_executor_node"]
+    assert lp.nodes[0].parameters[-1]["trigger.mode"] == "on_request"
+    assert lp.nodes[1].parameters[-1]["robot_file"] == "libero_franka"
