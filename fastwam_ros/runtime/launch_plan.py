@@ -13,7 +13,9 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
     ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
                    "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
     ("robot", "", "Robot file: a name under share/fastwam_ros/config/robots (towel_fold_bimanual, demo_aloha) or a "
-                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true."),
+                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true. "
+                  "A robot file with command.output rows (libero_franka) runs row_executor_node instead of "
+                  "controller_node."),
     ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
                        "value in the YAML; with demo:=true the bundled models/demo."),
     ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
