@@ -121,13 +121,15 @@ class RowExecutor:
         self._grip_cmd = np.full(self._grip.size, float(self.cfg.idle_gripper_command))
         self._waiting = False
         self._fresh_after_s = now_s  # chunks observed before this do not belong to the current block / episode
+        self._last_request_s: float | None = None
+        self._wait_steps = 0
         if self.cfg.warmup_steps == 0:
             self._start_wait(now_s)
 
     def _start_wait(self, now_s: float) -> None:
         self._waiting = True
         self._fresh_after_s = now_s
-        self._last_request_s: float | None = None
+        self._last_request_s = None
         self._wait_steps = 0
 
     # ------------------------------------------------------------------ state
@@ -203,6 +205,7 @@ class RowExecutor:
             return self._reject("busy", f"{self.phase}: no replanning before the block's "
                                         f"{self.cfg.replace_execute_steps} rows (or the warm-up) are executed")
         if stamp < self._fresh_after_s:
+            self._last_request_s = None  # the request was answered from an older observation: ask again now
             return self._reject("predates_request", f"observed at {stamp:.6f}, before the step that ended the "
                                                     f"previous block ({self._fresh_after_s:.6f})")
         if now - stamp > self.cfg.stale_chunk_s:
@@ -226,10 +229,15 @@ class RowExecutor:
         return SubmitResult(True, None, None, now)
 
     def take_request(self, now_s: float) -> bool:
-        """True when the caller should ask the policy for a chunk now: once when a wait starts, then every
-        ``request_retry_s`` while it lasts. Counted in ``metrics.requests``."""
+        """True when the caller should ask the policy for a chunk now: at the first step of a wait (one step
+        after the block's last row or the last no-op, so that the observation showing its effect has been
+        published: a policy answering at once would otherwise infer from the observation before it), again
+        right after a ``predates_request`` refusal, and every ``request_retry_s`` while the wait lasts.
+        Counted in ``metrics.requests``."""
         if not self._waiting or self.estopped or not _finite(now_s):
             return False
+        if self._wait_steps == 0 and math.isfinite(self._fresh_after_s):
+            return False  # still the step that ended the block
         last = self._last_request_s
         due = last is None or now_s < last or (  # now_s < last: time jumped back (a new clock)
             self.request_retry_s is not None and now_s - last >= self.request_retry_s - 1e-9)

@@ -59,7 +59,8 @@ def official_actions(n_steps: int, wait: int = 30, replan: int = 10) -> list[tup
 
 def run(ex: RowExecutor, n_steps: int, latency_steps: int = 0, stamp_offset_s: float = 0.01):
     """Drive the executor one step per DT. A requested chunk is observed just after the requesting step
-    (``stamp_offset_s`` later) and delivered ``latency_steps`` steps later, before that step's row is taken."""
+    (``stamp_offset_s`` later) and delivered ``latency_steps`` steps later, before that step's row is taken.
+    The executor requests one step after a block ends, so each wait has ``latency_steps + 1`` idle steps."""
     rows, pending, cid = [], [], 0
     for k in range(n_steps):
         t = k * DT
@@ -75,14 +76,19 @@ def run(ex: RowExecutor, n_steps: int, latency_steps: int = 0, stamp_offset_s: f
     return rows
 
 
-def test_rows_reproduce_the_official_loop_when_inference_is_instant():
+@pytest.mark.parametrize("latency_steps", [0, 3])
+def test_rows_reproduce_the_official_loop(latency_steps):
+    """What an environment that steps on warm-up and row messages only (paused while waiting, as the official
+    simulator) receives is exactly the official action sequence."""
     ex = RowExecutor(libero(), DT)
-    rows = run(ex, 130)
-    ref = official_actions(130)
-    for r, (values, cid) in zip(rows, ref):
+    rows = run(ex, 30 + 10 * (11 + latency_steps), latency_steps=latency_steps)
+    stepped = [r for r in rows if r.kind != "idle"]
+    ref = official_actions(len(stepped))
+    assert len(stepped) == 130
+    for r, (values, cid) in zip(stepped, ref):
         np.testing.assert_allclose(r.values, values, atol=1e-12, err_msg=f"step {r.step}")
         assert r.chunk_id == cid and r.kind == ("warmup" if cid is None else "row")
-    assert ex.metrics.idle["waiting_chunk"] == 0 and ex.metrics.warmup_steps == 30
+    assert ex.metrics.idle["waiting_chunk"] == 10 * (1 + latency_steps) and ex.metrics.warmup_steps == 30
     assert ex.metrics.blocks_completed == 10 and ex.metrics.rows == 100
 
 
@@ -105,9 +111,9 @@ def test_exactly_n_rows_per_chunk_in_order():
 
 def test_idle_rows_are_zero_deltas_with_the_gripper_held():
     ex = RowExecutor(libero(), DT)
-    rows = run(ex, 30 + 3 * 14, latency_steps=4)
+    rows = run(ex, 30 + 3 * 15, latency_steps=4)
     idle = [r for r in rows if r.kind == "idle"]
-    assert len(idle) == ex.metrics.idle["waiting_chunk"] == 3 * 4  # 4 per wait, 3 waits (the run ends with the 3rd block)
+    assert len(idle) == ex.metrics.idle["waiting_chunk"] == 3 * 5  # 5 per wait, 3 waits (the run ends with the 3rd block)
     for i, r in enumerate(rows):
         if r.kind != "idle":
             continue
@@ -119,8 +125,8 @@ def test_idle_rows_are_zero_deltas_with_the_gripper_held():
         if before:
             assert np.any(before[-1].values[:6] != 0.0)  # the last delta was a real motion
     # the gripper of the 10th row of chunk 0 (row 9: 9 // 3 = 3, odd -> closed -> +1) is what the wait holds
-    assert rows[30 + 4 + 10].kind == "idle" and rows[30 + 4 + 10].values[6] == 1.0
-    assert ex.metrics.max_wait_steps == 4
+    assert rows[30 + 5 + 10].kind == "idle" and rows[30 + 5 + 10].values[6] == 1.0
+    assert ex.metrics.max_wait_steps == 5
 
 
 def test_warmup_sends_no_ops_and_refuses_chunks():
@@ -133,14 +139,16 @@ def test_warmup_sends_no_ops_and_refuses_chunks():
         row = ex.step(k * DT)
         assert row.kind == "warmup" and row.step == k
         np.testing.assert_array_equal(row.values, NOOP)
-    assert ex.phase == "waiting" and ex.take_request(29 * DT) and not ex.take_request(29.5 * DT)
+    # the request goes out one step later, when the observation after the last no-op is there
+    assert ex.phase == "waiting" and not ex.take_request(29 * DT)
+    assert ex.step(30 * DT).kind == "idle" and ex.take_request(30 * DT) and not ex.take_request(30.5 * DT)
     assert ex.metrics.rejections["busy"] == 30 and ex.metrics.requests == 1
-    # a chunk observed during the warm-up does not show the settled scene: refused
-    r = ex.submit_chunk(Chunk(stamp_s=28 * DT, step_period_s=DT, joint_names=NAMES, positions=chunk_rows(0)), 30 * DT)
-    assert r.reason == "predates_request"
+    # a chunk observed during the warm-up does not show the settled scene: refused, and asked for again at once
+    r = ex.submit_chunk(Chunk(stamp_s=28 * DT, step_period_s=DT, joint_names=NAMES, positions=chunk_rows(0)), 31 * DT)
+    assert r.reason == "predates_request" and ex.take_request(31 * DT) and ex.metrics.requests == 2
     assert ex.submit_chunk(Chunk(stamp_s=29 * DT + 0.01, step_period_s=DT, joint_names=NAMES,
-                                 positions=chunk_rows(0)), 30 * DT).accepted
-    assert ex.step(30 * DT).kind == "row"
+                                 positions=chunk_rows(0)), 31 * DT).accepted
+    assert ex.step(31 * DT).kind == "row"
 
 
 def test_stale_chunks_are_refused_and_counted():

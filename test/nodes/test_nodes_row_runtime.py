@@ -40,15 +40,17 @@ def test_libero_episode_one_seven_value_message_per_step():
         out = rt.step(k * DT)
         assert [(m.topic, m.label, m.values) for m in out.messages] == \
             [("libero/action", "warmup", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])]
-        assert out.request == (k == 29)  # the first chunk is asked for once the warm-up is over
+        assert not out.request
+    out = rt.step(30 * DT)  # the first chunk is asked for one step after the warm-up (its last observation)
+    assert out.request and out.row.kind == "idle" and out.messages[0].values == [0.0] * 6 + [-1.0]
     pos = np.tile([0.1, -0.2, 0.3, 0.0, 0.05, -0.05, 0.2], (32, 1))  # gripper 0.2 (closed in the data)
-    assert rt.on_chunk(1.5, **_chunk_kwargs(pos, names, stamp_s=29 * DT + 0.01, chunk_id=4)) is None
-    msgs = [rt.step((30 + k) * DT).messages[0] for k in range(11)]
+    assert rt.on_chunk(1.55, **_chunk_kwargs(pos, names, stamp_s=29 * DT + 0.01, chunk_id=4)) is None
+    msgs = [rt.step((31 + k) * DT).messages[0] for k in range(11)]
     assert [m.label for m in msgs] == ["row"] * 10 + ["idle"]
     np.testing.assert_allclose(msgs[0].values, [0.1, -0.2, 0.3, 0.0, 0.05, -0.05, 1.0])  # +1 = close
     assert msgs[10].values == [0.0] * 6 + [1.0]
     d = dict(rt.diagnostics(3.0)[0].values)
-    assert d["rows"] == "10" and d["blocks completed"] == "1" and d["idle steps waiting_chunk"] == "1"
+    assert d["rows"] == "10" and d["blocks completed"] == "1" and d["idle steps waiting_chunk"] == "2"
 
 
 def test_publish_idle_false_sends_nothing_while_waiting_but_keeps_the_warmup():
