@@ -100,6 +100,7 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     executor = executor_for(robot)
     if executor == "row_executor_node":
         policy_over["trigger.mode"] = "on_request"  # one chunk per executed block, as the official loop
+        policy_over["rtc.mode"] = "off"  # the official sampler; the row executor publishes no plan
     nodes = [
         NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
         NodeSpec("fastwam_ros", executor, executor, [*files, common]),

@@ -112,5 +112,5 @@ def test_launch_plan_runs_the_row_executor_for_row_robots():
     assert executor_for("/nowhere/robot.yaml") == "controller_node"  # that node reports the missing file
     lp = plan({"demo": "false", "robot": "libero_franka", "checkpoint": "/w/libero.pt"}, REPO)
     assert [n.executable for n in lp.nodes] == ["policy_node", "row_executor_node"]
-    assert lp.nodes[0].parameters[-1]["trigger.mode"] == "on_request"
+    assert lp.nodes[0].parameters[-1]["trigger.mode"] == "on_request" and lp.nodes[0].parameters[-1]["rtc.mode"] == "off"
     assert lp.nodes[1].parameters[-1]["robot_file"] == "libero_franka"
