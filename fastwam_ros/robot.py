@@ -11,15 +11,20 @@ contract (:mod:`fastwam_ros.contract`) all read robots through this one loader. 
       - {name: head, topic: cameras/head/image_raw, transport: raw, qos: sensor_data, transform: none,
          pre_resize_hw: null}
     tiling: {layout: robotwin, top_hw: [64, 128], bottom_tile_hw: [32, 64], output_hw: [96, 128]}
+                                              # + resize: training | deploy, fit: stretch | crop (PerceptionConfig)
     sync: {slop_s: 0.02, max_age_s: 0.5, joint_state_tolerance_s: 0.05}   # PerceptionConfig field names
     joints: [left_waist, ..., right_gripper]  # proprio and action column order
+    state: null                               # optional: proprio columns when they are not `joints` (LIBERO:
+                                              #   end-effector pose + finger positions, 8, vs 7 action columns)
     joint_states: {topic: joint_states, qos: sensor_data}
     groups:                                   # what the controller commands, one command output each
       - name: left_arm
         kind: arm                             # arm | gripper
         joints: [left_waist, ...]
         limits: {lower: [...], upper: [...], max_velocity: 2.0, max_acceleration: 12.0}  # scalar or per joint
-        command: {topic: left_arm_controller/joint_trajectory, output: trajectory}  # trajectory|position|joint_state
+        command: {topic: left_arm_controller/joint_trajectory, output: trajectory}  # trajectory|position|
+                                              #   joint_state (controller_node) | rows (row_executor_node: one
+                                              #   chunk row per step; groups sharing a topic share one message)
     control: {control_rate_hz: 60.0, chunk_step_period_s: 0.0333333333, blend_window_s: 0.1}  # ControllerConfig
     urdf: sim                                 # optional: sim (the built-in simulator's URDF) | a file path
     sim: {camera_hw: {head: [64, 128]}}       # optional: simulator settings (fastwam_ros.sim.SimConfig)
@@ -44,11 +49,12 @@ __all__ = ["CameraSpec", "GroupSpec", "RobotSpec", "load_robot", "resolve_robot_
 
 ROBOTS_DIR = ("config", "robots")
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
-OUTPUT_KINDS = ("trajectory", "position", "joint_state")
-TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw")
+OUTPUT_KINDS = ("trajectory", "position", "joint_state", "rows")
+TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw", "resize", "fit")
 LIMIT_KEYS = ("lower", "upper", "max_velocity", "max_acceleration", "max_jerk")
 GROUP_WATCHDOG_KEYS = ("tracking_error_rad", "tracking_error_s")  # per-group overrides of ControllerConfig's
-TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "joint_states", "groups", "control", "urdf", "sim")
+TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "state", "joint_states", "groups", "control", "urdf",
+            "sim")
 CAMERA_KEYS = ("name", "topic", "transport", "qos", "transform", "pre_resize_hw")
 DEFAULT_STEP_PERIOD_S = 1.0 / 30.0  # the one default of the chunk step period (the training data's period)
 
@@ -116,6 +122,7 @@ class RobotSpec:
     urdf: str | None = None
     sim: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<dict>"
+    state: tuple[str, ...] = ()  # proprio columns when they differ from `joints` (empty: the same)
 
     # -- views ---------------------------------------------------------------------------------------------
     @property
@@ -124,8 +131,13 @@ class RobotSpec:
 
     @property
     def joint_names(self) -> tuple[str, ...]:
-        """Proprio and action column order (the checkpoint's)."""
+        """Action column order (the checkpoint's); also the proprio order unless the file gives ``state``."""
         return self.joints
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Proprio column order (the JointState names the observation reads): ``state``, else ``joints``."""
+        return self.state or self.joints
 
     @property
     def output_mode(self) -> str:
@@ -147,7 +159,8 @@ class RobotSpec:
     # -- the cores' configs --------------------------------------------------------------------------------
     def perception_dict(self) -> dict[str, Any]:
         """The mapping ``PerceptionConfig.from_dict`` takes."""
-        d: dict[str, Any] = {"cameras": [c.perception_dict() for c in self.cameras], "joint_names": list(self.joints)}
+        d: dict[str, Any] = {"cameras": [c.perception_dict() for c in self.cameras],
+                             "joint_names": list(self.state_names)}
         d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in self.tiling.items()})
         d.update(self.sync)
         return d
@@ -343,6 +356,7 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
         sync = dict(_mapping(doc.get("sync"), "sync"))
         _unknown(sync, _sync_keys(), "sync")
         joints = _names(doc.get("joints"), "joints")
+        state = () if doc.get("state") is None else _names(doc.get("state"), "state")
         js = _mapping(doc.get("joint_states"), "joint_states")
         _unknown(js, ("topic", "qos"), "joint_states")
         groups_in = doc.get("groups")
@@ -355,6 +369,9 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
             raise ConfigError("groups", f"every group must use the same command output, got {outputs}")
         control = dict(_mapping(doc.get("control"), "control"))
         _unknown(control, (*_control_keys(), "chunk_step_period_s"), "control")
+        if control.get("action_space") == "ee_delta" and outputs != ["rows"]:
+            raise ConfigError("control.action_space", "ee_delta actions must not be interpolated or held: they are "
+                                                      "executed row by row (set every group's command.output: rows)")
         step = control.pop("chunk_step_period_s", DEFAULT_STEP_PERIOD_S)
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not (0 < step < 10):
             raise ConfigError("control.chunk_step_period_s", f"must be a period in (0, 10) s, got {step!r}")
@@ -366,7 +383,7 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
             chunk_step_period_s=float(step), joint_states_topic=_topic(js.get("topic", "joint_states"),
                                                                          "joint_states.topic"),
             joint_states_qos=_choice(js.get("qos", "sensor_data"), QOS_CHOICES, "joint_states.qos"),
-            urdf=urdf, sim=dict(_mapping(doc.get("sim"), "sim")), source=source,
+            urdf=urdf, sim=dict(_mapping(doc.get("sim"), "sim")), source=source, state=state,
         )
     except ConfigError as exc:
         raise ConfigError(f"robot file {source}: {exc}") from None

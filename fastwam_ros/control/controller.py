@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ControllerConfig
+from .gripper import postprocess_gripper
 from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_step
 from .plan import (
     BlendSource,
@@ -95,6 +96,8 @@ class ChunkController:
         self.names = config.joint_names
         self.J = len(self.names)
         self._col = {n: i for i, n in enumerate(self.names)}
+        self._gripper_cols = np.array([self._col[j] for g in config.groups if g.kind == "gripper" for j in g.joints],
+                                      dtype=np.intp)
         self.lim = LimitArrays.from_limits(self.names, config.limits)
         self._groups: dict[str, _GroupState] = {
             g.name: _GroupState(idx=np.array([self._col[j] for j in g.joints], dtype=np.intp)) for g in config.groups
@@ -123,7 +126,10 @@ class ChunkController:
         thr, dur = np.empty(self.J), np.empty(self.J)
         for g in config.groups:
             i = self._groups[g.name].idx
-            thr[i] = config.tracking_error_rad if g.tracking_error_rad is None else np.asarray(g.tracking_error_rad)
+            if g.tracking_error_rad is not None:
+                thr[i] = np.asarray(g.tracking_error_rad)
+            else:  # grippers grasp (stop short of their command): watched only when the group says so
+                thr[i] = np.inf if g.kind == "gripper" else config.tracking_error_rad
             dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
         self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
 
@@ -190,6 +196,11 @@ class ChunkController:
         order = np.array([names.index(n) for n in self.names], dtype=np.intp)
         pos = pos[:, order]
         vel = None if vel is None else vel[:, order]
+        if self.cfg.gripper_postprocess != "none" and self._gripper_cols.size:
+            # the robot's gripper convention (a step command: its velocity is left to the limiter)
+            pos[:, self._gripper_cols] = postprocess_gripper(pos[:, self._gripper_cols], self.cfg.gripper_postprocess)
+            if vel is not None:
+                vel[:, self._gripper_cols] = 0.0
         old = self._source if self._plan_usable(now) is None else None
         if mode == "splice":
             new_spline = ChunkSpline(stamp, dt, pos, vel)

@@ -55,6 +55,8 @@ class ChunkFields:
     latency_s: float
     inference_s: float
     model_id: str
+    rtc_mode: str = "off"
+    guided_steps: int = 0
 
     def positions_array(self) -> np.ndarray:
         return np.asarray(self.positions, dtype=np.float64).reshape(self.num_steps, len(self.joint_names))
@@ -73,6 +75,8 @@ def chunk_fields(
     committed_steps: int = 0,
     frame_id: str = "",
     with_velocities: bool = True,
+    rtc_mode: str = "off",
+    guided_steps: int = 0,
 ) -> ChunkFields:
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != len(joint_names):
@@ -93,6 +97,8 @@ def chunk_fields(
         latency_s=float(latency_s),
         inference_s=float(inference_s),
         model_id=model_id,
+        rtc_mode=str(rtc_mode),
+        guided_steps=int(guided_steps),
     )
 
 
@@ -109,6 +115,15 @@ class ParsedChunk:
     committed_steps: int
     latency_s: float
     model_id: str
+    rtc_mode: str = "off"
+    guided_steps: int = 0
+
+    def core_chunk(self):
+        """The control cores' :class:`fastwam_ros.control.Chunk` (ChunkController, RowExecutor)."""
+        from fastwam_ros.control import Chunk
+
+        return Chunk(stamp_s=self.stamp_s, step_period_s=self.step_period_s, joint_names=self.joint_names,
+                     positions=self.positions, velocities=self.velocities, chunk_id=self.chunk_id)
 
 
 class ChunkFormatError(ValueError):
@@ -142,6 +157,8 @@ def parse_chunk(
     committed_steps: int = 0,
     latency_s: float = 0.0,
     model_id: str = "",
+    rtc_mode: str = "off",
+    guided_steps: int = 0,
 ) -> ParsedChunk:
     """Check an ActionChunk's fields and reshape; raises :class:`ChunkFormatError` with a reason key."""
     names = list(joint_names)
@@ -160,8 +177,18 @@ def parse_chunk(
     return ParsedChunk(
         stamp_s=join_stamp(*stamp), chunk_id=int(chunk_id), step_period_s=float(step_period_s),
         joint_names=names, positions=p, velocities=v, committed_steps=int(committed_steps),
-        latency_s=float(latency_s), model_id=model_id,
+        latency_s=float(latency_s), model_id=model_id, rtc_mode=str(rtc_mode), guided_steps=int(guided_steps),
     )
+
+
+def parse_chunk_counted(rejections, **fields) -> tuple[ParsedChunk | None, str | None]:
+    """:func:`parse_chunk` for the runtimes: (chunk, None), or (None, error text) with the reason counted as
+    ``chunk:<reason>`` in ``rejections`` (a :class:`~fastwam_ros.runtime.stats.ReasonCounter`)."""
+    try:
+        return parse_chunk(**fields), None
+    except ChunkFormatError as exc:
+        rejections.count(f"chunk:{exc.reason}")
+        return None, str(exc)
 
 
 @dataclass

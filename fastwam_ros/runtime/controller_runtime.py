@@ -1,5 +1,6 @@
 """Everything the controller node does, without ROS: chunk intake, latching e-stop, enable/reset,
-URDF limits, per-group commands in the configured output mode, the committed prefix, diagnostics.
+URDF limits, per-group commands in the configured output mode, the executing plan (for real-time chunking),
+diagnostics.
 
 Time: every method takes ``now_s`` (ROS time, seconds).
 """
@@ -12,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.control import Chunk, ChunkController, ControlOutput
+from fastwam_ros.control import ChunkController, ControlOutput
 
-from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
+from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
 from .diagnostics import DiagStatus
 from .stats import RateMeter, ReasonCounter
 
@@ -69,11 +70,16 @@ def group_command(mode: str, name: str, g: Any, period_s: float) -> GroupCommand
 class ControllerRuntime:
     """Owns the :class:`ChunkController`; the node shell feeds it and publishes :meth:`tick`'s outputs."""
 
-    PREFIX_PERIOD_S = 0.05  # committed prefix published at most at 20 Hz
+    PREFIX_PERIOD_S = 0.05  # executing plan published at most at 20 Hz
 
     def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
         """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
         ``urdf``: a robot_description that narrows the limits (default: the robot file's ``urdf:``)."""
+        if robot.output_mode == "rows":
+            from fastwam_ros.errors import ConfigError
+
+            raise ConfigError(f"robot file {robot.source}: command output `rows` is executed by row_executor_node "
+                              "(one chunk row per step), not controller_node")
         self.p = dict(params)
         self.robot = robot
         self.mode = robot.output_mode
@@ -117,18 +123,15 @@ class ControllerRuntime:
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
         self.chunk_rate.tick(now_s)
-        try:
-            pc = parse_chunk(**fields)
-        except ChunkFormatError as exc:
-            self.rejections.count(f"chunk:{exc.reason}")
-            return str(exc)
-        res = self.core.submit_chunk(
-            Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s, joint_names=pc.joint_names,
-                  positions=pc.positions, velocities=pc.velocities, chunk_id=pc.chunk_id), now_s)
+        pc, err = parse_chunk_counted(self.rejections, **fields)
+        if pc is None:
+            return err
+        res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"
         self.last_chunk = (pc.chunk_id, pc.stamp_s)
+        self._last_prefix_s = None  # publish the plan containing this chunk at the next tick (RTC waits for it)
         if self.enable_requested and not self.estop_latched:
             self.core.enable(now_s, clear_faults=False)  # automatic: a latched fault needs ~/enable
         return None
@@ -175,11 +178,7 @@ class ControllerRuntime:
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self, now_s: float) -> TickOutputs:
-        # the committed prefix is published at most every PREFIX_PERIOD_S: only computed then (it is the
-        # costliest part of a tick after the trajectory)
-        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
-            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
-        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=due)
+        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=False)
         self.last_out = out
         cmds = []
         modes = {}
@@ -190,15 +189,30 @@ class ControllerRuntime:
                 cmds.append(c)
         self.commands_sent += len(cmds)
         prefix = None
-        cp = out.committed_prefix
-        if cp is not None and cp.num_steps > 0 and due and np.all(np.isfinite(cp.positions)):
-            self._last_prefix_s = now_s
-            prefix = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,
-                                  chunk_id=-1 if cp.newest_chunk_id is None else int(cp.newest_chunk_id),
-                                  step_period_s=cp.step_period_s, committed_steps=int(cp.num_steps),
-                                  model_id="committed_prefix", with_velocities=False)
-            prefix.chunk_id = max(prefix.chunk_id, 0)
+        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
+            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
+        if due:
+            prefix = self.executing_plan(now_s, out)
+            if prefix is not None:
+                self._last_prefix_s = now_s
         return TickOutputs(cmds, prefix, modes)
+
+    def executing_plan(self, now_s: float, out: ControlOutput) -> ChunkFields | None:
+        """The whole remaining plan from ``now_s`` to its end (at least ``rtc_prefix_s``; where a group is not
+        running: where it comes to rest) on the newest chunk's step grid, stamped ``now_s`` (its first row):
+        what the policy's real-time chunking aligns the next chunk to. ``committed_steps``: the rows inside
+        ``rtc_prefix_s``; ``guided_steps``: all rows. None when there is nothing to publish."""
+        horizon_s = max(self.config.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
+        cp = self.core.committed_prefix(now_s, duration_s=horizon_s)
+        if cp.num_steps <= 0 or not np.all(np.isfinite(cp.positions)):
+            return None
+        committed = min(cp.num_steps, int(np.ceil(self.config.rtc_prefix_s / cp.step_period_s - 1e-9)))
+        f = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,
+                         chunk_id=-1 if cp.newest_chunk_id is None else int(cp.newest_chunk_id),
+                         step_period_s=cp.step_period_s, committed_steps=committed, model_id="committed_prefix",
+                         with_velocities=False, rtc_mode="plan", guided_steps=int(cp.num_steps))
+        f.chunk_id = max(f.chunk_id, 0)
+        return f
 
     # -- diagnostics ---------------------------------------------------------------------------------
 

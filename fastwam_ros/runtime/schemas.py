@@ -1,4 +1,4 @@
-"""The parameter schemas of the three nodes (policy_node, controller_node, sim_node).
+"""The parameter schemas of the nodes (policy_node, controller_node, row_executor_node, sim_node).
 
 ROS parameters hold deployment knobs only (checkpoint, device, dtype, trigger, topics of the node's own
 outputs, debug). Every robot fact (cameras, tiling, joints, groups, limits, rates, step period) is in the
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from fastwam_ros.model.rtc import DEFAULT_GUIDANCE_BETA, RTC_MASKS, RTC_MODES
 
 from .params import ParamSpec, Schema
 
@@ -109,14 +111,32 @@ POLICY_SCHEMA = Schema(
                   "When to run inference: continuous (whenever the worker is free, newest observation), "
                   "on_request (once per ~/request_chunk call), rate (at trigger.rate_hz).", choices=TRIGGER_MODES),
         ParamSpec("trigger.rate_hz", "double", 2.0, "Inference rate in mode rate, Hz.", min=0.01, max=1000.0),
-        ParamSpec("rtc.enabled", "bool", True,
-                  "Pass the controller's committed prefix to the sampler (real-time chunking) when the model "
-                  "supports it."),
+        ParamSpec("rtc.mode", "string", "inpaint",
+                  "Real-time chunking: off (plain sampler), inpaint (per-step inpainting of the executing plan "
+                  "with the RTC soft mask) or guided (the RTC paper's VJP guidance; eager action steps, no CUDA "
+                  "graphs for them). Default from benchmarks/bench_rtc.py.", choices=RTC_MODES),
+        ParamSpec("rtc.mask", "string", "soft",
+                  "Weights over the executing plan: soft (1 over the estimated delay d, then the paper's "
+                  "exponentially decaying weights to the end of the plan) or hard (1 over d, 0 after).",
+                  choices=RTC_MASKS),
+        ParamSpec("rtc.guidance_beta", "double", DEFAULT_GUIDANCE_BETA,
+                  "Guided mode: clip of the guidance weight (the paper's beta).", min=1e-3, max=1000.0),
+        ParamSpec("rtc.delay_percentile", "double", 90.0,
+                  "The delay d is this percentile of the recent end-to-end latencies (capture stamp to chunk "
+                  "publication), in chunk steps, rounded up.", min=0.0, max=100.0),
+        ParamSpec("rtc.delay_window", "int", 20, "Number of recent replans the delay percentile is taken over.",
+                  min=1, max=10000),
+        ParamSpec("rtc.delay_margin_s", "double", 0.02,
+                  "Added to the latency percentile before converting to steps (the controller's hand-off "
+                  "margin), seconds.", min=0.0, max=10.0),
+        ParamSpec("rtc.plan_wait_s", "double", 0.1,
+                  "After publishing a chunk, wait at most this long for the controller's plan that contains it "
+                  "before the next inference starts (inpaint / guided modes), seconds.", min=0.0, max=10.0),
         ParamSpec("rtc.prefix_topic", "string", "committed_prefix",
-                  "fastwam_ros/ActionChunk topic with the controller's committed prefix.", read_only=True,
-                  check=_topic),
+                  "fastwam_ros/ActionChunk topic with the plan the controller is executing (whole remaining "
+                  "plan).", read_only=True, check=_topic),
         ParamSpec("rtc.max_prefix_age_s", "double", 0.5,
-                  "A committed prefix older than this is ignored, seconds.", min=0.0, max=60.0),
+                  "An executing-plan message older than this is ignored, seconds.", min=0.0, max=60.0),
         ParamSpec("enable_on_activate", "bool", True,
                   "Start inferring as soon as the node is activated (otherwise wait for ~/enable)."),
         ParamSpec("tick_rate_hz", "double", 100.0,
@@ -159,7 +179,8 @@ CONTROLLER_SCHEMA = Schema(
                   "std_msgs/Bool; true latches the e-stop (every group brakes to a hold and stays there; chunks "
                   "and enables refused) until ~/reset; false does not release it. Reliable, volatile, depth 1.", read_only=True, check=_topic),
         ParamSpec("committed_prefix_topic", "string", "committed_prefix",
-                  "fastwam_ros/ActionChunk with the steps the controller has committed to (real-time chunking).",
+                  "fastwam_ros/ActionChunk with the whole remaining plan the controller is executing, from now "
+                  "(real-time chunking; at most 20 Hz).",
                   read_only=True, check=_topic),
         ParamSpec("robot_description.source", "string", "topic",
                   "Where URDF limits come from: topic (transient-local robot_description), parameter "
@@ -182,6 +203,39 @@ def _controller_cross(p: Mapping[str, Any]) -> list[str]:
 
 
 CONTROLLER_SCHEMA.cross_checks.append(_controller_cross)
+
+
+# ---------------------------------------------------------------------------------------------------
+# row_executor_node
+# ---------------------------------------------------------------------------------------------------
+
+
+def _service(v: str):
+    return None if not v else _topic(v)
+
+
+ROW_EXECUTOR_SCHEMA = Schema(
+    node="row_executor_node",
+    specs=[
+        _robot_spec("libero_franka"),
+        ParamSpec("chunk_topic", "string", "action_chunk", "fastwam_ros/ActionChunk input topic.",
+                  read_only=True, check=_topic),
+        ParamSpec("estop_topic", "string", "e_stop",
+                  "std_msgs/Bool; true latches the e-stop (idle rows only, chunks refused) until ~/reset.",
+                  read_only=True, check=_topic),
+        ParamSpec("request_service", "string", "policy_node/request_chunk",
+                  "std_srvs/Trigger called when the executor needs a chunk (the policy node's ~/request_chunk, "
+                  "with its trigger.mode on_request); empty = never call (trigger.mode continuous or rate: the "
+                  "first chunk observed after the last executed row is taken).", read_only=True, check=_service),
+        ParamSpec("request_retry_s", "double", 2.0,
+                  "While waiting for a chunk, call request_service again after this long, seconds (0 = once).",
+                  min=0.0, max=3600.0),
+        ParamSpec("publish_idle", "bool", True,
+                  "Publish the idle action (ee_delta: zero deltas, gripper held) on steps without a fresh row; "
+                  "false = publish nothing then (a bridge that steps its simulator per message then pauses "
+                  "during inference, like the official evaluations)."),
+    ],
+)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,7 +274,7 @@ def readme_tables() -> str:
     """The README's parameter tables (one per node), generated from the schemas."""
     parts = []
     for node, schema in (("policy_node", POLICY_SCHEMA), ("controller_node", CONTROLLER_SCHEMA),
-                         ("sim_node", SIM_SCHEMA)):
+                         ("row_executor_node", ROW_EXECUTOR_SCHEMA), ("sim_node", SIM_SCHEMA)):
         parts.append(f"#### `{node}`\n{markdown_table(schema)}\n")
     return "\n".join(parts)
 

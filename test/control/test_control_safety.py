@@ -247,3 +247,13 @@ def test_per_joint_thresholds_from_the_robot_file():
         d = bimanual_config_dict(arm_joints=2)
         d["groups"][0]["tracking_error_rad"] = [0.1]
         ControllerConfig.from_dict(d)
+
+
+def test_gripper_groups_are_not_watched_unless_they_ask():
+    d = bimanual_config_dict(arm_joints=2)
+    d["groups"][3]["tracking_error_rad"] = 0.01  # right gripper opts in
+    cfg = ControllerConfig.from_dict(d)
+    thr = ChunkController(cfg).watchdog.threshold
+    col = cfg.joint_names.index
+    assert thr[col("left_gripper")] == float("inf") and thr[col("right_gripper")] == 0.01
+    assert thr[col("left_joint1")] == cfg.tracking_error_rad
