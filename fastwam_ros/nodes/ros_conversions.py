@@ -36,36 +36,6 @@ _EMPTY_ARRAY_TYPES = {
 # ------------------------------------------------------------------------------------------ parameters
 
 
-def spin_node(make_node, label: str, on_exit=None) -> None:
-    """Shared ``main()`` of the node executables: init, build the node (a parameter error is printed and exits
-    with status 2), spin a SingleThreadedExecutor until Ctrl-C or shutdown, then ``on_exit(node)`` and clean up."""
-    import sys
-
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from fastwam_ros.runtime.params import ParameterError
-
-    rclpy.init()
-    try:
-        node = make_node()
-    except ParameterError as exc:
-        print(f"[{label}] {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if on_exit is not None:
-            on_exit(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
 def descriptor(spec) -> ParameterDescriptor:
     f = descriptor_fields(spec)
     d = ParameterDescriptor(name=f["name"], type=f["type"], description=f["description"],

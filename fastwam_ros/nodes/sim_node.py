@@ -16,23 +16,16 @@ from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.runtime.params import ParameterError, validate
+from fastwam_ros.nodes.shell import guard, spin_node
 from fastwam_ros.runtime.schemas import SIM_SCHEMA
-from fastwam_ros.runtime.sim_runtime import SimBridge, sim_config_dict
+from fastwam_ros.runtime.sim_runtime import build_sim
 
 
 class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_node", **kwargs)
-        from fastwam_ros.sim.sim import BimanualSim, SimConfig
-
         p = self.params = rc.declare_schema(self, SIM_SCHEMA)
-        errors = validate(SIM_SCHEMA, p)
-        if errors:
-            raise ParameterError(self.get_name(), errors)
-        self.sim = BimanualSim(SimConfig.from_dict(sim_config_dict(p)), mode=p["mode"], seed=p["seed"])
-        groups = {g: p[f"groups.{g}.joints"] for g in p["group_names"]}
-        self.bridge = SimBridge(self.sim.joint_names, groups, self.sim.joint_positions())
+        self.sim, self.bridge = build_sim(p, self.get_name())  # ParameterError → clean message, exit 2
         self.dt_s = 1.0 / p["physics_rate_hz"]
         self.pub_js = self.create_publisher(JointState, p["joint_states_topic"], rc.qos("reliable", depth=10))
         self.pub_cam = {c: self.create_publisher(Image, f"{p['camera_topic_prefix']}/{c}/image_raw",
@@ -45,16 +38,19 @@ class SimNode(Node):
         for g in p["group_names"]:
             topic = p[f"groups.{g}.command_topic"]
             if mode == "trajectory":
-                self.create_subscription(JointTrajectory, topic, lambda m, g=g: self._on_traj(g, m),
+                self.create_subscription(JointTrajectory, topic,
+                                         guard(self, lambda m, g=g: self._on_traj(g, m), f"command {g}"),
                                          rc.command_qos(10))
             elif mode == "position":
                 self.create_subscription(Float64MultiArray, topic,
-                                         lambda m, g=g: self.bridge.on_positions(g, list(m.data)), rc.command_qos(10))
+                                         guard(self, lambda m, g=g: self.bridge.on_positions(g, list(m.data)),
+                                               f"command {g}"), rc.command_qos(10))
             else:
                 self.create_subscription(JointState, topic,
-                                         lambda m: self.bridge.on_joint_state(m.name, m.position), rc.command_qos(10))
+                                         guard(self, lambda m: self.bridge.on_joint_state(m.name, m.position),
+                                               f"command {g}"), rc.command_qos(10))
         self._t0_ns = self.get_clock().now().nanoseconds
-        self.create_timer(self.dt_s, self._tick)
+        self.create_timer(self.dt_s, guard(self, self._tick, "tick"))
 
     def now_s(self) -> float:
         if self.pub_clock is not None:
@@ -81,7 +77,7 @@ class SimNode(Node):
 
 
 def main() -> None:
-    rc.spin_node(SimNode, "sim_node", on_exit=lambda node: node.sim.close())
+    spin_node(SimNode, "sim_node", on_exit=lambda node: node.sim.close())
 
 
 if __name__ == "__main__":

@@ -34,3 +34,11 @@ def latency_values(stats: LatencyStats) -> list[tuple[str, str]]:
             rows.append((f"latency {stage} p50/p95/max (ms)",
                          f"{1e3 * s['p50']:.1f} / {1e3 * s['p95']:.1f} / {1e3 * s['max']:.1f}"))
     return rows
+
+
+def truncate_text(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` characters with a note of the full length (diagnostics stay small)."""
+    text = str(text)
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... ({len(text)} characters)"

@@ -8,7 +8,8 @@ them (:func:`markdown_table`), and the ROS-free cores read the same YAML through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .params import ParamSpec, Schema
@@ -189,6 +190,31 @@ POLICY_SCHEMA = Schema(
                   "A committed prefix older than this is ignored, seconds.", min=0.0, max=60.0),
         ParamSpec("enable_on_activate", "bool", True,
                   "Start inferring as soon as the node is activated (otherwise wait for ~/enable)."),
+        ParamSpec("autostart", "bool", False,
+                  "Configure and activate once, by the node itself, right after start (the launch file sets it); "
+                  "later transitions are left to the operator (ros2 lifecycle set).", read_only=True),
+        ParamSpec("max_instruction_chars", "int", 512,
+                  "Longest accepted instruction, characters (longer ones are refused and counted).",
+                  min=1, max=100000, read_only=True),
+        ParamSpec("model.num_threads", "int", 0,
+                  "torch intra-op CPU threads (torch.set_num_threads); 0 = torch's default. On a small CPU-only "
+                  "machine fewer threads leave cores for perception and control.", min=0, max=1024, read_only=True),
+        # worker supervision and output plausibility
+        ParamSpec("inference_timeout_s", "double", 10.0,
+                  "A replan running longer than this is counted as a timeout, makes the inference diagnostic "
+                  "ERROR and its late result is dropped, seconds (0 = no check).", min=0.0, max=3600.0),
+        ParamSpec("worker.max_restarts", "int", 5,
+                  "Restarts of a dead worker thread in a row before giving up (ERROR).", min=0, max=1000,
+                  read_only=True),
+        ParamSpec("worker.restart_backoff_s", "double", 0.5,
+                  "Wait before the first restart; doubles per attempt (at most 30 s), seconds.", min=0.0,
+                  max=60.0, read_only=True),
+        ParamSpec("output.max_first_step_distance", "double", 1.0,
+                  "Refuse a chunk whose first step is farther than this from the joint state it was predicted "
+                  "from, on any joint (rad, or the joint's unit; 0 = no check).", min=0.0, max=100.0),
+        ParamSpec("output.max_abs_action", "double", 1000.0,
+                  "Refuse a chunk with any |action| above this, and a checkpoint whose normalisation statistics "
+                  "can produce one (the joint's unit).", min=1e-3, max=1e9, read_only=True),
         ParamSpec("tick_rate_hz", "double", 100.0,
                   "Rate of the node's internal timer (observation hand-over, chunk publication), Hz.",
                   min=1.0, max=2000.0),
@@ -243,6 +269,9 @@ def _policy_cross(p: Mapping[str, Any]) -> list[str]:
         pre = list(p[f"cameras.{c}.pre_resize_hw"])
         if (pre[0] == 0) != (pre[1] == 0):
             errs.append(f"cameras.{c}.pre_resize_hw: both sizes must be > 0, or both 0 (no pre-resize)")
+    if len(p["instruction"]) > p["max_instruction_chars"]:
+        errs.append(f"instruction: {len(p['instruction'])} characters > max_instruction_chars "
+                    f"{p['max_instruction_chars']}")
     if errs:
         return errs
     try:
@@ -260,11 +289,16 @@ def _policy_cross(p: Mapping[str, Any]) -> list[str]:
 POLICY_SCHEMA.cross_checks.append(_policy_cross)
 
 
-def require_checkpoint(p: Mapping[str, Any]) -> list[str]:
-    """Configure-time check (not at declaration: the node must come up to say what is missing)."""
-    if not p["model.checkpoint"]:
+def require_checkpoint(p: Mapping[str, Any], exists: Callable[[str], bool] | None = None) -> list[str]:
+    """Configure-time check (not at declaration: the node must come up to say what is missing). ``exists``
+    (default: the path exists on disk) tells whether a checkpoint path can be found."""
+    path = p["model.checkpoint"]
+    if not path:
         return ["model.checkpoint: required (a checkpoint directory or file; the launch file's "
                 "`checkpoint:=` argument sets it, `demo:=true` uses the bundled demo model)"]
+    exists = exists or (lambda s: Path(s).expanduser().exists())
+    if not exists(path):
+        return [f"model.checkpoint: {path} not found (no such file or directory)"]
     return []
 
 
@@ -275,6 +309,9 @@ def require_checkpoint(p: Mapping[str, Any]) -> list[str]:
 CONTROLLER_SCHEMA = Schema(
     node="controller_node",
     specs=[
+        ParamSpec("autostart", "bool", False,
+                  "Configure and activate once, by the node itself, right after start (the launch file sets it); "
+                  "later transitions are left to the operator (ros2 lifecycle set).", read_only=True),
         ParamSpec("control_rate_hz", "double", 100.0, "Control loop (timer) rate, Hz.", min=1.0, max=2000.0,
                   read_only=True),
         ParamSpec("joint_names", "string_array", DEFAULT_JOINTS,

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import ParameterError, validate
 from .stats import ReasonCounter
 
 
@@ -104,3 +105,33 @@ def sim_config_dict(p: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(sim, dict):
         raise ValueError(f"{path}: `sim:` must be a mapping")
     return sim
+
+
+def build_sim(p: Mapping[str, Any], node: str = "sim_node") -> tuple[Any, SimBridge]:
+    """sim_node parameters → (BimanualSim, SimBridge). Every problem with the parameters (schema, robot YAML,
+    groups naming joints the simulator does not have) is raised as one :class:`ParameterError` naming the fix,
+    so ``ros2 run fastwam_ros sim_node`` with unsuitable defaults prints a clean message instead of a traceback."""
+    from .schemas import SIM_SCHEMA
+
+    errors = validate(SIM_SCHEMA, p)
+    if errors:
+        raise ParameterError(node, errors)
+    from fastwam_ros.sim.sim import BimanualSim, SimConfig
+
+    try:
+        cfg = SimConfig.from_dict(sim_config_dict(p))
+    except (OSError, ValueError) as exc:
+        raise ParameterError(node, [f"robot_config: {exc}"]) from None
+    sim = BimanualSim(cfg, mode=p["mode"], seed=p["seed"])
+    groups = {g: list(p[f"groups.{g}.joints"]) for g in p["group_names"]}
+    have = set(sim.joint_names)
+    errs = [f"groups.{g}.joints: {[j for j in joints if j not in have]} are not joints of the simulated robot"
+            for g, joints in groups.items() if any(j not in have for j in joints)]
+    if errs:
+        sim.close()
+        errs.append(f"the simulated robot's joints are {sim.joint_names}; start it with the demo parameters, "
+                    "e.g. `ros2 run fastwam_ros sim_node --ros-args --params-file "
+                    "$(ros2 pkg prefix fastwam_ros)/share/fastwam_ros/config/demo.yaml`, or use "
+                    "`ros2 launch fastwam_ros towel_fold.launch.py demo:=true`")
+        raise ParameterError(node, errs)
+    return sim, SimBridge(sim.joint_names, groups, sim.joint_positions())
