@@ -27,15 +27,21 @@ class SimNode(Node):
         p = self.params = rc.declare_schema(self, SIM_SCHEMA)
         self.sim, self.bridge = build_sim(p, self.get_name())  # ParameterError → clean message, exit 2
         self.dt_s = 1.0 / p["physics_rate_hz"]
-        self.pub_js = self.create_publisher(JointState, p["joint_states_topic"], rc.qos("reliable", depth=10))
+        self.follow = bool(p["follow_joint_states"])
+        self.pub_js = None if self.follow else self.create_publisher(JointState, p["joint_states_topic"],
+                                                                     rc.qos("reliable", depth=10))
         self.pub_cam = {c: self.create_publisher(Image, f"{p['camera_topic_prefix']}/{c}/image_raw",
                                                  rc.qos("reliable", depth=5)) for c in self.sim.cameras}
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
         if p["publish_robot_description"]:
             self.pub_urdf = self.create_publisher(String, "robot_description", rc.latched_qos())
             self.pub_urdf.publish(String(data=self.sim.urdf()))
-        mode = p["command_mode"]
-        for g in p["group_names"]:
+        mode = "follow" if self.follow else p["command_mode"]
+        if self.follow:
+            self.create_subscription(JointState, p["joint_states_topic"],
+                                     guard(self, lambda m: self.bridge.on_joint_state(m.name, m.position),
+                                           "joint_states"), rc.qos("sensor_data", depth=10))
+        for g in (p["group_names"] if not self.follow else []):
             topic = p[f"groups.{g}.command_topic"]
             if mode == "trajectory":
                 self.create_subscription(JointTrajectory, topic,
@@ -69,8 +75,9 @@ class SimNode(Node):
         stamp = Time(nanoseconds=int(round(now * 1e9))).to_msg()
         if self.pub_clock is not None:
             self.pub_clock.publish(Clock(clock=stamp))
-        self.pub_js.publish(rc.joint_state(stamp, self.sim.joint_names, self.sim.joint_positions(),
-                                           self.sim.joint_velocities()))
+        if self.pub_js is not None:
+            self.pub_js.publish(rc.joint_state(stamp, self.sim.joint_names, self.sim.joint_positions(),
+                                               self.sim.joint_velocities()))
         if self.bridge.camera_due(now, self.params["camera_rate_hz"]):
             for c, pub in self.pub_cam.items():
                 pub.publish(rc.rgb8_image(self.sim.render(c), stamp, frame_id=f"{c}_camera"))

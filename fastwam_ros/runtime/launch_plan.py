@@ -5,6 +5,7 @@ Launch arguments (strings, as launch gives them) → node specs with parameter f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
                      "the first command works without a robot (true/false)."),
     ("namespace", "", "ROS namespace for all nodes (relative topics follow it)."),
     ("use_sim_time", "false", "Use /clock (bag replay, simulators) for every node (true/false)."),
+    ("mock_hardware", "false", "With demo:=true: drive the demo robot's joints through ros2_control on mock "
+                               "hardware (mock_components/GenericSystem, one stock JointTrajectoryController per "
+                               "arm, joint_state_broadcaster) instead of the simulator's own joints; sim_node "
+                               "then only renders the cameras at the measured joint states. Needs ros2_control "
+                               "(true/false)."),
 ]
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -51,12 +57,48 @@ class NodeSpec:
 class LaunchPlan:
     namespace: str
     nodes: list[NodeSpec]
-    autostart: list[str]  # lifecycle nodes to configure + activate
+    autostart: list[str]  # lifecycle nodes that configure + activate themselves once (parameter autostart)
 
 
-def plan(args: dict[str, str], share: Path) -> LaunchPlan:
-    """The nodes to start for these launch arguments. ``share``: the package's share directory."""
+def _write_yaml_tmp(content: dict[str, Any]) -> str:
+    import tempfile
+
+    import yaml
+
+    with tempfile.NamedTemporaryFile("w", prefix="fastwam_mock_controllers_", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(content, f, sort_keys=False)
+        return f.name
+
+
+def mock_robot_nodes(common: dict[str, Any], write_params: Callable[[dict[str, Any]], str] = _write_yaml_tmp,
+                     update_rate_hz: int = 100) -> list[NodeSpec]:
+    """ros2_control on mock hardware for the demo robot: controller_manager, robot_state_publisher (the URDF
+    with its <ros2_control> element) and one spawner per controller (broadcaster first)."""
+    from .mock_robot import demo_mock_plan
+
+    mp = demo_mock_plan(update_rate_hz)
+    params_file = write_params(mp.params)
+    nodes = [
+        NodeSpec("controller_manager", "ros2_control_node", "controller_manager",
+                 [params_file, {"robot_description": mp.robot_description, **common}],
+                 remappings=[("~/robot_description", "robot_description")]),
+        NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher",
+                 [{"robot_description": mp.robot_description, **common}]),
+    ]
+    for ctrl in mp.controllers:
+        nodes.append(NodeSpec("controller_manager", "spawner", f"spawner_{ctrl}", [common],
+                              arguments=[ctrl, "--controller-manager", "controller_manager"]))
+    return nodes
+
+
+def plan(args: dict[str, str], share: Path,
+         write_params: Callable[[dict[str, Any]], str] | None = None) -> LaunchPlan:
+    """The nodes to start for these launch arguments. ``share``: the package's share directory;
+    ``write_params``: writes a generated parameter file and returns its path (mock hardware only)."""
     demo = parse_bool("demo", args.get("demo", "true"))
+    mock = parse_bool("mock_hardware", args.get("mock_hardware", "false"))
+    if mock and not demo:
+        raise ValueError("mock_hardware:=true drives the demo robot's joints: use it with demo:=true")
     rviz = parse_bool("rviz", args.get("rviz", "false"))
     sim_time = parse_bool("use_sim_time", args.get("use_sim_time", "false"))
     ns = args.get("namespace", "").strip().strip("/")
@@ -76,11 +118,18 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     elif demo:
         policy_over["model.device"] = "cpu"
     common = {"use_sim_time": sim_time}
+    auto = {"autostart": True}
     nodes = [
-        NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
-        NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, common]),
+        NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, {**policy_over, **auto}], lifecycle=True),
+        NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, {**common, **auto}], lifecycle=True),
     ]
-    if demo:
+    if mock:
+        # cameras only: the simulator renders the measured joint states of the mock hardware
+        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node",
+                              [*files, {"use_sim_time": False, "follow_joint_states": True,
+                                        "publish_robot_description": False}]))
+        nodes += mock_robot_nodes(common, write_params) if write_params else mock_robot_nodes(common)
+    elif demo:
         # The simulator's timers run on wall time even when it publishes /clock.
         nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {"use_sim_time": False}]))
         # TF for rviz's robot model: robot_state_publisher over the simulated robot's URDF and joint_states
@@ -92,4 +141,4 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     if rviz:
         nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [common],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
-    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"])
+    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node", "controller_node"])

@@ -474,6 +474,9 @@ SIM_SCHEMA = Schema(
                   over="group_names", read_only=True),
         ParamSpec("groups.{group}.command_topic", "string", "{group}_arm_controller/joint_trajectory",
                   "Command topic followed for group {group}.", over="group_names", read_only=True, check=_topic),
+        ParamSpec("follow_joint_states", "bool", False,
+                  "Cameras only: follow the measured joint states on joint_states_topic (e.g. ros2_control mock "
+                  "hardware) instead of commands, and publish no joint states.", read_only=True),
         ParamSpec("publish_clock", "bool", False,
                   "Publish /clock from sim time (then run every node with use_sim_time:=true).", read_only=True),
         ParamSpec("publish_robot_description", "bool", True,
