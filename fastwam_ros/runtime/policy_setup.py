@@ -104,6 +104,11 @@ def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | No
     resolve_path = resolve_path or (lambda s: s)
 
     def build():
+        from pathlib import Path
+
+        path = resolve_path(p["model.checkpoint"])
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"model.checkpoint {path}: not found (no such file or directory)")
         from fastwam_ros.model.policy import FastWAMPolicy  # torch import happens here, on the worker
 
         threads = int(p.get("model.num_threads", 0) or 0)
@@ -126,7 +131,7 @@ def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | No
             "num_inference_steps": p["model.num_inference_steps"],
         }
         kwargs = {k: v for k, v in wanted.items() if v is not None and _accepts(fn, k)}
-        return fn(resolve_path(p["model.checkpoint"]), **kwargs)
+        return fn(path, **kwargs)
 
     return build
 

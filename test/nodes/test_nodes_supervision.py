@@ -125,7 +125,7 @@ def test_restarts_are_bounded_then_error():
     sup = WorkerSupervisor(w, SupervisionConfig(inference_timeout_s=0.0, max_restarts=2, restart_backoff_s=0.1))
     t = 0.0
     try:
-        for attempt in range(3):
+        for _attempt in range(3):
             _kill_thread(w)
             w.submit(_job(1.0))
             _wait(lambda: w.crashed)
