@@ -177,6 +177,10 @@ class PolicyNode(LifecycleNode):
             err = self.rt.on_instruction(changes["instruction"])
             if err:
                 self.get_logger().warning(err)
+        if "inference_timeout_s" in changes:
+            self.rt.supervisor.cfg.inference_timeout_s = float(changes["inference_timeout_s"])
+        if "output.max_first_step_distance" in changes:
+            self.rt.limits.max_first_step_distance = float(changes["output.max_first_step_distance"])
         if "trigger.mode" in changes or "trigger.rate_hz" in changes:
             self.rt.trigger.configure(self.params["trigger.mode"], self.params["trigger.rate_hz"])
 
