@@ -24,7 +24,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.nodes.shell import guard, guard_change_state, spin_node, start_autostart
+from fastwam_ros.nodes.shell import guard, guard_change_state, release, spin_node, start_autostart
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.params import validate
 from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
@@ -103,13 +103,7 @@ class ControllerNode(LifecycleNode):
 
     def _teardown(self) -> None:
         self.active = False
-        for t in self._timers:
-            self.destroy_timer(t)
-        for s in self._subs:
-            self.destroy_subscription(s)
-        for pub in [*self.pubs.values(), self.pub_prefix]:
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
+        release(self, self._timers, self._subs, [*self.pubs.values(), self.pub_prefix])
         self._timers, self._subs, self.pubs, self.pub_prefix = [], [], {}, None
         self.rt = None
 

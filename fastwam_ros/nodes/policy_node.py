@@ -21,7 +21,7 @@ from visualization_msgs.msg import MarkerArray
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.nodes.shell import guard, guard_change_state, spin_node, start_autostart
+from fastwam_ros.nodes.shell import guard, guard_change_state, release, spin_node, start_autostart
 from fastwam_ros.runtime.policy_runtime import PolicyRuntime
 from fastwam_ros.runtime.policy_setup import configure_policy
 from fastwam_ros.runtime.schemas import POLICY_SCHEMA
@@ -116,16 +116,11 @@ class PolicyNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def _teardown(self) -> None:
-        for t in self._timers:
-            self.destroy_timer(t)
-        for s in self._subs:
-            self.destroy_subscription(s)
+        release(self, self._timers, self._subs,
+                [getattr(self, "pub_chunk", None), getattr(self, "pub_image", None),
+                 getattr(self, "pub_markers", None), getattr(self, "pub_ghost", None),
+                 *getattr(self, "pub_preview", {}).values()])
         self._timers, self._subs = [], []
-        for pub in [getattr(self, "pub_chunk", None), getattr(self, "pub_image", None),
-                    getattr(self, "pub_markers", None), getattr(self, "pub_ghost", None),
-                    *getattr(self, "pub_preview", {}).values()]:
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
         self.pub_preview = {}
         self.pub_chunk = self.pub_image = self.pub_markers = self.pub_ghost = None
         if self.rt is not None:

@@ -34,6 +34,17 @@ def guard(node, fn: Callable[..., Any], name: str = "", default: Any = None) -> 
                           default=default)
 
 
+def release(node, timers, subscriptions, lifecycle_publishers) -> None:
+    """Destroy what a configure created (publishers that are None are skipped)."""
+    for t in timers:
+        node.destroy_timer(t)
+    for s in subscriptions:
+        node.destroy_subscription(s)
+    for pub in lifecycle_publishers:
+        if pub is not None:
+            node.destroy_lifecycle_publisher(pub)
+
+
 def guard_change_state(node) -> None:
     """Wrap the lifecycle ``~/change_state`` service: a transition not available from the current state is
     answered with success=False and a warning (rclpy would raise RCLError from the callback and kill us)."""

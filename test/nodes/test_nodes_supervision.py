@@ -86,6 +86,19 @@ def test_any_exception_in_predict_is_a_counted_error_and_the_thread_survives(sta
     assert w.pop_results()[0].actions[0, 0] == 2.0
 
 
+def _runtime(w, **cfg):
+    """A runtime over ``w`` with no observations (the tests hand jobs to the worker directly)."""
+    return PolicyRuntime(PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, **cfg),
+                         SimpleNamespace(poll=lambda now: None), w, instruction="fold", enabled=True)
+
+
+def _hang(w, model, rt):
+    """Submit a job that hangs in predict until model.release is set; return once the worker runs it."""
+    model.script = ["hang"]
+    w.submit(_job(1.0, epoch=rt.epoch))
+    _wait(lambda: w.busy and w.jobs_started == 1)
+
+
 def _kill_thread(w):
     """Fault injection: the thread's loop itself dies (what used to happen on SystemExit)."""
     original = w._infer
@@ -99,9 +112,7 @@ def _kill_thread(w):
 
 def test_dead_worker_is_restarted_with_backoff_and_step_never_raises(started):
     w, model = started
-    rt = PolicyRuntime(PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1,
-                                           worker_restart_backoff_s=0.5, max_worker_restarts=2),
-                       SimpleNamespace(poll=lambda now: None), w, instruction="fold", enabled=True)
+    rt = _runtime(w, worker_restart_backoff_s=0.5, max_worker_restarts=2)
     _kill_thread(w)
     w.submit(_job(1.0))
     _wait(lambda: w.crashed)
@@ -141,12 +152,8 @@ def test_restarts_are_bounded_then_error():
 
 def test_hung_inference_times_out_with_error_and_reset_does_not_block(started):
     w, model = started
-    rt = PolicyRuntime(PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1,
-                                           inference_timeout_s=2.0),
-                       SimpleNamespace(poll=lambda now: None), w, instruction="fold", enabled=True)
-    model.script = ["hang"]
-    w.submit(_job(1.0, epoch=rt.epoch))
-    _wait(lambda: w.busy and w.jobs_started == 1)
+    rt = _runtime(w, inference_timeout_s=2.0)
+    _hang(w, model, rt)
     rt.step(100.0)  # the tick on which the job is first seen running
     rt.step(101.0)
     d = {s.name: s for s in rt.diagnostics(101.0, active=True)}["inference"]
@@ -170,11 +177,8 @@ def test_hung_inference_times_out_with_error_and_reset_does_not_block(started):
 
 def test_results_of_jobs_submitted_before_reset_are_dropped(started):
     w, model = started
-    rt = PolicyRuntime(PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1),
-                       SimpleNamespace(poll=lambda now: None), w, instruction="fold", enabled=True)
-    model.script = ["hang"]
-    w.submit(_job(1.0, epoch=rt.epoch))
-    _wait(lambda: w.busy and w.jobs_started == 1)
+    rt = _runtime(w)
+    _hang(w, model, rt)
     rt.reset()
     model.release.set()
     _wait(lambda: model.resets == 1)
@@ -183,12 +187,8 @@ def test_results_of_jobs_submitted_before_reset_are_dropped(started):
 
 def test_timeout_result_dropped_when_it_arrives(started):
     w, model = started
-    rt = PolicyRuntime(PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1,
-                                           inference_timeout_s=1.0),
-                       SimpleNamespace(poll=lambda now: None), w, instruction="fold", enabled=True)
-    model.script = ["hang"]
-    w.submit(_job(1.0, epoch=rt.epoch))
-    _wait(lambda: w.busy and w.jobs_started == 1)
+    rt = _runtime(w, inference_timeout_s=1.0)
+    _hang(w, model, rt)
     rt.step(0.0)
     rt.step(1.5)
     model.release.set()
