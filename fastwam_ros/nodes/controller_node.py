@@ -24,7 +24,14 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.nodes.shell import guard, guard_change_state, release, spin_node, start_autostart
+from fastwam_ros.nodes.shell import (
+    TeardownOnCleanup,
+    guard,
+    guard_change_state,
+    release,
+    spin_node,
+    start_autostart,
+)
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.params import validate
 from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
@@ -32,7 +39,7 @@ from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
 _MSG_TYPES = {"trajectory": JointTrajectory, "position": Float64MultiArray, "joint_state": JointState}
 
 
-class ControllerNode(LifecycleNode):
+class ControllerNode(TeardownOnCleanup, LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("controller_node", **kwargs)
         self.params = rc.declare_schema(self, CONTROLLER_SCHEMA)
@@ -106,14 +113,6 @@ class ControllerNode(LifecycleNode):
         release(self, self._timers, self._subs, [*self.pubs.values(), self.pub_prefix])
         self._timers, self._subs, self.pubs, self.pub_prefix = [], [], {}, None
         self.rt = None
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     # -- callbacks ---------------------------------------------------------------------------------
 

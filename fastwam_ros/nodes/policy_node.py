@@ -21,13 +21,20 @@ from visualization_msgs.msg import MarkerArray
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.nodes.shell import guard, guard_change_state, release, spin_node, start_autostart
+from fastwam_ros.nodes.shell import (
+    TeardownOnCleanup,
+    guard,
+    guard_change_state,
+    release,
+    spin_node,
+    start_autostart,
+)
 from fastwam_ros.runtime.policy_runtime import PolicyRuntime
 from fastwam_ros.runtime.policy_setup import configure_policy
 from fastwam_ros.runtime.schemas import POLICY_SCHEMA
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(TeardownOnCleanup, LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("policy_node", **kwargs)
         self.params = rc.declare_schema(self, POLICY_SCHEMA)
@@ -128,14 +135,6 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().warning("the policy worker did not stop within 5 s (a hung inference); its "
                                           "thread is abandoned")
             self.rt = None
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     # -- callbacks (convert and hand over; no torch here) -----------------------------------------
 

@@ -34,6 +34,22 @@ def guard(node, fn: Callable[..., Any], name: str = "", default: Any = None) -> 
                           default=default)
 
 
+class TeardownOnCleanup:
+    """Lifecycle mixin: cleanup and shutdown both undo configure through the node's ``_teardown()``."""
+
+    def on_cleanup(self, state):
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+
 def release(node, timers, subscriptions, lifecycle_publishers) -> None:
     """Destroy what a configure created (publishers that are None are skipped)."""
     for t in timers:
@@ -48,7 +64,8 @@ def release(node, timers, subscriptions, lifecycle_publishers) -> None:
 def guard_change_state(node) -> None:
     """Wrap the lifecycle ``~/change_state`` service: a transition not available from the current state is
     answered with success=False and a warning (rclpy would raise RCLError from the callback and kill us)."""
-    for srv in list(getattr(node, "services", [])):
+    own = getattr(node, "_service_change_state", None)  # rclpy's LifecycleNodeMixin attribute (Humble, Jazzy)
+    for srv in [own] if own is not None else list(getattr(node, "services", [])):
         if getattr(srv, "srv_type", None) is not ChangeState:
             continue
         original = srv.callback
