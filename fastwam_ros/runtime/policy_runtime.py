@@ -294,7 +294,10 @@ class PolicyRuntime:
         self.prefix = None
         self.last_chunk_stamp_s = None
         self.epoch += 1
-        self.worker.reset_async()
+        try:
+            self.worker.reset_async()
+        except WorkerError as exc:  # stopped worker: nothing to reset on the model side
+            self.last_error = f"reset: {exc}"
         self.latency.reset()
         self.rejections.reset()
         self.submissions = 0

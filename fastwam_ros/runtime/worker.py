@@ -268,8 +268,9 @@ class PolicyWorker:
         self._chunk_id = 0
 
     def call_async(self, fn: Callable[[Any], Any]) -> threading.Event:
-        """Queue ``fn(policy)`` for the worker thread and return at once (an Event set when it ran)."""
-        if not self.running:
+        """Queue ``fn(policy)`` for the worker thread and return at once (an Event set when it ran). A crashed
+        worker keeps the command for the thread :meth:`restart` starts."""
+        if not (self.running or self.crashed):
             raise WorkerError("worker is not running")
         done = threading.Event()
         with self._cv:
@@ -335,16 +336,18 @@ class PolicyWorker:
                 self._ready.set()
                 return
         self._ready.set()
+        crashed = False
         try:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - the thread dies; `crashed` reports it, restart() recovers
+            crashed = True
             self.crashes += 1
             self.last_crash = f"{_describe(exc)}\n{_format_tb()}"
         finally:
-            # fail pending commands so callers don't hang
             with self._cv:
                 self._busy = False
-                while self._commands:
+                # stopped: fail pending commands so callers don't hang; crashed: keep them for the restarted thread
+                while self._commands and (self._stop or not crashed):
                     _fn, box, done = self._commands.popleft()
                     box["error"] = WorkerError("worker stopped")
                     done.set()

@@ -194,3 +194,16 @@ def test_timeout_result_dropped_when_it_arrives(started):
     model.release.set()
     _wait(lambda: w.completed == 1)
     assert rt.collect(2.0) == [] and rt.rejections.as_dict() == {"chunk:timed_out": 1}
+
+
+def test_reset_while_the_worker_is_dead_is_kept_for_the_restarted_thread(started):
+    w, model = started
+    rt = _runtime(w, worker_restart_backoff_s=0.0)
+    _kill_thread(w)
+    w.submit(_job(1.0))
+    _wait(lambda: w.crashed)
+    rt.reset()  # used to raise WorkerError("worker is not running") out of the service
+    assert model.resets == 0
+    rt.step(1.0)
+    assert w.restarts == 1
+    _wait(lambda: model.resets == 1)
