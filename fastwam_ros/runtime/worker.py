@@ -313,13 +313,14 @@ class PolicyWorker:
         the policy's own ``warmup()`` when it does not describe its inputs."""
         from .plausibility import warmup_inputs
 
-        blank = warmup_inputs(self.policy) if hasattr(self.policy, "predict") else None
+        instruction = self.current_instruction or self._instruction
+        blank = warmup_inputs(self.policy) if hasattr(self.policy, "predict") and instruction else None
         if blank is None:
             if hasattr(self.policy, "warmup"):
                 self.policy.warmup()
             return
         frame, state = blank
-        out = self.policy.predict(frame, self.current_instruction or self._instruction or "warmup", state)
+        out = self.policy.predict(frame, instruction, state)
         actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
         problem = self._check_output(actions) if self._check_output is not None else None
         if problem is None and (actions.ndim != 2 or not np.all(np.isfinite(actions))):

@@ -137,6 +137,19 @@ def test_configure_failures_carry_their_cause():
     res.runtime.worker.stop()
 
 
+def test_configure_with_the_bundled_demo_model():
+    from fastwam_ros.runtime.policy_setup import configure_policy
+
+    res = configure_policy(_demo_params(**{"model.num_threads": 0}))  # 0: leave torch's global thread count alone
+    try:
+        assert res.ok, res.errors
+        assert {"load", "instruction", "warmup"} <= set(res.load_timing_s)
+        assert res.runtime.limits.horizon == 32  # the model's horizon, enforced per chunk
+    finally:
+        if res.runtime is not None:
+            res.runtime.worker.stop()
+
+
 def test_nonexistent_checkpoint_is_not_found_not_a_policy_directory():
     from fastwam_ros.runtime.policy_setup import policy_factory
 
