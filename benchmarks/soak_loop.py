@@ -5,7 +5,8 @@ commands → SimBridge → sim, in real time with the demo parameters (config/to
 Policy: ``--policy demo`` (the bundled tiny checkpoint, 1 torch thread, as the demo node) or ``--policy standin``
 (a cheap stand-in that ramps from the state: isolates the runtime's own growth from torch's).
 
-Figures: RSS after warm-up and at the end (growth %, and per window), per-window p50/p99 of the loop iteration
+Figures: share of group-ticks in mode "running" (the arms follow chunks: the demo shows motion), RSS after
+warm-up and at the end (growth %, and per window), per-window p50/p99 of the loop iteration
 and of the controller tick (ms), inference p50 per window (s), chunks published/accepted, exceptions (must be 0),
 rejections by reason. Latency drift = last window's p50 / first window's p50.
 
@@ -100,6 +101,7 @@ def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy:
     cur = {"loop": [], "tick": [], "rss": []}
     rss_warm = None
     escaped = accepted = published = 0
+    modes: dict[str, int] = {}  # group-ticks per controller mode after warm-up ("running" = following chunks)
     next_t = t0
     while True:
         now = time.monotonic()
@@ -125,6 +127,9 @@ def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy:
             b = time.perf_counter()
             out = ctl.tick(now)
             cur["tick"].append(time.perf_counter() - b)
+            if now >= t_warm:
+                for m in out.modes.values():
+                    modes[m] = modes.get(m, 0) + 1
             for c in out.commands:
                 tr = c.trajectory
                 if tr is not None:
@@ -168,6 +173,8 @@ def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy:
         "loop_p50_drift": round(last.get("loop_ms_p50", 0) / max(first.get("loop_ms_p50", 1e-9), 1e-9), 2),
         "tick_p50_drift": round(last.get("tick_ms_p50", 0) / max(first.get("tick_ms_p50", 1e-9), 1e-9), 2),
         "chunks_published": published, "chunks_accepted": accepted, "exceptions": escaped,
+        "running_share": round(modes.get("running", 0) / max(1, sum(modes.values())), 3),
+        "group_modes": modes,
         "rejections": dict(rt.rejections.as_dict()), "controller_rejections": dict(ctl.rejections.as_dict()),
         "windows": win,
     }
