@@ -61,9 +61,8 @@ def test_no_chunks_yet_is_explained():
         rt.on_joint_state(t, names, np.zeros(14), t)
         rt.tick(t)
         t += 0.01
-    d = rt.diagnostics(t)[0]
-    if d.level == 1:  # groups hold until the first chunk
-        assert "no chunks received" in d.message
+    d = rt.diagnostics(t)[0]  # groups wait (disabled) for the first chunk: the arms sit still, say why
+    assert d.level == 1 and "no chunks received" in d.message
 
 
 def test_fresh_chunks_do_not_blame_the_policy():
