@@ -48,7 +48,7 @@ class StandIn:
 
     horizon = 32
 
-    def predict(self, frame, instruction, proprio, seed=None):
+    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
         q = np.asarray(proprio, np.float64)
         return np.tile(q, (32, 1)) + 0.002 * np.arange(32)[:, None] * np.sin(np.arange(q.size))[None, :]
 
@@ -60,39 +60,39 @@ def _image(rgb: np.ndarray):
 
 
 def build(policy: str):
-    from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
+    from fastwam_ros.perception import ObservationPipeline
+    from fastwam_ros.robot import load_robot
     from fastwam_ros.runtime.controller_runtime import ControllerRuntime
     from fastwam_ros.runtime.params import load_node_parameters, resolve
-    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
-    from fastwam_ros.runtime.policy_setup import make_worker, policy_factory
-    from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA, POLICY_SCHEMA, SIM_SCHEMA, perception_dict
+    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig, policy_factory
+    from fastwam_ros.runtime.policy_setup import make_worker, with_threads
+    from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA, POLICY_SCHEMA, SIM_SCHEMA
     from fastwam_ros.runtime.sim_runtime import build_sim
 
     def params(node, schema, **over):
         o = load_node_parameters(REPO / "config" / "towel_fold.yaml", node)
         o.update(load_node_parameters(REPO / "config" / "demo.yaml", node))
-        o.update(over)
+        o.update({"robot_file": "demo_aloha", **over})  # as the launch file with demo:=true
         return resolve(schema, o, strict=False)
 
     pp = params("policy_node", POLICY_SCHEMA, **{"model.checkpoint": str(REPO / "models" / "demo"),
                                                  "model.device": "cpu"})
     cp = params("controller_node", CONTROLLER_SCHEMA)
-    sp = params("sim_node", SIM_SCHEMA)
-    sim, bridge = build_sim(sp)
-    factory = policy_factory(pp) if policy == "demo" else StandIn
+    robot = load_robot("demo_aloha")
+    _robot, sim_cfg, sim, bridge = build_sim(params("sim_node", SIM_SCHEMA))
+    factory = with_threads(policy_factory(pp, robot), pp["model.num_threads"]) if policy == "demo" else StandIn
     worker = make_worker(pp, factory)
     worker.start(timeout_s=600.0)
-    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(pp, policy), ObservationPipeline(
-        PerceptionConfig.from_dict(perception_dict(pp))), worker, instruction=pp["instruction"], enabled=True)
-    ctl = ControllerRuntime(cp)
-    return sim, bridge, rt, ctl, sp, cp
+    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(pp, robot, policy), ObservationPipeline(
+        robot.perception_config()), worker, instruction=pp["instruction"], enabled=True)
+    ctl = ControllerRuntime(cp, robot)
+    return sim, bridge, rt, ctl, sim_cfg.camera_rate_hz
 
 
 def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy: str = "standin") -> dict:
-    sim, bridge, rt, ctl, sp, cp = build(policy)
+    sim, bridge, rt, ctl, cam_rate = build(policy)
     names = list(sim.joint_names)
-    dt = 1.0 / float(cp["control_rate_hz"])
-    cam_rate = float(sp["camera_rate_hz"])
+    dt = 1.0 / float(ctl.config.control_rate_hz)
     t0 = time.monotonic()
     t_warm = t0 + warmup_s
     t_end = t_warm + seconds

@@ -1,8 +1,9 @@
-"""The demo robot's 14 joints on ros2_control mock hardware: controller_manager with
-mock_components/GenericSystem, one stock joint_trajectory_controller per arm (left_arm_controller,
-right_arm_controller; default settings) and the joint_state_broadcaster on /joint_states.
+"""A robot file's joints on ros2_control mock hardware: controller_manager with mock_components/GenericSystem,
+the stock controller each group's command topic names (for demo_aloha: left_arm_controller, left_gripper_controller,
+right_arm_controller, right_gripper_controller, JointTrajectoryControllers with default settings) and the
+joint_state_broadcaster on /joint_states.
 
-    ros2 launch fastwam_ros mock_robot.launch.py
+    ros2 launch fastwam_ros mock_robot.launch.py robot:=demo_aloha
 
 ros2_control is an optional dependency (apt install ros-$ROS_DISTRO-ros2-control ros-$ROS_DISTRO-ros2-controllers);
 without it this launch logs why and starts nothing. The robot description and controller parameters are
@@ -25,13 +26,16 @@ def _setup(context, *args, **kwargs):
         return [LogInfo(msg=f"mock_robot.launch.py: nothing started: {why}")]
     sim_time = parse_bool("use_sim_time", LaunchConfiguration("use_sim_time").perform(context))
     ns = LaunchConfiguration("namespace").perform(context).strip().strip("/")
+    robot = LaunchConfiguration("robot").perform(context).strip()
     return [Node(package=s.package, executable=s.executable, name=s.name, namespace=ns, parameters=s.parameters,
                  arguments=s.arguments, remappings=s.remappings, output="screen", emulate_tty=True)
-            for s in mock_robot_nodes({"use_sim_time": sim_time})]
+            for s in mock_robot_nodes({"use_sim_time": sim_time}, robot)]
 
 
 def generate_launch_description():
     return LaunchDescription([
+        DeclareLaunchArgument("robot", default_value="demo_aloha",
+                              description="Robot file: a name under config/robots or a path."),
         DeclareLaunchArgument("namespace", default_value="", description="ROS namespace for all nodes."),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="Use /clock (true/false)."),
         OpaqueFunction(function=_setup),

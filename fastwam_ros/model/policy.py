@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,9 @@ class FastWAMPolicy:
         self.check_image_size = bool(check_image_size)
         self.instruction: str | None = None
         self._rng = random.Random(self.seed)
+        self.robot_contract: dict[str, Any] | None = None  # set by from_pretrained(robot=...)
+        self.robot: Any | None = None  # the RobotSpec it was checked against (from_pretrained(robot=...))
+        self.joint_map: dict[str, str] = {}  # explicit checkpoint -> robot joint renames in force
         self._text_kv: OrderedDict[str, Any] = OrderedDict()
         self._text_dev: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._max_instr_entries = 16
@@ -201,6 +204,9 @@ class FastWAMPolicy:
         stats: str | Path | dict | None = None,
         num_inference_steps: int | None = None,
         seed_mode: str = "fixed",
+        robot: Any | None = None,
+        variant: str | None = None,
+        joint_map: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> FastWAMPolicy:
         """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`), or, when
@@ -211,7 +217,34 @@ class FastWAMPolicy:
         Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
         instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
         instruction embeddings (optional). Nothing is downloaded.
+
+        ``robot`` (robot file path / name / RobotSpec) and ``variant`` (the requested attention variant): the
+        checkpoint's robot contract is checked against them BEFORE any model is built; a mismatch raises one
+        :class:`~fastwam_ros.errors.ContractError` naming every differing field. ``joint_map`` ({checkpoint
+        joint: robot joint}) renames joints on purpose (logged). See :mod:`fastwam_ros.contract`.
         """
+
+        contract = None
+        if robot is not None or variant is not None or joint_map:
+            from fastwam_ros.contract import check_checkpoint
+
+            is_file = Path(path).expanduser().is_file()
+            contract = check_checkpoint(path, robot, variant=variant, joint_map=joint_map,
+                                        config=(config if config is not None else "wan22_5b") if is_file else None)
+        policy = cls._from_pretrained(path, device, dtype, text_encoder_dir, vae_dir, cache_dir,
+                                      tokenizer_dir=tokenizer_dir, config=config, stats=stats,
+                                      num_inference_steps=num_inference_steps, seed_mode=seed_mode, **kwargs)
+        policy.robot_contract = contract
+        if robot is not None:
+            from fastwam_ros.robot import load_robot
+
+            policy.robot = load_robot(robot)  # its perception config tiles raw observations for this checkpoint
+            policy.joint_map = dict(joint_map or {})
+        return policy
+
+    @classmethod
+    def _from_pretrained(cls, path, device, dtype, text_encoder_dir, vae_dir, cache_dir, *, tokenizer_dir, config,
+                         stats, num_inference_steps, seed_mode, **kwargs: Any) -> FastWAMPolicy:
         from fastwam_ros.model.fastwam import FastWAM
 
         dtype = _as_dtype(dtype)
@@ -325,16 +358,30 @@ class FastWAMPolicy:
         include_vae: bool = True,
         include_text_encoder: bool = False,
         raw_stats: dict | None = None,
+        robot: Any | None = None,
     ) -> Path:
         """Write a policy directory. Cached embeddings of the current encoder (plus ``instructions``, encoded
-        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``."""
+        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``.
+        ``robot`` (robot file / RobotSpec): write its contract (``robot_contract.json``); default: the contract
+        this policy was loaded with, if it had a complete one."""
+        from fastwam_ros import contract as rc
+
+        if robot is not None:
+            contract = rc.contract_from_robot(robot, variant=self.cfg.variant)
+            mine = {"proprio_dim": self.proprio_dim, "action_dim": self.action_dim, "frame_hw": list(self.image_size)}
+            bad = rc.compare(mine, contract)
+            if bad:
+                raise rc.ContractError("(this policy)", str(getattr(robot, "source", robot)), bad)
+        else:
+            held = getattr(self, "robot_contract", None) or {}
+            contract = held if all(k in held for k in rc.FIELDS) else None
         for ins in instructions or ():
             self.text_cache.get(ins)
         entries = self.text_cache.entries()
         enc = self.text_cache.encoder if include_text_encoder else None
         if include_text_encoder and enc is None:
             raise ValueError("include_text_encoder=True but this policy has no text encoder")
-        return ser.save_policy_dir(
+        out = ser.save_policy_dir(
             path,
             self.model,
             self.normalizer,
@@ -344,6 +391,11 @@ class FastWAMPolicy:
             text_encoder=enc,
             raw_stats=raw_stats,
         )
+        if contract is not None:
+            rc.write_contract(out, contract)
+        elif (Path(out) / rc.CONTRACT_FILE).exists():
+            (Path(out) / rc.CONTRACT_FILE).unlink()
+        return out
 
     # ------------------------------------------------------------------------------------------ properties
     @property

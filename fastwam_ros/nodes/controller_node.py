@@ -70,25 +70,27 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
                 self.get_logger().error(f"configure failed: parameter {e}")
             return TransitionCallbackReturn.FAILURE
         try:
+            from fastwam_ros.robot import load_robot
+
+            robot = self.robot = load_robot(p["robot_file"])  # ConfigError names the file and field
             urdf = p["robot_description.urdf"] if p["robot_description.source"] == "parameter" else None
-            self.rt = ControllerRuntime(p, urdf=urdf)
-            msg_type = _MSG_TYPES[p["output_mode"]]
-            self.pubs = {g: self.create_lifecycle_publisher(msg_type, p[f"groups.{g}.command_topic"],
-                                                            rc.command_qos(10))
-                         for g in p["group_names"]}
+            self.rt = ControllerRuntime(p, robot, urdf=urdf)
+            msg_type = _MSG_TYPES[robot.output_mode]
+            self.pubs = {g.name: self.create_lifecycle_publisher(msg_type, g.command_topic, rc.command_qos(10))
+                         for g in robot.groups}
             self.pub_prefix = self.create_lifecycle_publisher(ActionChunk, p["committed_prefix_topic"],
                                                               rc.command_qos(1))
             sub = self.create_subscription
             self._subs = [
                 sub(ActionChunk, p["chunk_topic"], guard(self, self._on_chunk, "action chunk"), rc.command_qos(10)),
-                sub(JointState, p["joint_states.topic"], guard(self, self._on_joint_state, "joint_states"),
-                    rc.qos(p["joint_states.qos"], depth=50)),
+                sub(JointState, robot.joint_states_topic, guard(self, self._on_joint_state, "joint_states"),
+                    rc.qos(robot.joint_states_qos, depth=50)),
                 sub(Bool, p["estop_topic"], guard(self, self._on_estop, "e-stop"), rc.command_qos(1)),
             ]
             if p["robot_description.source"] == "topic":
                 self._subs.append(sub(String, p["robot_description.topic"], guard(self, self._on_urdf, "urdf"),
                                       rc.latched_qos()))
-            self._timers = [self.create_timer(1.0 / p["control_rate_hz"], guard(self, self._tick, "tick"))]
+            self._timers = [self.create_timer(1.0 / self.rt.config.control_rate_hz, guard(self, self._tick, "tick"))]
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it without a word
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             self._teardown()

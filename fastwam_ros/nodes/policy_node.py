@@ -64,41 +64,44 @@ class PolicyNode(TeardownOnCleanup, LifecycleNode):
                                f"({p['model.dtype']})")
         try:
             res = configure_policy(p)
-            for e in res.errors:
-                self.get_logger().error(f"configure failed: {e}")
+            for e in res.errors:  # a contract mismatch lists every differing field on its own line
+                for k, line in enumerate(e.splitlines()):
+                    self.get_logger().error(f"configure failed: {line}" if k == 0 else line)
             for d in res.details:
                 self.get_logger().debug(d)
             if not res.ok:
                 return TransitionCallbackReturn.FAILURE
-            self.rt = res.runtime
-            self.get_logger().info(f"model ready: {res.load_timing_s}")
-            self._create_io(p)
+            self.rt, self.robot = res.runtime, res.robot
+            r = res.robot
+            self.get_logger().info(f"robot {r.name} ({r.source}): cameras {list(r.camera_names)}, "
+                                   f"{len(r.joints)} joints; model ready: {res.load_timing_s}")
+            self._create_io(p, r)
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it without a word
             self.get_logger().error(f"configure failed while creating ROS interfaces: {type(exc).__name__}: {exc}")
             self._teardown()
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
-    def _create_io(self, p) -> None:
+    def _create_io(self, p, robot) -> None:
         # publishers (lifecycle: silent until activated)
         self.pub_chunk = self.create_lifecycle_publisher(ActionChunk, p["chunk.topic"], rc.command_qos(10))
-        self.pub_preview = {a: self.create_lifecycle_publisher(JointTrajectory, p[f"arms.{a}.preview_topic"], 10)
-                            for a in p["arm_names"]}
+        self.pub_preview = {g.name: self.create_lifecycle_publisher(JointTrajectory, f"~/preview/{g.name}", 10)
+                            for g in robot.groups}
         self.pub_image = self.create_lifecycle_publisher(Image, p["debug.tiled_image_topic"], 1)
         self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "~/chunk_markers", 1)
         self.pub_ghost = self.create_lifecycle_publisher(JointState, "~/predicted_end_state", 1)
         # subscriptions
-        for cam in p["camera_names"]:
-            topic, transport = p[f"cameras.{cam}.topic"], p[f"cameras.{cam}.transport"]
-            msg_type = CompressedImage if transport == "compressed" else Image
-            if transport == "compressed" and not topic.endswith("/compressed"):
+        for cam in robot.cameras:
+            topic = cam.topic
+            msg_type = CompressedImage if cam.transport == "compressed" else Image
+            if cam.transport == "compressed" and not topic.endswith("/compressed"):
                 topic += "/compressed"
             self._subs.append(self.create_subscription(
-                msg_type, topic, guard(self, lambda m, c=cam: self._on_image(c, m), f"image {cam}"),
-                rc.qos(p[f"cameras.{cam}.qos"])))
-        self._subs.append(self.create_subscription(JointState, p["joint_states.topic"],
+                msg_type, topic, guard(self, lambda m, c=cam.name: self._on_image(c, m), f"image {cam.name}"),
+                rc.qos(cam.qos)))
+        self._subs.append(self.create_subscription(JointState, robot.joint_states_topic,
                                                    guard(self, self._on_joint_state, "joint_states"),
-                                                   rc.qos(p["joint_states.qos"], depth=50)))
+                                                   rc.qos(robot.joint_states_qos, depth=50)))
         instr_qos = rc.latched_qos() if p["instruction_qos"] == "transient_local" else rc.command_qos(1)
         self._subs.append(self.create_subscription(String, p["instruction_topic"],
                                                    guard(self, self._on_instruction, "instruction"), instr_qos))

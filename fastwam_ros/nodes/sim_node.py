@@ -1,8 +1,9 @@
 """sim_node: the demo's simulated bimanual robot (fastwam_ros.sim) on ROS.
 
 A timer steps the simulator at physics_rate_hz and publishes sensor_msgs/JointState; cameras are rendered
-at camera_rate_hz into sensor_msgs/Image (rgb8, all cameras of one frame share a stamp); optional /clock.
-It follows the controller's commands in any output mode. Logic: fastwam_ros.runtime.sim_runtime.
+at the robot file's camera rate into sensor_msgs/Image (rgb8, all cameras of one frame share a stamp); optional
+/clock. It follows the controller's commands in any output mode, or (follow_joint_states) only renders the
+cameras at measured joint states, e.g. of ros2_control mock hardware. Logic: fastwam_ros.runtime.sim_runtime.
 """
 
 from __future__ import annotations
@@ -25,24 +26,26 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_node", **kwargs)
         p = self.params = rc.declare_schema(self, SIM_SCHEMA)
-        self.sim, self.bridge = build_sim(p, self.get_name())  # ParameterError → clean message, exit 2
+        # ParameterError (robot file, joints the simulator lacks) → a clean message and exit 2
+        robot, self.sim_config, self.sim, self.bridge = build_sim(p, self.get_name())
+        self.robot = robot
         self.dt_s = 1.0 / p["physics_rate_hz"]
         self.follow = bool(p["follow_joint_states"])
-        self.pub_js = None if self.follow else self.create_publisher(JointState, p["joint_states_topic"],
+        self.pub_js = None if self.follow else self.create_publisher(JointState, robot.joint_states_topic,
                                                                      rc.qos("reliable", depth=10))
-        self.pub_cam = {c: self.create_publisher(Image, f"{p['camera_topic_prefix']}/{c}/image_raw",
-                                                 rc.qos("reliable", depth=5)) for c in self.sim.cameras}
+        self.pub_cam = {c.name: self.create_publisher(Image, c.topic, rc.qos("reliable", depth=5))
+                        for c in robot.cameras}
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
         if p["publish_robot_description"]:
             self.pub_urdf = self.create_publisher(String, "robot_description", rc.latched_qos())
             self.pub_urdf.publish(String(data=self.sim.urdf()))
-        mode = "follow" if self.follow else p["command_mode"]
+        mode = "follow" if self.follow else robot.output_mode
         if self.follow:
-            self.create_subscription(JointState, p["joint_states_topic"],
+            self.create_subscription(JointState, robot.joint_states_topic,
                                      guard(self, lambda m: self.bridge.on_joint_state(m.name, m.position),
                                            "joint_states"), rc.qos("sensor_data", depth=10))
-        for g in (p["group_names"] if not self.follow else []):
-            topic = p[f"groups.{g}.command_topic"]
+        for grp in (robot.groups if not self.follow else []):
+            g, topic = grp.name, grp.command_topic
             if mode == "trajectory":
                 self.create_subscription(JointTrajectory, topic,
                                          guard(self, lambda m, g=g: self._on_traj(g, m), f"command {g}"),
@@ -78,7 +81,7 @@ class SimNode(Node):
         if self.pub_js is not None:
             self.pub_js.publish(rc.joint_state(stamp, self.sim.joint_names, self.sim.joint_positions(),
                                                self.sim.joint_velocities()))
-        if self.bridge.camera_due(now, self.params["camera_rate_hz"]):
+        if self.bridge.camera_due(now, self.sim_config.camera_rate_hz):
             for c, pub in self.pub_cam.items():
                 pub.publish(rc.rgb8_image(self.sim.render(c), stamp, frame_id=f"{c}_camera"))
 

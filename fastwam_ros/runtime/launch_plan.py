@@ -13,6 +13,8 @@ from typing import Any
 LAUNCH_ARGS: list[tuple[str, str, str]] = [
     ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
                    "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
+    ("robot", "", "Robot file: a name under share/fastwam_ros/config/robots (towel_fold_bimanual, demo_aloha) or a "
+                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true."),
     ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
                        "value in the YAML; with demo:=true the bundled models/demo."),
     ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
@@ -22,11 +24,11 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
                      "the first command works without a robot (true/false)."),
     ("namespace", "", "ROS namespace for all nodes (relative topics follow it)."),
     ("use_sim_time", "false", "Use /clock (bag replay, simulators) for every node (true/false)."),
-    ("mock_hardware", "false", "With demo:=true: drive the demo robot's joints through ros2_control on mock "
-                               "hardware (mock_components/GenericSystem, one stock JointTrajectoryController per "
-                               "arm, joint_state_broadcaster) instead of the simulator's own joints; sim_node "
-                               "then only renders the cameras at the measured joint states. Needs ros2_control "
-                               "(true/false)."),
+    ("mock_hardware", "false", "Drive the robot file's joints through ros2_control on mock hardware "
+                               "(mock_components/GenericSystem, the stock controller each group's command topic "
+                               "names, e.g. one JointTrajectoryController per arm, joint_state_broadcaster); with "
+                               "demo:=true sim_node then only renders the cameras at the measured joint states. "
+                               "Needs ros2_control (true/false)."),
 ]
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -70,13 +72,14 @@ def _write_yaml_tmp(content: dict[str, Any]) -> str:
         return f.name
 
 
-def mock_robot_nodes(common: dict[str, Any], write_params: Callable[[dict[str, Any]], str] = _write_yaml_tmp,
+def mock_robot_nodes(common: dict[str, Any], robot_file: str,
+                     write_params: Callable[[dict[str, Any]], str] = _write_yaml_tmp,
                      update_rate_hz: int = 100) -> list[NodeSpec]:
-    """ros2_control on mock hardware for the demo robot: controller_manager, robot_state_publisher (the URDF
-    with its <ros2_control> element) and one spawner per controller (broadcaster first)."""
-    from .mock_robot import demo_mock_plan
+    """ros2_control on mock hardware for a robot file: controller_manager, robot_state_publisher (the URDF with
+    its <ros2_control> element) and one spawner per controller (broadcaster first)."""
+    from .mock_robot import robot_mock_plan
 
-    mp = demo_mock_plan(update_rate_hz)
+    mp = robot_mock_plan(robot_file, update_rate_hz)
     params_file = write_params(mp.params)
     nodes = [
         NodeSpec("controller_manager", "ros2_control_node", "controller_manager",
@@ -97,8 +100,6 @@ def plan(args: dict[str, str], share: Path,
     ``write_params``: writes a generated parameter file and returns its path (mock hardware only)."""
     demo = parse_bool("demo", args.get("demo", "true"))
     mock = parse_bool("mock_hardware", args.get("mock_hardware", "false"))
-    if mock and not demo:
-        raise ValueError("mock_hardware:=true drives the demo robot's joints: use it with demo:=true")
     rviz = parse_bool("rviz", args.get("rviz", "false"))
     sim_time = parse_bool("use_sim_time", args.get("use_sim_time", "false"))
     ns = args.get("namespace", "").strip().strip("/")
@@ -108,7 +109,11 @@ def plan(args: dict[str, str], share: Path,
     for f in files:
         if not Path(f).is_file():
             raise FileNotFoundError(f"parameter file {f} does not exist (launch argument config:=)")
-    policy_over: dict[str, Any] = {"use_sim_time": sim_time}
+    robot = args.get("robot", "").strip() or ("demo_aloha" if demo else "")
+    common: dict[str, Any] = {"use_sim_time": sim_time}
+    if robot:
+        common["robot_file"] = robot
+    policy_over: dict[str, Any] = dict(common)
     if args.get("checkpoint"):
         policy_over["model.checkpoint"] = args["checkpoint"]
     elif demo:
@@ -117,28 +122,30 @@ def plan(args: dict[str, str], share: Path,
         policy_over["model.device"] = args["device"]
     elif demo:
         policy_over["model.device"] = "cpu"
-    common = {"use_sim_time": sim_time}
     auto = {"autostart": True}
     nodes = [
         NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, {**policy_over, **auto}], lifecycle=True),
         NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, {**common, **auto}], lifecycle=True),
     ]
     if mock:
-        # cameras only: the simulator renders the measured joint states of the mock hardware
-        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node",
-                              [*files, {"use_sim_time": False, "follow_joint_states": True,
-                                        "publish_robot_description": False}]))
-        nodes += mock_robot_nodes(common, write_params) if write_params else mock_robot_nodes(common)
+        if not robot:
+            raise ValueError("mock_hardware:=true needs a robot file: robot:=<name or path> (or demo:=true)")
+        if demo:  # cameras only: the simulator renders the measured joint states of the mock hardware
+            nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node",
+                                  [*files, {**common, "use_sim_time": False, "follow_joint_states": True,
+                                            "publish_robot_description": False}]))
+        ros2c = {"use_sim_time": sim_time}
+        nodes += mock_robot_nodes(ros2c, robot, *([write_params] if write_params else []))
     elif demo:
         # The simulator's timers run on wall time even when it publishes /clock.
-        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {"use_sim_time": False}]))
+        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {**common, "use_sim_time": False}]))
         # TF for rviz's robot model: robot_state_publisher over the simulated robot's URDF and joint_states
         # (on a real robot, the robot's own bringup runs it).
         from fastwam_ros.sim.robot import urdf_string
 
         nodes.append(NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher",
-                              [{"robot_description": urdf_string(), **common}]))
+                              [{"robot_description": urdf_string(), "use_sim_time": sim_time}]))
     if rviz:
-        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [common],
+        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [{"use_sim_time": sim_time}],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
     return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node", "controller_node"])

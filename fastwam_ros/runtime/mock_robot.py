@@ -1,9 +1,10 @@
 """A ros2_control bring-up on mock hardware for development and tests, decided without ROS.
 
 ``mock_components/GenericSystem`` (ros2_control's mock hardware: the commanded position becomes the state)
-for every joint of the robot, one ``joint_trajectory_controller/JointTrajectoryController`` per command group
-with its stock default settings, and the ``joint_state_broadcaster``. launch/mock_robot.launch.py (and
-towel_fold.launch.py with ``robot:=mock``) maps :func:`mock_plan` onto launch actions. ros2_control is an
+for every joint of the robot file, the stock controller each group's command topic names (a
+``joint_trajectory_controller/JointTrajectoryController`` per group for output trajectory) with its default
+settings, and the ``joint_state_broadcaster``. launch/mock_robot.launch.py (and towel_fold.launch.py with
+``mock_hardware:=true``) maps :func:`mock_plan` onto launch actions. ros2_control is an
 optional dependency: :func:`ros2_control_available` says whether the packages are installed.
 """
 
@@ -68,21 +69,62 @@ def urdf_with_ros2_control(urdf: str, joint_names: Sequence[str],
     return urdf[:end] + ros2_control_xml(joint_names, initial) + "\n" + urdf[end:]
 
 
-def controller_manager_params(groups: Mapping[str, Sequence[str]], update_rate_hz: int = 100,
-                              controller_suffix: str = "_arm_controller") -> dict[str, Any]:
-    """Parameter file content (``{node: {"ros__parameters": ...}}``) for the controller_manager and one JTC per
-    group named ``<group><suffix>`` (its topic ``<name>/joint_trajectory`` = controller_node's default command
-    topic). JTC settings other than joints/interfaces are left at their stock defaults on purpose."""
-    if not groups:
-        raise ValueError("controller_manager_params: no groups")
+JGPC_TYPE = "position_controllers/JointGroupPositionController"
+# controller_node output kind -> (stock controller type, topic suffix it subscribes to)
+_STOCK = {"trajectory": (JTC_TYPE, "/joint_trajectory"), "position": (JGPC_TYPE, "/commands")}
+
+
+def stock_controllers(groups: Sequence[Any]) -> dict[str, tuple[str, list[str]]]:
+    """Robot-file groups → {controller name: (type, joints)}: the controller named by each group's command topic
+    (``left_arm_controller/joint_trajectory`` → a JointTrajectoryController ``left_arm_controller``;
+    ``<name>/commands`` with output position → a JointGroupPositionController)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for g in groups:
+        if g.output not in _STOCK:
+            raise ValueError(f"group {g.name}: output {g.output!r} has no stock ros2_control controller "
+                             f"(use trajectory or position)")
+        ctype, suffix = _STOCK[g.output]
+        topic = g.command_topic.strip("/")
+        if not topic.endswith(suffix) or "/" not in topic:
+            raise ValueError(f"group {g.name}: command topic {g.command_topic!r} is not '<controller>{suffix}' "
+                             f"(what a stock {ctype} subscribes to)")
+        name = topic[: -len(suffix)].rsplit("/", 1)[-1]
+        if name in out:
+            raise ValueError(f"groups share the controller {name!r}")
+        out[name] = (ctype, list(g.joints))
+    return out
+
+
+def controller_manager_params(controllers: Mapping[str, tuple[str, Sequence[str]]],
+                              update_rate_hz: int = 100) -> dict[str, Any]:
+    """Parameter file content (``{node: {"ros__parameters": ...}}``) for the controller_manager, the
+    joint_state_broadcaster and the stock controllers. Settings other than joints/interfaces are left at their
+    stock defaults on purpose (what we send must be accepted by a default JTC)."""
+    if not controllers:
+        raise ValueError("controller_manager_params: no controllers")
     cm: dict[str, Any] = {"update_rate": int(update_rate_hz), "joint_state_broadcaster": {"type": JSB_TYPE}}
     out: dict[str, Any] = {}
-    for g, joints in groups.items():
-        name = f"{g}{controller_suffix}"
-        cm[name] = {"type": JTC_TYPE}
-        out[name] = {"ros__parameters": {"joints": list(joints), "command_interfaces": ["position"],
-                                         "state_interfaces": ["position", "velocity"]}}
+    for name, (ctype, joints) in controllers.items():
+        cm[name] = {"type": ctype}
+        params: dict[str, Any] = {"joints": list(joints)}
+        if ctype == JTC_TYPE:
+            params.update(command_interfaces=["position"], state_interfaces=["position", "velocity"])
+        out[name] = {"ros__parameters": params}
     return {"controller_manager": {"ros__parameters": cm}, **out}
+
+
+def minimal_urdf(joint_names: Sequence[str], name: str = "fastwam_mock_robot") -> str:
+    """A URDF with just the named joints (revolute, each on its own link under ``base_link``): enough for
+    robot_state_publisher and mock hardware when the robot file names no URDF."""
+    lines = ['<?xml version="1.0"?>', f"<robot name={quoteattr(name)}>", '  <link name="base_link"/>']
+    for j in joint_names:
+        lines += [f"  <link name={quoteattr(j + '_link')}/>",
+                  f"  <joint name={quoteattr(j)} type=\"revolute\">",
+                  '    <parent link="base_link"/>', f"    <child link={quoteattr(j + '_link')}/>",
+                  '    <axis xyz="0 0 1"/>', '    <limit lower="-3.1416" upper="3.1416" velocity="10" effort="100"/>',
+                  "  </joint>"]
+    lines.append("</robot>")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -92,24 +134,25 @@ class MockPlan:
     controllers: list[str] = field(default_factory=list)  # spawned in this order (broadcaster first)
 
 
-def mock_plan(urdf: str, groups: Mapping[str, Sequence[str]], initial: Mapping[str, float] | None = None,
-              update_rate_hz: int = 100) -> MockPlan:
-    joints = [j for js in groups.values() for j in js]
-    params = controller_manager_params(groups, update_rate_hz)
-    ctrls = ["joint_state_broadcaster"] + [k for k in params if k != "controller_manager"]
-    return MockPlan(urdf_with_ros2_control(urdf, joints, initial), params, ctrls)
+def mock_plan(robot: Any, initial: Mapping[str, float] | None = None, update_rate_hz: int = 100) -> MockPlan:
+    """A RobotSpec (robot file) on mock hardware: its URDF (``urdf:``, else :func:`minimal_urdf`) with a
+    ``<ros2_control>`` element for its joints, and the stock controllers its groups' command topics name."""
+    joints = [j for g in robot.groups for j in g.joints]
+    controllers = stock_controllers(robot.groups)
+    urdf = robot.urdf_xml() or minimal_urdf(robot.joints)
+    params = controller_manager_params(controllers, update_rate_hz)
+    return MockPlan(urdf_with_ros2_control(urdf, joints, initial), params,
+                    ["joint_state_broadcaster", *controllers])
 
 
-def demo_mock_plan(update_rate_hz: int = 100) -> MockPlan:
-    """The simulated demo robot's joints (config/demo.yaml groups ``left``/``right``) on mock hardware, starting
-    at the simulator's home pose."""
+def robot_mock_plan(robot_file: str, update_rate_hz: int = 100) -> MockPlan:
+    """:func:`mock_plan` for a robot file (name or path); the simulated demo robot starts at its home pose."""
+    from fastwam_ros.robot import load_robot
     from fastwam_ros.sim import HOME_POSITIONS, JOINT_NAMES
-    from fastwam_ros.sim.robot import urdf_string
 
-    groups = {"left": [j for j in JOINT_NAMES if j.startswith("left_")],
-              "right": [j for j in JOINT_NAMES if j.startswith("right_")]}
-    home = {n: float(q) for n, q in zip(JOINT_NAMES, HOME_POSITIONS)}
-    return mock_plan(urdf_string(), groups, home, update_rate_hz)
+    robot = load_robot(robot_file)
+    home = {n: float(q) for n, q in zip(JOINT_NAMES, HOME_POSITIONS) if n in robot.joints}
+    return mock_plan(robot, home, update_rate_hz)
 
 
 def ros2_control_available(find_package=None) -> tuple[bool, str]:

@@ -7,7 +7,7 @@ Time: every method that depends on time takes ``now_s`` (ROS time, seconds).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from .chunks import (
     trajectory_fields,
 )
 from .diagnostics import DiagStatus, latency_values, truncate_text
+from .interfaces import ObservationSource, PolicyLoader, PolicyLoadRequest, fastwam_loader
 from .plausibility import DEFAULT_MAX_ABS_ACTION, OutputLimits, check_actions, model_horizon
 from .stats import LatencyStats, RateMeter, ReasonCounter
 from .supervision import SupervisionConfig, WorkerSupervisor
@@ -154,11 +155,12 @@ class PolicyRuntimeConfig:
     max_abs_action: float = DEFAULT_MAX_ABS_ACTION
 
     @classmethod
-    def from_params(cls, p: Mapping[str, Any], model_id: str = "") -> PolicyRuntimeConfig:
+    def from_params(cls, p: Mapping[str, Any], robot: Any, model_id: str = "") -> PolicyRuntimeConfig:
+        """Deployment knobs from the node's parameters, robot facts from the robot file (a RobotSpec)."""
         return cls(
-            joint_names=list(p["joint_names"]),
-            arms={a: list(p[f"arms.{a}.joints"]) for a in p["arm_names"]},
-            step_period_s=float(p["chunk.step_period_s"]),
+            joint_names=list(robot.joints),
+            arms={g.name: list(g.joints) for g in robot.groups},
+            step_period_s=float(robot.chunk_step_period_s),
             trigger_mode=p["trigger.mode"],
             trigger_rate_hz=float(p["trigger.rate_hz"]),
             seed_policy=p["model.seed_policy"],
@@ -169,7 +171,7 @@ class PolicyRuntimeConfig:
             tiled_image_rate_hz=float(p["debug.tiled_image_rate_hz"]),
             markers=bool(p["debug.markers"]),
             ghost_prefix=p["debug.ghost_prefix"],
-            cameras=list(p["camera_names"]),
+            cameras=list(robot.camera_names),
             max_instruction_chars=int(p.get("max_instruction_chars", 512)),
             inference_timeout_s=float(p.get("inference_timeout_s", 10.0)),
             max_worker_restarts=int(p.get("worker.max_restarts", 5)),
@@ -190,12 +192,12 @@ def frame_to_rgb8(frame: np.ndarray) -> np.ndarray:
 class PolicyRuntime:
     """Wires an observation pipeline and a :class:`PolicyWorker` together, ROS-free.
 
-    ``pipeline`` needs ``add_image(camera, msg, stamp_s)``, ``add_joint_state(stamp_s, names,
-    positions)``, ``poll(now_s)`` → observation (``frame``, ``stamp_s``, ``proprio``) or None, and
-    optionally ``stats()`` → dict.
+    ``pipeline``: an :class:`~fastwam_ros.runtime.interfaces.ObservationSource` (``add_image``,
+    ``add_joint_state``, ``poll(now_s)`` → observation with ``frame``, ``stamp_s``, ``proprio``), optionally
+    with ``stats(now_s)`` → dict.
     """
 
-    def __init__(self, config: PolicyRuntimeConfig, pipeline: Any, worker: PolicyWorker, *,
+    def __init__(self, config: PolicyRuntimeConfig, pipeline: ObservationSource, worker: PolicyWorker, *,
                  instruction: str, enabled: bool = False):
         self.cfg = config
         self.pipeline = pipeline
@@ -515,3 +517,34 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def load_request(p: Mapping[str, Any], robot: Any, resolve_path: Callable[[str], str] | None = None
+                 ) -> PolicyLoadRequest:
+    """The policy node's parameters + robot file → what to load (every field is honoured or refused)."""
+    from fastwam_ros.contract import parse_joint_map
+
+    resolve_path = resolve_path or (lambda s: s)
+    return PolicyLoadRequest(
+        checkpoint=resolve_path(p["model.checkpoint"]),
+        robot=robot,
+        device=p["model.device"],
+        dtype=p["model.dtype"],
+        variant=p["model.variant"],
+        joint_map=parse_joint_map(p["model.joint_map"]),
+        config=p["model.config"] or None,  # a preset name (wan22_5b) or a path
+        stats=resolve_path(p["model.stats"]) if p["model.stats"] else None,
+        vae_dir=p["model.vae_dir"] or None,
+        text_encoder_dir=p["model.text_encoder_dir"] or None,
+        tokenizer_dir=p["model.tokenizer_dir"] or None,
+        cache_dir=p["model.cache_dir"] or None,
+        num_inference_steps=p["model.num_inference_steps"],
+    )
+
+
+def policy_factory(p: Mapping[str, Any], robot: Any, resolve_path: Callable[[str], str] | None = None,
+                   loader: PolicyLoader = fastwam_loader) -> Callable[[], Any]:
+    """A zero-argument factory (run on the worker thread) that loads the policy named by the params and checks
+    its robot contract against ``robot`` (a RobotSpec) before any model is built."""
+    request = load_request(p, robot, resolve_path)
+    return lambda: loader(request)

@@ -7,7 +7,6 @@ them. A worker already started is stopped again when a later step fails.
 
 from __future__ import annotations
 
-import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,14 +14,15 @@ from typing import Any
 
 from .params import validate
 from .plausibility import OutputLimits, check_actions, check_normalizer
-from .policy_runtime import PolicyRuntime, PolicyRuntimeConfig
-from .schemas import POLICY_SCHEMA, perception_dict, require_checkpoint
+from .policy_runtime import PolicyRuntime, PolicyRuntimeConfig, policy_factory
+from .schemas import POLICY_SCHEMA, require_checkpoint
 from .worker import PolicyWorker, WorkerError
 
 
 @dataclass
 class ConfigureResult:
     runtime: PolicyRuntime | None
+    robot: Any = None  # the RobotSpec (cameras, joints, groups) the node wires its topics from
     errors: list[str] = field(default_factory=list)  # one line each: "<step>: <Type>: <cause>"
     details: list[str] = field(default_factory=list)  # tracebacks (debug log)
     load_timing_s: dict[str, float] = field(default_factory=dict)
@@ -32,10 +32,25 @@ class ConfigureResult:
         return self.runtime is not None and not self.errors
 
 
-def _default_pipeline(p: Mapping[str, Any]) -> Any:
-    from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
+def _default_pipeline(robot: Any) -> Any:
+    from fastwam_ros.perception import ObservationPipeline
 
-    return ObservationPipeline(PerceptionConfig.from_dict(perception_dict(p)))
+    return ObservationPipeline(robot.perception_config())
+
+
+def with_threads(factory: Callable[[], Any], threads: int) -> Callable[[], Any]:
+    """``factory`` that first sets torch's intra-op CPU threads (``model.num_threads``; 0 = leave the default).
+    On a small, busy CPU one thread is several times faster than oversubscribed ones."""
+    if threads <= 0:
+        return factory
+
+    def build():
+        import torch
+
+        torch.set_num_threads(int(threads))
+        return factory()
+
+    return build
 
 
 def make_worker(p: Mapping[str, Any], factory: Callable[[], Any]) -> PolicyWorker:
@@ -54,19 +69,29 @@ def make_worker(p: Mapping[str, Any], factory: Callable[[], Any]) -> PolicyWorke
 
 
 def configure_policy(p: Mapping[str, Any], *, factory: Callable[[], Any] | None = None,
-                     pipeline_factory: Callable[[Mapping[str, Any]], Any] | None = None,
+                     pipeline_factory: Callable[[Any], Any] | None = None,
                      exists: Callable[[str], bool] | None = None) -> ConfigureResult:
-    """Validate ``p``, build and start the worker (model load + checks + warm-up on its thread), build the
-    observation pipeline and the runtime. Never raises an ``Exception``; the result lists what failed."""
+    """Validate ``p``, load the robot file, build and start the worker (model load + contract + checks + warm-up
+    on its thread), build the observation pipeline and the runtime. Never raises an ``Exception``; the result
+    lists what failed (``pipeline_factory(robot)`` defaults to the robot's ObservationPipeline)."""
     res = ConfigureResult(None)
     errors = [f"parameter {e}" for e in validate(POLICY_SCHEMA, p) + require_checkpoint(p, exists)]
     if errors:
         res.errors = errors
         return res
     worker = None
-    step = "building the policy factory"
+    step = "loading the robot file"
     try:
-        factory = factory or policy_factory(p)
+        from fastwam_ros.robot import load_robot
+
+        try:
+            robot = res.robot = load_robot(p["robot_file"])
+            robot.perception_config()
+        except ValueError as exc:  # ConfigError: names the file and the field
+            res.errors.append(f"robot file: {exc}")
+            return res
+        step = "building the policy factory"
+        factory = with_threads(factory or policy_factory(p, robot), int(p.get("model.num_threads", 0) or 0))
         step = "creating the worker"
         worker = make_worker(p, factory)
         step = "loading the model"
@@ -77,10 +102,10 @@ def configure_policy(p: Mapping[str, Any], *, factory: Callable[[], Any] | None 
             return res
         res.load_timing_s = dict(worker.load_timing_s)
         step = "building the observation pipeline"
-        pipeline = (pipeline_factory or _default_pipeline)(p)
+        pipeline = (pipeline_factory or _default_pipeline)(robot)
         step = "building the runtime"
         model_id = f"{p['model.variant']}:{str(p['model.checkpoint']).rstrip('/').split('/')[-1]}"
-        res.runtime = PolicyRuntime(PolicyRuntimeConfig.from_params(p, model_id), pipeline, worker,
+        res.runtime = PolicyRuntime(PolicyRuntimeConfig.from_params(p, robot, model_id), pipeline, worker,
                                     instruction=p["instruction"], enabled=False)
         return res
     except Exception as exc:  # noqa: BLE001 - turned into a logged cause
@@ -94,50 +119,3 @@ def configure_policy(p: Mapping[str, Any], *, factory: Callable[[], Any] | None 
         if worker is not None:
             worker.stop(timeout_s=1.0)
         raise
-
-
-def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | None = None) -> Callable[[], Any]:
-    """A zero-argument factory (run on the worker thread) that loads the policy named by the params.
-
-    Only keyword arguments ``FastWAMPolicy.from_pretrained`` accepts are passed.
-    """
-    resolve_path = resolve_path or (lambda s: s)
-
-    def build():
-        from pathlib import Path
-
-        path = resolve_path(p["model.checkpoint"])
-        if not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"model.checkpoint {path}: not found (no such file or directory)")
-        from fastwam_ros.model.policy import FastWAMPolicy  # torch import happens here, on the worker
-
-        threads = int(p.get("model.num_threads", 0) or 0)
-        if threads > 0:
-            import torch
-
-            torch.set_num_threads(threads)
-
-        fn = FastWAMPolicy.from_pretrained
-        wanted = {
-            "device": p["model.device"],
-            "dtype": p["model.dtype"],
-            "config": p["model.config"] or None,  # a preset name (wan22_5b) or a path
-            "stats": resolve_path(p["model.stats"]) if p["model.stats"] else None,
-            "vae_dir": p["model.vae_dir"] or None,
-            "text_encoder_dir": p["model.text_encoder_dir"] or None,
-            "tokenizer_dir": p["model.tokenizer_dir"] or None,
-            "cache_dir": p["model.cache_dir"] or None,
-            "variant": p["model.variant"],
-            "num_inference_steps": p["model.num_inference_steps"],
-        }
-        kwargs = {k: v for k, v in wanted.items() if v is not None and _accepts(fn, k)}
-        return fn(path, **kwargs)
-
-    return build
-
-
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False

@@ -92,46 +92,38 @@ class SimBridge:
         return False
 
 
-def sim_config_dict(p: Mapping[str, Any]) -> dict[str, Any]:
-    """sim_node parameters → ``SimConfig.from_dict`` input: the ``sim:`` section of the robot YAML."""
-    import yaml
-
-    from fastwam_ros.resources import find_share_file
-
-    path = p["robot_config"] or str(find_share_file("config", "demo_robot.yaml"))
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
-    sim = doc.get("sim", {}) if isinstance(doc, dict) else {}
-    if not isinstance(sim, dict):
-        raise ValueError(f"{path}: `sim:` must be a mapping")
-    return sim
+def sim_config_dict(robot: Any) -> dict[str, Any]:
+    """The robot file's ``sim:`` section (``SimConfig.from_dict`` input); ``robot``: a RobotSpec."""
+    return dict(robot.sim)
 
 
-def build_sim(p: Mapping[str, Any], node: str = "sim_node") -> tuple[Any, SimBridge]:
-    """sim_node parameters → (BimanualSim, SimBridge). Every problem with the parameters (schema, robot YAML,
-    groups naming joints the simulator does not have) is raised as one :class:`ParameterError` naming the fix,
-    so ``ros2 run fastwam_ros sim_node`` with unsuitable defaults prints a clean message instead of a traceback."""
-    from .schemas import SIM_SCHEMA
+def build_sim(p: Mapping[str, Any], node: str = "sim_node") -> tuple[Any, Any, Any, SimBridge]:
+    """sim_node parameters → (RobotSpec, SimConfig, BimanualSim, SimBridge). Every problem with the parameters
+    (schema, robot file, groups naming joints the simulator does not have) is raised as one
+    :class:`ParameterError` naming the fix, so ``ros2 run fastwam_ros sim_node`` prints a clean message instead
+    of a traceback."""
+    from .schemas import DEMO_ROBOT, SIM_SCHEMA
 
     errors = validate(SIM_SCHEMA, p)
     if errors:
         raise ParameterError(node, errors)
+    from fastwam_ros.robot import load_robot
     from fastwam_ros.sim.sim import BimanualSim, SimConfig
 
     try:
-        cfg = SimConfig.from_dict(sim_config_dict(p))
-    except (OSError, ValueError) as exc:
-        raise ParameterError(node, [f"robot_config: {exc}"]) from None
+        robot = load_robot(p["robot_file"])
+        cfg = SimConfig.from_dict(sim_config_dict(robot))
+    except (OSError, ValueError) as exc:  # ConfigError is a ValueError
+        raise ParameterError(node, [f"robot_file: {exc}"]) from None
     sim = BimanualSim(cfg, mode=p["mode"], seed=p["seed"])
-    groups = {g: list(p[f"groups.{g}.joints"]) for g in p["group_names"]}
+    groups = {g.name: list(g.joints) for g in robot.groups}
     have = set(sim.joint_names)
-    errs = [f"groups.{g}.joints: {[j for j in joints if j not in have]} are not joints of the simulated robot"
-            for g, joints in groups.items() if any(j not in have for j in joints)]
+    errs = [f"robot_file {p['robot_file']}: group {g} has joints {[j for j in joints if j not in have]} the "
+            "simulated robot does not have" for g, joints in groups.items() if any(j not in have for j in joints)]
     if errs:
         sim.close()
-        errs.append(f"the simulated robot's joints are {sim.joint_names}; start it with the demo parameters, "
-                    "e.g. `ros2 run fastwam_ros sim_node --ros-args --params-file "
-                    "$(ros2 pkg prefix fastwam_ros)/share/fastwam_ros/config/demo.yaml`, or use "
-                    "`ros2 launch fastwam_ros towel_fold.launch.py demo:=true`")
+        errs.append(f"the simulated robot's joints are {list(sim.joint_names)}; use its robot file "
+                    f"(robot_file:={DEMO_ROBOT}, the default) or `ros2 launch fastwam_ros towel_fold.launch.py "
+                    "demo:=true`")
         raise ParameterError(node, errs)
-    return sim, SimBridge(sim.joint_names, groups, sim.joint_positions())
+    return robot, cfg, sim, SimBridge(sim.joint_names, groups, sim.joint_positions())

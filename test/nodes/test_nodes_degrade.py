@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastwam_ros.robot import load_robot
 from fastwam_ros.runtime.chunks import chunk_fields
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.params import load_node_parameters, resolve
@@ -20,7 +21,13 @@ DEMO = REPO / "config" / "demo.yaml"
 def _demo(node, schema):
     o = load_node_parameters(TOWEL, node)
     o.update(load_node_parameters(DEMO, node))
+    o["robot_file"] = "demo_aloha"  # what the launch file sets with demo:=true
     return resolve(schema, o, strict=False)
+
+
+def _controller():
+    p = _demo("controller_node", CONTROLLER_SCHEMA)
+    return ControllerRuntime(p, load_robot(p["robot_file"]))
 
 
 def _feed(rt, t0, t1, age_s, q, dt=0.01):
@@ -42,8 +49,7 @@ def _feed(rt, t0, t1, age_s, q, dt=0.01):
 
 
 def test_holding_on_stale_chunks_says_why():
-    p = _demo("controller_node", CONTROLLER_SCHEMA)
-    rt = ControllerRuntime(p)
+    rt = _controller()
     q = np.full(14, 0.1)
     stale = rt.config.stale_chunk_s
     t = _feed(rt, 10.0, 13.0, age_s=stale + 0.6, q=q)
@@ -54,7 +60,7 @@ def test_holding_on_stale_chunks_says_why():
 
 
 def test_no_chunks_yet_is_explained():
-    rt = ControllerRuntime(_demo("controller_node", CONTROLLER_SCHEMA))
+    rt = _controller()
     names = list(rt.config.joint_names)
     t = 5.0
     for _ in range(50):
@@ -66,15 +72,18 @@ def test_no_chunks_yet_is_explained():
 
 
 def test_fresh_chunks_do_not_blame_the_policy():
-    rt = ControllerRuntime(_demo("controller_node", CONTROLLER_SCHEMA))
+    rt = _controller()
     t = _feed(rt, 10.0, 12.0, age_s=0.1, q=np.full(14, 0.1))
     assert "stale" not in rt.diagnostics(t)[0].message
 
 
 def test_demo_is_sized_for_a_small_cpu():
+    import json
+
     p = _demo("policy_node", POLICY_SCHEMA)
     assert p["model.num_threads"] == 1
-    c = _demo("controller_node", CONTROLLER_SCHEMA)
+    robot = load_robot("demo_aloha")
+    cfg = robot.controller_config()
+    horizon = json.loads((REPO / "models" / "demo" / "config.json").read_text())["policy"]["action_horizon"]
     # a chunk is only useful while part of its horizon is ahead: the staleness bound must not exceed it
-    horizon_s = 32 * p["chunk.step_period_s"]
-    assert c["control.stale_chunk_s"] <= horizon_s + 1e-9
+    assert cfg.stale_chunk_s <= horizon * robot.chunk_step_period_s + 1e-9

@@ -108,7 +108,8 @@ def test_exit_status_is_zero_for_signals_and_the_shutdown_race():
 def _demo_params(**over):
     o = load_node_parameters(TOWEL, "policy_node")
     o.update(load_node_parameters(DEMO, "policy_node"))
-    o.update({"model.checkpoint": str(REPO / "models" / "demo"), "model.device": "cpu", **over})
+    o.update({"robot_file": "demo_aloha", "model.checkpoint": str(REPO / "models" / "demo"), "model.device": "cpu",
+              **over})
     return resolve(POLICY_SCHEMA, o, strict=False)
 
 
@@ -151,26 +152,27 @@ def test_configure_with_the_bundled_demo_model():
 
 
 def test_nonexistent_checkpoint_is_not_found_not_a_policy_directory():
-    from fastwam_ros.runtime.policy_setup import policy_factory
+    from fastwam_ros.runtime.schemas import require_checkpoint
 
-    build = policy_factory(_demo_params(**{"model.checkpoint": "/nonexistent/ckpt"}))
-    with pytest.raises(FileNotFoundError, match="not found"):
-        build()
+    errs = require_checkpoint(_demo_params(**{"model.checkpoint": "/nonexistent/ckpt"}))
+    assert errs == ["model.checkpoint: /nonexistent/ckpt not found (no such file or directory)"]
+    assert "policy directory" not in errs[0]
+    assert require_checkpoint(_demo_params()) == []
 
 
-def test_sim_node_defaults_give_a_clean_parameter_error():
+def test_sim_node_parameter_errors_are_clean():
     from fastwam_ros.runtime.sim_runtime import build_sim
 
-    with pytest.raises(ParameterError) as e:
-        build_sim(resolve(SIM_SCHEMA, {}))
-    text = str(e.value)
-    assert "groups.left.joints" in text and "demo.yaml" in text
-    o = load_node_parameters(DEMO, "sim_node")
-    sim, bridge = build_sim(resolve(SIM_SCHEMA, o))
+    _robot, _cfg, sim, bridge = build_sim(resolve(SIM_SCHEMA, {}))  # defaults: the demo robot file
     try:
         assert bridge.joint_names == list(sim.joint_names) and len(sim.joint_names) == 14
     finally:
         sim.close()
+    with pytest.raises(ParameterError) as e:  # a robot the simulator cannot be: a message, not a traceback
+        build_sim(resolve(SIM_SCHEMA, {"robot_file": "towel_fold_bimanual"}))
+    assert "the simulated robot does not have" in str(e.value) and "robot_file:=demo_aloha" in str(e.value)
+    with pytest.raises(ParameterError, match="robot_file"):
+        build_sim(resolve(SIM_SCHEMA, {"robot_file": "/nonexistent/robot.yaml"}))
 
 
 # ------------------------------------------------------------------------------------------ mock robot
@@ -194,30 +196,46 @@ def test_ros2_control_tag_from_joint_list():
         ros2_control_xml(["j1"], {"jx": 1.0})
 
 
-def test_demo_mock_plan_matches_the_controller_and_urdf():
-    from fastwam_ros.runtime.mock_robot import JTC_TYPE, demo_mock_plan, urdf_with_ros2_control
-    from fastwam_ros.runtime.schemas import CONTROLLER_SCHEMA
-    from fastwam_ros.sim import JOINT_NAMES
+def test_mock_plan_from_the_robot_file():
+    from fastwam_ros.robot import load_robot
+    from fastwam_ros.runtime.mock_robot import JTC_TYPE, robot_mock_plan, urdf_with_ros2_control
 
-    mp = demo_mock_plan()
+    robot = load_robot("demo_aloha")
+    mp = robot_mock_plan("demo_aloha")
     root = ET.fromstring(mp.robot_description)
-    assert [j.get("name") for j in root.find("ros2_control").findall("joint")] == list(JOINT_NAMES)
-    assert mp.controllers == ["joint_state_broadcaster", "left_arm_controller", "right_arm_controller"]
+    assert [j.get("name") for j in root.find("ros2_control").findall("joint")] == \
+        [j for g in robot.groups for j in g.joints]
+    # one stock controller per group, named by the group's command topic (where controller_node publishes)
+    names = [g.command_topic.split("/")[0] for g in robot.groups]
+    assert mp.controllers == ["joint_state_broadcaster", *names]
     cm = mp.params["controller_manager"]["ros__parameters"]
-    assert cm["left_arm_controller"]["type"] == JTC_TYPE
-    left = mp.params["left_arm_controller"]["ros__parameters"]
-    assert left["joints"] == [j for j in JOINT_NAMES if j.startswith("left_")]
-    assert "allow_nonzero_velocity_at_trajectory_end" not in left  # stock defaults on purpose
-    # the JTC topic is where controller_node publishes with the demo parameters
-    o = load_node_parameters(TOWEL, "controller_node")
-    o.update(load_node_parameters(DEMO, "controller_node"))
-    cp = resolve(CONTROLLER_SCHEMA, o)
-    for g in ("left", "right"):
-        assert cp[f"groups.{g}.command_topic"] == f"{g}_arm_controller/joint_trajectory"
-        assert cp[f"groups.{g}.joints"] == mp.params[f"{g}_arm_controller"]["ros__parameters"]["joints"]
+    for g, name in zip(robot.groups, names):
+        assert cm[name]["type"] == JTC_TYPE
+        params = mp.params[name]["ros__parameters"]
+        assert params["joints"] == list(g.joints)
+        assert "allow_nonzero_velocity_at_trajectory_end" not in params  # stock defaults on purpose
+    home = float(root.find("ros2_control/joint[@name='left_shoulder']/state_interface/param").text)
+    assert home == pytest.approx(-0.96)  # starts at the simulator's home pose
+    # another robot file (no URDF of its own): a minimal URDF with its joints
+    other = robot_mock_plan("towel_fold_bimanual")
+    assert {j.get("name") for j in ET.fromstring(other.robot_description).iter("joint")} >= \
+        set(load_robot("towel_fold_bimanual").joints)
     with pytest.raises(ValueError, match="not in the URDF"):
         urdf_with_ros2_control("<robot name='r'><joint name='a'/></robot>", ["a", "b"])
     yaml.safe_dump(mp.params)  # serialisable as a parameter file
+
+
+def test_stock_controller_names_come_from_command_topics():
+    from types import SimpleNamespace as G
+
+    from fastwam_ros.runtime.mock_robot import JGPC_TYPE, stock_controllers
+
+    out = stock_controllers([G(name="a", output="position", command_topic="/arm_ctrl/commands", joints=("j",))])
+    assert out == {"arm_ctrl": (JGPC_TYPE, ["j"])}
+    with pytest.raises(ValueError, match="joint_trajectory"):
+        stock_controllers([G(name="a", output="trajectory", command_topic="arm/cmd", joints=("j",))])
+    with pytest.raises(ValueError, match="no stock"):
+        stock_controllers([G(name="a", output="joint_state", command_topic="x/y", joints=("j",))])
 
 
 def test_ros2_control_availability_names_what_is_missing():
@@ -242,13 +260,16 @@ def test_launch_plan_mock_hardware(tmp_path):
     assert names[:3] == ["policy_node", "controller_node", "sim_node"]
     assert "controller_manager" in names and "robot_state_publisher" in names
     assert [n.arguments[0] for n in lp.nodes if n.executable == "spawner"] == \
-        ["joint_state_broadcaster", "left_arm_controller", "right_arm_controller"]
+        ["joint_state_broadcaster", "left_arm_controller", "left_gripper_controller", "right_arm_controller",
+         "right_gripper_controller"]
     sim = lp.nodes[2].parameters[-1]
     assert sim["follow_joint_states"] is True and sim["publish_robot_description"] is False
     cm = next(n for n in lp.nodes if n.name == "controller_manager")
     assert cm.parameters[0] == str(tmp_path / "ctrl.yaml") and "ros2_control" in cm.parameters[1]["robot_description"]
-    with pytest.raises(ValueError, match="demo:=true"):
+    with pytest.raises(ValueError, match="robot:="):
         plan({"demo": "false", "mock_hardware": "true"}, REPO, write_params=write)
+    lp = plan({"demo": "false", "mock_hardware": "true", "robot": "towel_fold_bimanual"}, REPO, write_params=write)
+    assert "sim_node" not in [n.name for n in lp.nodes]  # no cameras to render without the demo
 
 
 def test_launch_file_has_no_reactivating_event_handler():
