@@ -1,5 +1,6 @@
 """launch_testing, issue 13 items 7 and 9: a configure failure is logged with its cause and the node stays up
-(unconfigured); `sim_node` with its default parameters prints a clean parameter error (exit 2, no Traceback).
+(unconfigured); `sim_node` with a robot file it cannot simulate prints a clean parameter error (exit 2, no
+Traceback).
 Skipped where ROS 2 (rclpy, launch_testing) is not installed.
 """
 
@@ -27,7 +28,8 @@ def generate_test_description():
     policy = launch_ros.actions.LifecycleNode(
         package="fastwam_ros", executable="policy_node", name="policy_node", namespace="", output="screen",
         parameters=[*FILES, {"model.checkpoint": "/nonexistent", "model.device": "cpu", "autostart": True}])
-    sim = launch_ros.actions.Node(package="fastwam_ros", executable="sim_node", name="sim_node", output="screen")
+    sim = launch_ros.actions.Node(package="fastwam_ros", executable="sim_node", name="sim_node", output="screen",
+                                  parameters=[{"robot_file": "towel_fold_bimanual"}])
     return launch.LaunchDescription([policy, sim, launch_testing.actions.ReadyToTest()]), \
         {"policy": policy, "sim": sim}
 
@@ -38,7 +40,7 @@ class TestErrors(unittest.TestCase):
                                   process=policy, timeout=60)
         proc_output.assertWaitFor("autostart stopped", process=policy, timeout=30)
 
-    def test_sim_node_defaults_give_a_parameter_error(self, proc_info, proc_output, sim):
+    def test_sim_node_bad_robot_gives_a_parameter_error(self, proc_info, proc_output, sim):
         proc_info.assertWaitForShutdown(process=sim, timeout=60)
         launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[2], process=sim)
         proc_output.assertWaitFor("invalid parameter", process=sim, timeout=5)
