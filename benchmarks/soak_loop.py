@@ -170,8 +170,8 @@ def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy:
         "policy": policy, "seconds_measured": seconds, "warmup_s": warmup_s,
         "rss_after_warmup_mb": round(rss_warm or 0.0, 1), "rss_end_mb": round(rss_end, 1),
         "rss_growth_pct": round(100.0 * (rss_end - (rss_warm or rss_end)) / max(rss_warm or 1.0, 1e-9), 2),
-        "loop_p50_drift": round(last.get("loop_ms_p50", 0) / max(first.get("loop_ms_p50", 1e-9), 1e-9), 2),
-        "tick_p50_drift": round(last.get("tick_ms_p50", 0) / max(first.get("tick_ms_p50", 1e-9), 1e-9), 2),
+        "loop_p50_drift": _ratio(last.get("loop_ms_p50"), first.get("loop_ms_p50")),
+        "tick_p50_drift": _ratio(last.get("tick_ms_p50"), first.get("tick_ms_p50")),
         "chunks_published": published, "chunks_accepted": accepted, "exceptions": escaped,
         "running_share": round(modes.get("running", 0) / max(1, sum(modes.values())), 3),
         "group_modes": modes,
@@ -180,12 +180,18 @@ def run(seconds: float = 60.0, warmup_s: float = 10.0, windows: int = 6, policy:
     }
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def _pct_ms(xs: list, q: float) -> float | None:
+    return round(float(np.percentile(xs, q)) * 1e3, 3) if xs else None
+
+
 def _summarise(cur: dict, rt) -> dict:
     inf = rt.latency.summary("inference")
-    return {"loop_ms_p50": round(float(np.percentile(cur["loop"], 50)) * 1e3, 3),
-            "loop_ms_p99": round(float(np.percentile(cur["loop"], 99)) * 1e3, 3),
-            "tick_ms_p50": round(float(np.percentile(cur["tick"], 50)) * 1e3, 3),
-            "tick_ms_p99": round(float(np.percentile(cur["tick"], 99)) * 1e3, 3),
+    return {"loop_ms_p50": _pct_ms(cur["loop"], 50), "loop_ms_p99": _pct_ms(cur["loop"], 99),
+            "tick_ms_p50": _pct_ms(cur["tick"], 50), "tick_ms_p99": _pct_ms(cur["tick"], 99),
             "inference_s_p50": round(inf["p50"], 4) if inf else None,
             "rss_mb": round(cur["rss"][-1], 1) if cur["rss"] else None}
 
