@@ -48,7 +48,7 @@ class StandIn:
 
     horizon = 32
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, **_kw):  # seed, prefix, rtc_mode, ... (unused)
         q = np.asarray(proprio, np.float64)
         return np.tile(q, (32, 1)) + 0.002 * np.arange(32)[:, None] * np.sin(np.arange(q.size))[None, :]
 

@@ -48,7 +48,7 @@ class FaultyPolicy:
         self.hang_s = hang_s
         self.calls = 0
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, **_kw):  # seed, prefix, rtc_mode, ... (unused)
         self.calls += 1
         fault, self.next_fault = self.next_fault, None
         q = np.asarray(proprio, dtype=np.float64)

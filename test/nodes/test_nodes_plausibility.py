@@ -80,7 +80,7 @@ class BlankPolicy:
                                                                  clamp=5.0))
         self.calls = []
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, **_kw):  # seed, prefix, rtc_mode, ... (unused)
         self.calls.append((frame.shape, np.asarray(proprio).shape))
         return np.full((H, A), self.value) + 0 * np.asarray(proprio)[None, :]
 
@@ -125,7 +125,7 @@ class Scripted:
     def __init__(self):
         self.out = []
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, **_kw):  # seed, prefix, rtc_mode, ... (unused)
         return self.out.pop(0)
 
 

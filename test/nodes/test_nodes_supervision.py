@@ -31,7 +31,7 @@ class ScriptedPolicy:
     def reset(self):
         self.resets += 1
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, **_kw):  # seed, prefix, rtc_mode, ... (unused)
         what = self.script.pop(0) if self.script else "ok"
         if what == "hang":
             assert self.release.wait(10.0)
