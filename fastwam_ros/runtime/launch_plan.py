@@ -14,7 +14,9 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
     ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
                    "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
     ("robot", "", "Robot file: a name under share/fastwam_ros/config/robots (towel_fold_bimanual, demo_aloha) or a "
-                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true."),
+                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true. "
+                  "A robot file with command.output rows (libero_franka) runs row_executor_node instead of "
+                  "controller_node."),
     ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
                        "value in the YAML; with demo:=true the bundled models/demo."),
     ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
@@ -94,6 +96,20 @@ def mock_robot_nodes(common: dict[str, Any], robot_file: str,
     return nodes
 
 
+def executor_for(robot: str) -> str:
+    """The node that executes a robot's chunks: ``row_executor_node`` for robot files whose groups use
+    ``command.output: rows`` (LIBERO), else ``controller_node`` (also when the file cannot be read here: that
+    node then reports the error)."""
+    if not robot:
+        return "controller_node"
+    from fastwam_ros.robot import load_robot
+
+    try:
+        return "row_executor_node" if load_robot(robot).output_mode == "rows" else "controller_node"
+    except (ValueError, OSError):
+        return "controller_node"
+
+
 def plan(args: dict[str, str], share: Path,
          write_params: Callable[[dict[str, Any]], str] | None = None) -> LaunchPlan:
     """The nodes to start for these launch arguments. ``share``: the package's share directory;
@@ -122,10 +138,16 @@ def plan(args: dict[str, str], share: Path,
         policy_over["model.device"] = args["device"]
     elif demo:
         policy_over["model.device"] = "cpu"
+    executor = executor_for(robot)
+    if executor == "row_executor_node":
+        policy_over["trigger.mode"] = "on_request"  # one chunk per executed block, as the official loop
+        policy_over["rtc.mode"] = "off"  # the official sampler; the row executor publishes no plan
     auto = {"autostart": True}
+    managed = executor == "controller_node"  # a lifecycle node that activates itself once (autostart)
     nodes = [
         NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, {**policy_over, **auto}], lifecycle=True),
-        NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, {**common, **auto}], lifecycle=True),
+        NodeSpec("fastwam_ros", executor, executor, [*files, {**common, **auto} if managed else common],
+                 lifecycle=managed),
     ]
     if mock:
         if not robot:
@@ -148,4 +170,4 @@ def plan(args: dict[str, str], share: Path,
     if rviz:
         nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [{"use_sim_time": sim_time}],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
-    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node", "controller_node"])
+    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"] + (["controller_node"] if managed else []))
