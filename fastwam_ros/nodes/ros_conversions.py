@@ -36,6 +36,13 @@ _EMPTY_ARRAY_TYPES = {
 # ------------------------------------------------------------------------------------------ parameters
 
 
+def spin_node(make_node, label: str, on_exit=None) -> None:
+    """Kept for callers of ``rc.spin_node``: see :func:`fastwam_ros.nodes.shell.spin_node` (clean exit codes)."""
+    from fastwam_ros.nodes.shell import spin_node as _spin
+
+    _spin(make_node, label, on_exit)
+
+
 def descriptor(spec) -> ParameterDescriptor:
     f = descriptor_fields(spec)
     d = ParameterDescriptor(name=f["name"], type=f["type"], description=f["description"],
