@@ -26,7 +26,7 @@ declare -A PAT=(
   [plan]="fastwam_ros.control.plan.*"
   [watchdog]="fastwam_ros.control.watchdog.*"
   [controller]="fastwam_ros.control.controller.*"
-  [chunks]="fastwam_ros.runtime.chunks.x__chunk_rows__mutmut_* fastwam_ros.runtime.chunks.x_parse_chunk__mutmut_*"
+  [chunks]="fastwam_ros.runtime.chunks.x__chunk_rows__mutmut_* fastwam_ros.runtime.chunks.x_parse_chunk__mutmut_* fastwam_ros.runtime.chunks.x_parse_chunk_counted__mutmut_*"
   [smoke]="fastwam_ros.control.limits.x_limiter_step__mutmut_* fastwam_ros.control.watchdog.*"
 )
 mods=("$@")

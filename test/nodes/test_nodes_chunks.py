@@ -118,3 +118,19 @@ def test_parse_chunk_boundaries_and_messages():
         assert ei.value.reason == reason
         assert str(ei.value) == f"{reason}: {detail}", str(ei.value)
         assert isinstance(ei.value, ValueError)
+
+
+def test_parse_chunk_carries_rtc_fields_and_the_counted_variant_counts_the_reason():
+    from fastwam_ros.runtime.chunks import parse_chunk_counted
+    from fastwam_ros.runtime.stats import ReasonCounter
+
+    kw = dict(stamp=(1, 0), chunk_id=0, step_period_s=0.1, joint_names=["a"], num_steps=1, positions=[0.5])
+    c = parse_chunk(**kw, rtc_mode="guided", guided_steps=np.int64(3))
+    assert c.rtc_mode == "guided" and c.guided_steps == 3 and type(c.guided_steps) is int
+    assert parse_chunk(**kw).rtc_mode == "off" and parse_chunk(**kw).guided_steps == 0
+    rej = ReasonCounter()
+    ok, err = parse_chunk_counted(rej, **kw)
+    assert err is None and ok.positions.tolist() == [[0.5]]
+    bad, err = parse_chunk_counted(rej, **{**kw, "positions": [float("nan")]})
+    assert bad is None and err == "non_finite: positions contain NaN/inf"
+    assert rej.as_dict() == {"chunk:non_finite": 1}
