@@ -127,7 +127,10 @@ def test_parse_chunk_carries_rtc_fields_and_the_counted_variant_counts_the_reaso
     kw = dict(stamp=(1, 0), chunk_id=0, step_period_s=0.1, joint_names=["a"], num_steps=1, positions=[0.5])
     c = parse_chunk(**kw, rtc_mode="guided", guided_steps=np.int64(3))
     assert c.rtc_mode == "guided" and c.guided_steps == 3 and type(c.guided_steps) is int
-    assert parse_chunk(**kw).rtc_mode == "off" and parse_chunk(**kw).guided_steps == 0
+    d = parse_chunk(**kw)
+    assert (d.rtc_mode, d.guided_steps, d.committed_steps, d.latency_s, d.model_id) == ("off", 0, 0, 0.0, "")
+    ints = parse_chunk(**{**kw, "positions": [1]}, velocities=[2])  # integer values still give float arrays
+    assert ints.positions.dtype == np.float64 and ints.velocities.dtype == np.float64
     rej = ReasonCounter()
     ok, err = parse_chunk_counted(rej, **kw)
     assert err is None and ok.positions.tolist() == [[0.5]]
