@@ -63,3 +63,10 @@ def test_clear_forgets_only_the_given_joints():
     w.update(0.25, np.array([1.0, 0.0]), np.array([1.0, 1.0]), ON)
     assert w.error.tolist() == [0.0, 1.0]  # joint 0's old command (0.0) is forgotten
     assert w.over_since[0] != w.over_since[0] and w.over_since[1] == 0.0
+
+
+def test_by_default_only_the_latest_command_counts():
+    w = TrackingWatchdog(np.array([1.0]), np.array([1.0]))
+    w.update(0.0, np.array([0.0]), np.array([0.0]), np.array([True]))
+    w.update(0.25, np.array([0.5]), np.array([0.0]), np.array([True]))
+    assert w.error.tolist() == [0.5]
