@@ -386,5 +386,6 @@ def test_limit_arrays_are_float64_in_the_given_joint_order_whatever_the_input_ty
     assert la.max_velocity.tolist() == [7.0, 3.0] and la.max_acceleration.tolist() == [8.0, 4.0]
     assert la.max_jerk.tolist() == [9.0, np.inf] and la.has_jerk
     assert not LimitArrays.from_limits(["a"], lims).has_jerk
+    assert LimitArrays.from_limits(["b"], lims).max_jerk.dtype == np.float64  # integer jerk alone, too
     assert la.accel_c.tolist() == [4.0, 2.0] and la.two_accel_c.tolist() == [8.0, 4.0]
     assert la.two_amax.tolist() == [16.0, 8.0] and la.neg_vmax.tolist() == [-7.0, -3.0]

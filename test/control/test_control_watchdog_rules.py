@@ -70,3 +70,9 @@ def test_by_default_only_the_latest_command_counts():
     w.update(0.0, np.array([0.0]), np.array([0.0]), np.array([True]))
     w.update(0.25, np.array([0.5]), np.array([0.0]), np.array([True]))
     assert w.error.tolist() == [0.5]
+
+
+def test_parameters_are_kept_as_float_arrays():
+    w = TrackingWatchdog([1, 2], [1, 3], lag_ticks=2)
+    assert w.threshold.dtype == np.float64 and w.duration.dtype == np.float64
+    assert w.threshold.tolist() == [1.0, 2.0] and w.duration.tolist() == [1.0, 3.0]
