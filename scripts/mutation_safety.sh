@@ -52,12 +52,19 @@ echo "mutation run: $(( $(date +%s) - start )) s, exit $rc (124: budget ${BUDGET
 """Per-module score of the mutants just run: killed (a test failed, timed out or crashed) / all run."""
 import fnmatch
 import json
+import re
 import sys
 from pathlib import Path
 
 from mutmut.stats import status_by_exit_code
 
 pats = sys.argv[1:]
+# survivors justified in the equivalents file: a row names `x…__mutmut_N` and possibly more numbers `_M`
+listed = set()
+for row in Path("test/control/mutation_equivalents.md").read_text(encoding="utf-8").splitlines():
+    first = row.split("|")[1] if row.count("|") > 2 else ""
+    for base, num in re.findall(r"`(\S+__mutmut_)(\d+)`", first):
+        listed |= {base + num} | {base + n for n in re.findall(r"`_(\d+)`", first)}
 per = {}
 for meta in Path("mutants").rglob("*.meta"):
     for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
@@ -68,7 +75,8 @@ for meta in Path("mutants").rglob("*.meta"):
             if status in ("killed", "timeout", "segfault", "caught by type check"):
                 s["killed"] += 1
             else:
-                s["left"].append(f"{name} ({status})")
+                short = name.rsplit(".", 1)[1]
+                s["left"].append(f"{name} ({status}{', listed as equivalent' if short in listed else ', NOT LISTED'})")
 for mod, s in sorted(per.items()):
     print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)")
     for x in sorted(s["left"]):
