@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.control import Chunk, ChunkController, ControlOutput
+from fastwam_ros.control import ChunkController, ControlOutput
 
-from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
-from .diagnostics import DiagStatus
-from .stats import RateMeter, ReasonCounter
+from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
+from .diagnostics import DiagStatus, hold_explanation
+from .stats import LatencyStats, RateMeter, ReasonCounter
 
 
 @dataclass
@@ -74,6 +74,11 @@ class ControllerRuntime:
     def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
         """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
         ``urdf``: a robot_description that narrows the limits (default: the robot file's ``urdf:``)."""
+        if robot.output_mode == "rows":
+            from fastwam_ros.errors import ConfigError
+
+            raise ConfigError(f"robot file {robot.source}: command output `rows` is executed by row_executor_node "
+                              "(one chunk row per step), not controller_node")
         self.p = dict(params)
         self.robot = robot
         self.mode = robot.output_mode
@@ -87,6 +92,7 @@ class ControllerRuntime:
         self.last_out: ControlOutput | None = None
         self._last_prefix_s: float | None = None
         self.commands_sent = 0
+        self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
         self._build(urdf)
 
     def _build(self, urdf: str | None) -> None:
@@ -116,14 +122,12 @@ class ControllerRuntime:
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
         self.chunk_rate.tick(now_s)
-        try:
-            pc = parse_chunk(**fields)
-        except ChunkFormatError as exc:
-            self.rejections.count(f"chunk:{exc.reason}")
-            return str(exc)
-        res = self.core.submit_chunk(
-            Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s, joint_names=pc.joint_names,
-                  positions=pc.positions, velocities=pc.velocities, chunk_id=pc.chunk_id), now_s)
+        pc, err = parse_chunk_counted(self.rejections, **fields)
+        if pc is None:
+            return err
+        self.chunk_age.add("age", now_s - pc.stamp_s)
+        self.chunk_age.add("policy", pc.latency_s)
+        res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"
@@ -214,10 +218,17 @@ class ControllerRuntime:
             st.escalate(2, "E-STOP latched (call ~/reset)")
         out = self.last_out
         if out is not None:
+            holding = {}
             for g, go in out.groups.items():
                 st.values.append((f"group {g} mode", go.mode + (f" ({go.reason})" if go.reason else "")))
                 if go.mode == "hold" and go.reason not in (None, "anchored"):
                     st.escalate(1, f"group {g} holding: {go.reason}")
+                    holding[g] = go.reason
+                elif go.mode == "disabled" and self.enable_requested and not self.estop_latched:
+                    holding[g] = "no chunk accepted yet"  # waiting to enable on the first accepted chunk
+            why = hold_explanation(holding, self.rejections.as_dict(), self.chunk_age, self.config.stale_chunk_s)
+            if why and st.level <= 1:
+                st.level, st.message = 1, why
             m = out.metrics
             st.values += [
                 ("plan", "active" if out.plan_active else f"inactive ({out.plan_reason})"),
