@@ -291,6 +291,7 @@ def make_tiling_spec(
     raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
 
 
+_SCALE = np.float32(2.0 / 255.0)
 RGB = (0, 1, 2)  # channel order: output plane k comes from input channel order[k]
 
 
@@ -320,8 +321,11 @@ def tile_planar(
     reduce: list[int] | None = None,
     fit: str = "stretch",
     out: np.ndarray | None = None,
+    normalize: bool = False,
 ) -> np.ndarray:
-    """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``.
+    """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``; with
+    ``normalize`` a float32 [3, H, W] frame in [-1, 1] instead, the same numbers as :func:`normalize_planar` of the
+    uint8 frame (each tile is scaled while it is copied into place, then one ``-1`` pass: no uint8 frame).
 
     ``reduce[i]`` (1, 2, 4 or 8; default 1) first shrinks camera i by that integer factor with an exact box filter
     (2×2 averages, OpenCV ``INTER_AREA``, halving while both sides are even): the raw-image counterpart of a
@@ -339,7 +343,7 @@ def tile_planar(
     if len(images) != len(spec.slots):
         raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
     if out is None:
-        out = np.zeros((3, *spec.out_hw), np.uint8)
+        out = np.zeros((3, *spec.out_hw), np.float32 if normalize else np.uint8)
     elif spec.layout == "grid":
         out[...] = 0
     for slot in spec.slots:
@@ -367,11 +371,19 @@ def tile_planar(
         else:
             planes = _resize_planar(img, (slot.h, slot.w), backend)
         dst = out[:, slot.y : slot.y + slot.h, slot.x : slot.x + slot.w]
-        if order == RGB and planes.shape[0] == 3:
+        if normalize:
+            if order == RGB and planes.shape[0] == 3:
+                np.multiply(planes, _SCALE, out=dst)
+            else:
+                for k in range(3):
+                    np.multiply(planes[order[k]], _SCALE, out=dst[k])
+        elif order == RGB and planes.shape[0] == 3:
             dst[...] = planes
         else:
             for k in range(3):
                 dst[k] = planes[order[k]]
+    if normalize:
+        out -= np.float32(1.0)
     return out
 
 
@@ -398,9 +410,6 @@ def tile_images(
         return np.ascontiguousarray(planar.transpose(1, 2, 0))
     out[...] = planar.transpose(1, 2, 0)
     return out
-
-
-_SCALE = np.float32(2.0 / 255.0)
 
 
 def normalize_planar(planes: np.ndarray) -> np.ndarray:
