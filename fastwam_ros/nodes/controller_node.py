@@ -24,6 +24,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
+from fastwam_ros.nodes.jtc_probe import JTCProbe
 from fastwam_ros.nodes.shell import (
     TeardownOnCleanup,
     guard,
@@ -91,6 +92,10 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
                 self._subs.append(sub(String, p["robot_description.topic"], guard(self, self._on_urdf, "urdf"),
                                       rc.latched_qos()))
             self._timers = [self.create_timer(1.0 / self.rt.config.control_rate_hz, guard(self, self._tick, "tick"))]
+            if robot.output_mode == "trajectory" and getattr(self, "jtc_probe", None) is None:
+                # are the stock JTCs set up to accept what we send? (checked once, a few seconds after start)
+                self.jtc_probe = JTCProbe(self, {g.name: g.command_topic for g in robot.groups},
+                                          {g.name: list(g.joints) for g in robot.groups}, self.rt.config.period_s)
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it without a word
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             self._teardown()

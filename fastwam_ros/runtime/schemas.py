@@ -195,14 +195,19 @@ POLICY_SCHEMA.cross_checks.append(_policy_cross)
 
 def require_checkpoint(p: Mapping[str, Any], exists: Callable[[str], bool] | None = None) -> list[str]:
     """Configure-time check (not at declaration: the node must come up to say what is missing). ``exists``
-    (default: the path exists on disk) tells whether a checkpoint path can be found."""
+    (default: the path exists on disk) tells whether a checkpoint path can be found; a missing path shaped like
+    a Hub id (``org/name[@revision]``) passes here and is resolved (or refused) by the loader."""
     path = p["model.checkpoint"]
     if not path:
         return ["model.checkpoint: required (a checkpoint directory or file; the launch file's "
                 "`checkpoint:=` argument sets it, `demo:=true` uses the bundled demo model)"]
     exists = exists or (lambda s: Path(s).expanduser().exists())
     if not exists(path):
-        return [f"model.checkpoint: {path} not found (no such file or directory)"]
+        from fastwam_ros.hub import is_hub_id  # light (no torch): Hub ids are resolved by the loader
+
+        if is_hub_id(path):
+            return []
+        return [f"model.checkpoint: {path} not found (no such file or directory, nor an org/name Hub id)"]
     return []
 
 

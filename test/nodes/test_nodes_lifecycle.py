@@ -132,7 +132,8 @@ def test_configure_failures_carry_their_cause():
     assert res.details and "Traceback" in res.details[0]
 
     res = configure_policy(_demo_params(**{"model.checkpoint": "/nonexistent"}))
-    assert res.errors == ["parameter model.checkpoint: /nonexistent not found (no such file or directory)"]
+    assert res.errors == ["parameter model.checkpoint: /nonexistent not found (no such file or directory, nor an "
+                          "org/name Hub id)"]
     res = configure_policy(p, factory=lambda: object(), pipeline_factory=lambda _p: object())
     assert res.ok and res.runtime is not None
     res.runtime.worker.stop()
@@ -155,9 +156,13 @@ def test_nonexistent_checkpoint_is_not_found_not_a_policy_directory():
     from fastwam_ros.runtime.schemas import require_checkpoint
 
     errs = require_checkpoint(_demo_params(**{"model.checkpoint": "/nonexistent/ckpt"}))
-    assert errs == ["model.checkpoint: /nonexistent/ckpt not found (no such file or directory)"]
+    assert errs == ["model.checkpoint: /nonexistent/ckpt not found (no such file or directory, nor an org/name "
+                    "Hub id)"]
     assert "policy directory" not in errs[0]
     assert require_checkpoint(_demo_params()) == []
+    # a Hub id is not a local path: the loader resolves it (from_pretrained("org/name")), configure must not refuse it
+    assert require_checkpoint(_demo_params(**{"model.checkpoint": "org/fastwam-towel@v1"})) == []
+    assert require_checkpoint(_demo_params(**{"model.checkpoint": "./org/missing"})) != []
 
 
 def test_sim_node_parameter_errors_are_clean():
