@@ -212,17 +212,21 @@ class FastWAMPolicy:
         instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
         instruction embeddings (optional). Nothing is downloaded.
         """
-        from fastwam_ros.model.fastwam import FastWAM
-
         dtype = _as_dtype(dtype)
         kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
         if Path(path).expanduser().is_file():
+            from fastwam_ros.model.config import FastWAMConfig, load_config
+            from fastwam_ros.model.file_check import check_official_keys
+
+            if not isinstance(config, FastWAMConfig):
+                config = load_config(config if config is not None else "wan22_5b")
+            check_official_keys(config, Path(path).expanduser())  # header + key set before any model is built
             if stats is None:
                 raise ValueError(f"{path} is an official checkpoint file: pass stats= (its dataset_stats.json)")
             if vae_dir is None:
                 raise ValueError(f"{path} is an official checkpoint file: pass vae_dir= (local Wan2.2 VAE)")
             return cls.from_official_checkpoint(
-                path, config if config is not None else "wan22_5b", stats, vae_dir=vae_dir,
+                path, config, stats, vae_dir=vae_dir,
                 text_encoder_dir=text_encoder_dir, tokenizer_dir=tokenizer_dir, device=device, dtype=dtype,
                 cache_dir=cache_dir, **kwargs,
             )
@@ -231,6 +235,8 @@ class FastWAMPolicy:
                 f"{path} is a policy directory: its config.json and stats.json are authoritative; do not pass "
                 "config= / stats= (those are for official checkpoint files)"
             )
+        from fastwam_ros.model.fastwam import FastWAM  # (diffusers: seconds to import; after the file checks)
+
         b = ser.load_policy_dir(path)
         cfg = b.config
         with torch.device(torch.device(device)):  # initialise where the model will live (fast on GPU)
@@ -294,9 +300,11 @@ class FastWAMPolicy:
         from fastwam_ros.model.checkpoint import load_official_checkpoint
         from fastwam_ros.model.config import load_config
         from fastwam_ros.model.fastwam import FastWAM
+        from fastwam_ros.model.file_check import check_official_keys
         from fastwam_ros.model.normalizer import StateActionNormalizer
 
         cfg = load_config(config) if isinstance(config, (str, Path)) else config
+        check_official_keys(cfg, checkpoint)  # a corrupt / mismatched file fails here, in seconds
         with torch.device(torch.device(device)):
             model = FastWAM(cfg)
         load_official_checkpoint(model, checkpoint)

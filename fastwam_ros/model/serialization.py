@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import coverage_problems, format_keys
+from .checkpoint import CheckpointError, coverage_problems, format_keys
 
 FORMAT_NAME = "fastwam_ros.policy"
 FORMAT_VERSION = 1
@@ -65,6 +65,12 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise PolicyFormatError(f"{path.name} missing: expected {path}")
     from safetensors import safe_open
 
+    from .file_check import read_safetensors_header
+
+    try:
+        read_safetensors_header(path)  # truncated / corrupt: a clear error before reading any tensor
+    except CheckpointError as exc:
+        raise PolicyFormatError(str(exc)) from None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})

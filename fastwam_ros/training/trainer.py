@@ -180,6 +180,10 @@ class Trainer:
         mcfg.validate()
         self._check_shapes(mcfg)
         self.model_config = mcfg
+        if cfg.model.init and Path(cfg.model.init).is_file():
+            from fastwam_ros.model.file_check import check_official_keys
+
+            check_official_keys(mcfg, cfg.model.init)  # a bad file fails before the model is built
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.model.seed)
             model = FastWAM(mcfg)
