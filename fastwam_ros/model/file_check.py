@@ -173,9 +173,9 @@ def check_official_keys(config: Any, path: str | Path) -> dict[str, tuple[int, .
 
     The model is instantiated on the ``meta`` device (structure and shapes only: no memory, no init). Raises
     :class:`CheckpointError` listing every missing / unexpected / mis-shaped key; returns {key: shape}."""
-    from .fastwam import FastWAM
-
     shapes = official_shapes(path)
+    from .fastwam import FastWAM  # after the file checks: importing diffusers alone takes seconds
+
     with torch.device("meta"):
         skeleton = FastWAM(config)
     fake = {k: torch.empty(s, device="meta") for k, s in shapes.items()}

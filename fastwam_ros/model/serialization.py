@@ -70,7 +70,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         read_safetensors_header(path)  # truncated / corrupt: a clear error before reading any tensor
     except CheckpointError as exc:
-        raise PolicyFormatError(str(exc)) from None
+        raise PolicyFormatError(f"{path.name} is corrupt: {exc}") from None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
