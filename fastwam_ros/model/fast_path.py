@@ -37,7 +37,6 @@ import functools
 import inspect
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,7 +134,6 @@ class FastActionSampler:
         use_cuda_graphs: bool | None = None,
         compile: bool | None = None,
         graph_warmup_iters: int = 3,
-        max_instructions: int = 8,
     ):
         if model.cfg.variant not in SUPPORTED_VARIANTS:
             raise NotImplementedError(
@@ -152,8 +150,7 @@ class FastActionSampler:
         self.use_cuda_graphs = bool(cuda if use_cuda_graphs is None else (use_cuda_graphs and cuda))
         self.compile = bool(cuda if compile is None else compile)
         self.graph_warmup_iters = max(1, int(graph_warmup_iters))
-        self.max_instructions = max(1, int(max_instructions))
-        self._text_kv: OrderedDict[str, object] = OrderedDict()  # key -> TextKV (LRU)
+        self._active_kv = None  # the active instruction's TextKV (the instruction cache is the processor's)
         self.text_key: str | None = None  # instruction whose K/V are in the static buffers
         self.stats = {"text_kv_computed": 0, "text_kv_reused": 0, "graph_captures": 0, "calls": 0}
         self.reset()
@@ -178,7 +175,7 @@ class FastActionSampler:
         self._graphs: list | None = None
         self._pool = None
         self._buf: dict[str, object] = {}
-        self._text_kv.clear()
+        self._active_kv = None
         self.text_key = None
         self._pending_text = None
         self._consts = self._schedule_constants()
@@ -211,17 +208,16 @@ class FastActionSampler:
     # ------------------------------------------------------------------------------------------ instruction
     @torch.no_grad()
     def set_instruction(self, key: str, text_embeds: torch.Tensor | None = None, text_kv=None) -> bool:
-        """Make ``key`` the active instruction. Its text K/V come from ``text_kv`` (a :class:`TextKV`), else from
-        this engine's LRU, else are computed from ``text_embeds`` [1, L, text_dim]. Returns True when K/V were
-        (re)computed, False when the active instruction was kept or an LRU entry reused."""
+        """Make ``key`` the active instruction. Its text K/V come from ``text_kv`` (a :class:`TextKV`, e.g. from
+        the processor's instruction cache), else are computed from ``text_embeds`` [1, L, text_dim]. The engine
+        keeps only the active instruction (no cache of its own). Returns True when K/V were computed here,
+        False when the active instruction was kept or ``text_kv`` was given."""
         if key == self.text_key and text_kv is None:
             return False
         computed = False
         if text_kv is None:
-            text_kv = self._text_kv.get(key)
-        if text_kv is None:
             if text_embeds is None:
-                raise KeyError(f"instruction {key!r} is not cached; pass its text_embeds")
+                raise KeyError(f"instruction {key!r} is not the active one; pass its text_kv or text_embeds")
             if text_embeds.ndim != 3 or text_embeds.shape[0] != 1 or text_embeds.shape[2] != self.cfg.text_dim:
                 raise ValueError(f"text_embeds must be [1, L, {self.cfg.text_dim}], got {tuple(text_embeds.shape)}")
             text_kv = self.model.precompute_text_kv(text_embeds)
@@ -229,13 +225,10 @@ class FastActionSampler:
             self.stats["text_kv_computed"] += 1
         else:
             self.stats["text_kv_reused"] += 1
-        self._text_kv[key] = text_kv
-        self._text_kv.move_to_end(key)
-        while len(self._text_kv) > self.max_instructions:
-            self._text_kv.popitem(last=False)
         if self._sig is not None and text_kv.num_rows + 1 != self._buf["ctx_rows"]:
             self._sig = None  # different text length: new buffers (and graphs) on the next call
             self._graphs = None
+        self._active_kv = text_kv
         self.text_key = key
         self._pending_text = text_kv
         if self._sig is not None:
@@ -243,9 +236,9 @@ class FastActionSampler:
         return computed
 
     def forget_instruction(self, key: str) -> None:
-        self._text_kv.pop(key, None)
         if key == self.text_key:
             self.text_key = None
+            self._active_kv = None
 
     def _load_text_kv(self) -> None:
         """Copy the active instruction's text K/V rows into the static context buffers (rows [0, L))."""
@@ -267,7 +260,7 @@ class FastActionSampler:
         ve, ae = m.video_expert, m.action_expert
         if self.text_key is None:
             raise RuntimeError("no instruction set: call set_instruction(key, text_embeds) first")
-        tkv = self._text_kv[self.text_key]
+        tkv = self._active_kv
         b, h = sig.batch, sig.horizon
         grid = ve.token_grid(sig.latent_shape)
         if grid[0] != 1:

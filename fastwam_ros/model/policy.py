@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,9 @@ import torch
 
 from fastwam_ros.model import serialization as ser
 from fastwam_ros.model.encoders import WanVAE
+from fastwam_ros.model.processor import FastWAMProcessor
 from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder
 
-FRAME_RANGE_TOL = 1e-3  # values may exceed [-1, 1] by this much (resampling overshoot)
 SEED_MODES = ("fixed", "fresh")
 STAGES = ("h2d", "vae_encode", "text", "prefill", "action_steps", "d2h", "denormalise", "total")
 
@@ -97,8 +96,12 @@ class FastWAMPolicy:
         check_image_size: bool = True,
         num_inference_steps: int | None = None,
         fast_path: bool | None = None,
+        perception_config: Any | None = None,
     ):
-        """``fast_path``: sample with :class:`~fastwam_ros.model.fast_path.FastActionSampler` (per-instruction
+        """Normalisation, frame checks, VAE encoding and the instruction cache live in ``self.processor`` (a
+        :class:`~fastwam_ros.model.processor.FastWAMProcessor`, the same the trainer uses). ``perception_config``:
+        the camera / tiling / joint-order config of :meth:`predict_observation` (a policy directory's
+        ``perception.json`` by default). ``fast_path``: sample with :class:`~fastwam_ros.model.fast_path.FastActionSampler` (per-instruction
         context K/V, static buffers, mask-free attention, CUDA graphs on GPU). None = whenever the variant
         supports it; False = the plain ``FastWAM.infer_action`` loop (reference behaviour)."""
         if seed_mode not in SEED_MODES:
@@ -107,38 +110,23 @@ class FastWAMPolicy:
         self.dtype = _as_dtype(dtype)
         self.cfg = model.cfg
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.vae = vae.to(device=self.device, dtype=self.dtype).eval()
+        vae = vae.to(device=self.device, dtype=self.dtype).eval()
         if text_cache.encoder is not None:
             text_cache.encoder.to(device=self.device, dtype=self.dtype)
-        self.text_cache = text_cache
-        self.normalizer = normalizer
-        if normalizer.state.dim != self.cfg.proprio_dim or normalizer.action.dim != self.cfg.action_dim:
-            raise ValueError(
-                f"normaliser dims (state {normalizer.state.dim}, action {normalizer.action.dim}) do not match the "
-                f"config (proprio_dim {self.cfg.proprio_dim}, action_dim {self.cfg.action_dim})"
-            )
-        if self.vae.z_dim != self.cfg.video.in_dim:
-            raise ValueError(f"VAE z_dim {self.vae.z_dim} != video expert in_dim {self.cfg.video.in_dim}")
-        enc = text_cache.encoder
-        if enc is not None and (enc.text_dim != self.cfg.text_dim or enc.max_length != self.cfg.policy.text_len):
-            raise ValueError(
-                f"text encoder gives [{enc.max_length}, {enc.text_dim}] embeddings, the model expects "
-                f"[{self.cfg.policy.text_len}, {self.cfg.text_dim}] (policy.text_len, text_dim)"
-            )
-        if text_cache.template != self.cfg.policy.prompt_template:
-            raise ValueError("text cache prompt template differs from config.policy.prompt_template")
+        self.cache_text_kv = bool(cache_text_kv)
+        kv_fn = self.model.precompute_text_kv if self.cache_text_kv and hasattr(self.model, "precompute_text_kv") \
+            else None
+        self.processor = FastWAMProcessor(self.cfg, normalizer, vae, text_cache, device=self.device, dtype=self.dtype,
+                                          check_image_size=check_image_size, text_kv_fn=kv_fn)
+        text_cache.drop_device()  # device copies made by anyone else (another device, dtype or weights)
+        self.perception_config = perception_config
         self.seed_mode = seed_mode
         self.seed = int(self.cfg.policy.seed if seed is None else seed)
-        self.cache_text_kv = bool(cache_text_kv)
         if num_inference_steps is not None and int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         self.num_inference_steps = None if num_inference_steps is None else int(num_inference_steps)
-        self.check_image_size = bool(check_image_size)
         self.instruction: str | None = None
         self._rng = random.Random(self.seed)
-        self._text_kv: OrderedDict[str, Any] = OrderedDict()
-        self._text_dev: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._max_instr_entries = 16
         self._prefill_s = 0.0
         self._install_prefill_timer()
         from .fast_path import SUPPORTED_VARIANTS, FastActionSampler, HostStaging
@@ -355,6 +343,22 @@ class FastWAMPolicy:
 
     # ------------------------------------------------------------------------------------------ properties
     @property
+    def vae(self) -> WanVAE:
+        return self.processor.vae
+
+    @property
+    def normalizer(self) -> Any:
+        return self.processor.normalizer
+
+    @property
+    def text_cache(self) -> TextEmbeddingCache:
+        return self.processor.text_cache
+
+    @property
+    def check_image_size(self) -> bool:
+        return self.processor.check_image_size
+
+    @property
     def action_dim(self) -> int:
         return int(self.cfg.action_dim)
 
@@ -379,11 +383,11 @@ class FastWAMPolicy:
     def set_instruction(self, text: str) -> bool:
         """Make ``text`` the current instruction and compute its embedding (and context K/V) now, off the
         control path. Returns True if it was already cached."""
-        text_emb, text_kv, hit, key = self._prepare_text(text)
+        ctx = self.processor.instruction(text)
         if self._engine is not None:
-            self._engine_instruction(key, text_emb, text_kv)
+            self._engine_instruction(ctx)
         self.instruction = text
-        return hit
+        return ctx.hit
 
     def warmup(self, instruction: str | None = None, iterations: int = 1) -> dict[str, float]:
         """Run ``iterations`` full predictions on a blank frame (allocations, kernels, caches); returns the
@@ -425,8 +429,9 @@ class FastWAMPolicy:
             if self.instruction is None:
                 raise ValueError("no instruction given and none set (call set_instruction or pass instruction=)")
             instruction = self.instruction
-        frame_t = self._check_frame(frame)
-        state = self._check_proprio(proprio)
+        proc = self.processor
+        frame_t = proc.check_frame(frame)
+        state = proc.check_state(proprio)
         noise_t, used_seed = self._initial_noise(seed, noise)
         prefix_norm = self._check_prefix(prefix)
         weight = None
@@ -438,20 +443,20 @@ class FastWAMPolicy:
 
         # h2d (+ state normalisation, clamped as in the official processor)
         t0 = self._now()
-        proprio_norm = self.normalizer.state.forward(state).reshape(1, -1)
+        proprio_norm = proc.normalize_state(state).reshape(1, -1)
         frame_d = self._staging.to_device("frame", frame_t, self.dtype).unsqueeze(0)
         proprio_d = self._staging.to_device("proprio", proprio_norm, self.dtype)
         noise_d = self._staging.to_device("noise", noise_t, self.dtype)
         timing["h2d"] = self._now() - t0
 
         t0 = self._now()
-        latents = self.vae.encode_frames(frame_d)
+        latents = proc.encode_frames(frame_d)
         timing["vae_encode"] = self._now() - t0
 
         t0 = self._now()
-        text, text_kv, hit, key = self._prepare_text(instruction)
+        ctx = proc.instruction(instruction)
         if self._engine is not None:
-            self._engine_instruction(key, text, text_kv)
+            self._engine_instruction(ctx)
         timing["text"] = self._now() - t0
 
         if self._engine is not None:
@@ -461,7 +466,7 @@ class FastWAMPolicy:
             timing["prefill"] = inner.get("prefill", 0.0)
             timing["action_steps"] = sum(v for k, v in inner.items() if k.startswith("step_"))
         else:
-            a_norm = self._infer_unfused(latents, text, text_kv, proprio_d, noise_d, used_seed, timing, prefix_norm,
+            a_norm = self._infer_unfused(latents, ctx.embeds, ctx.text_kv, proprio_d, noise_d, used_seed, timing, prefix_norm,
                                          weight)
 
         t0 = self._now()
@@ -469,7 +474,7 @@ class FastWAMPolicy:
         timing["d2h"] = self._now() - t0
 
         t0 = time.perf_counter()
-        actions = self.normalizer.action.inverse(a_norm_cpu)
+        actions = proc.denormalize_actions(a_norm_cpu)
         timing["denormalise"] = time.perf_counter() - t0
         timing["total"] = time.perf_counter() - t_start
         return PolicyOutput(
@@ -478,7 +483,7 @@ class FastWAMPolicy:
             timing_s=timing,
             seed=used_seed,
             instruction=instruction,
-            text_cache_hit=hit,
+            text_cache_hit=ctx.hit,
             committed_steps=0 if prefix_norm is None else int(
                 prefix_norm.shape[1] if weight is None else (weight > 0).sum()),
         )
@@ -487,10 +492,11 @@ class FastWAMPolicy:
     def uses_fast_path(self) -> bool:
         return self._engine is not None
 
-    def _engine_instruction(self, key: str, text: torch.Tensor, text_kv: Any) -> None:
-        """Load ``key``'s context K/V into the engine's static buffers, only when the instruction changes."""
-        if self._engine.text_key != key:
-            self._engine.set_instruction(key, text, text_kv=text_kv)
+    def _engine_instruction(self, ctx: Any) -> None:
+        """Load the instruction's context K/V (from the processor's cache) into the engine's static buffers,
+        only when the instruction changes."""
+        if self._engine.text_key != ctx.key:
+            self._engine.set_instruction(ctx.key, ctx.embeds, text_kv=ctx.text_kv)
 
     def _infer_unfused(self, latents, text, text_kv, proprio_d, noise_d, used_seed, timing,
                        prefix_norm=None, prefix_weight=None) -> torch.Tensor:
@@ -528,76 +534,6 @@ class FastWAMPolicy:
 
         self.model.prefill = timed_prefill  # type: ignore[method-assign]
 
-    def _prepare_text(self, instruction: str) -> tuple[torch.Tensor, Any, bool, str]:
-        """(text embeds [1, L, D] on device, TextKV or None, cache hit, cache key) for ``instruction``."""
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
-        prompt = self.text_cache.prompt_for(instruction)
-        key = f"{self.text_cache.encoder_id}\n{prompt}"
-        if key in self._text_dev:
-            self._text_dev.move_to_end(key)
-            self.text_cache.stats.hits += 1
-            text = self._text_dev[key]
-            hit = True
-        else:
-            before = self.text_cache.stats.misses
-            emb = self.text_cache.get(instruction)
-            hit = self.text_cache.stats.misses == before
-            if tuple(emb.shape) != (self.cfg.policy.text_len, self.cfg.text_dim):
-                raise ValueError(
-                    f"cached embedding of {instruction!r} has shape {tuple(emb.shape)}, the model expects "
-                    f"[{self.cfg.policy.text_len}, {self.cfg.text_dim}]"
-                )
-            text = emb.to(self.device, self.dtype).unsqueeze(0)
-            self._remember(self._text_dev, key, text)
-        text_kv = None
-        if self.cache_text_kv and hasattr(self.model, "precompute_text_kv"):
-            text_kv = self._text_kv.get(key)
-            if text_kv is None:
-                with torch.no_grad():
-                    text_kv = self.model.precompute_text_kv(text)
-                self._remember(self._text_kv, key, text_kv)
-            else:
-                self._text_kv.move_to_end(key)
-        return text, text_kv, hit, key
-
-    def _remember(self, d: OrderedDict, key: str, value: Any) -> None:
-        d[key] = value
-        d.move_to_end(key)
-        while len(d) > self._max_instr_entries:
-            d.popitem(last=False)
-
-    def _check_frame(self, frame: Any) -> torch.Tensor:
-        if isinstance(frame, np.ndarray):
-            if frame.dtype == np.uint8:
-                raise ValueError("frame is uint8; convert to float in [-1, 1] first (x / 127.5 - 1)")
-            if not np.issubdtype(frame.dtype, np.floating):
-                raise ValueError(f"frame must be a float array in [-1, 1], got dtype {frame.dtype}")
-            t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-        elif isinstance(frame, torch.Tensor):
-            if not frame.is_floating_point():
-                raise ValueError(f"frame must be a float tensor in [-1, 1], got dtype {frame.dtype}")
-            t = frame.detach().float()
-        else:
-            raise ValueError(f"frame must be a numpy array or torch tensor, got {type(frame).__name__}")
-        if t.ndim != 3 or t.shape[0] != 3:
-            raise ValueError(f"frame must be [3, H, W] (channels first), got shape {tuple(t.shape)}")
-        h, w = int(t.shape[1]), int(t.shape[2])
-        if self.check_image_size and (h, w) != self.image_size:
-            raise ValueError(
-                f"frame is {h}x{w} (H x W) but the model is configured for {self.image_size[0]}x{self.image_size[1]} "
-                "(policy.image_height / image_width)"
-            )
-        mult = self.vae.spatial_factor * int(self.cfg.video.patch_size[1])
-        if h % mult or w % mult:
-            raise ValueError(f"frame size {h}x{w} must be a multiple of {mult} pixels (VAE x patch)")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError("frame contains NaN or inf")
-        lo, hi = float(t.min()), float(t.max())
-        if lo < -1 - FRAME_RANGE_TOL or hi > 1 + FRAME_RANGE_TOL:
-            raise ValueError(f"frame values must be in [-1, 1], got range [{lo:.4g}, {hi:.4g}]")
-        return t.clamp_(-1.0, 1.0) if (lo < -1 or hi > 1) else t
-
     def _check_prefix(self, prefix: Any) -> torch.Tensor | None:
         """Raw committed prefix [d, A] -> normalised [1, d', A] on the device (d' = min(d, horizon)); None if empty."""
         if prefix is None:
@@ -610,21 +546,7 @@ class FastWAMPolicy:
         if not bool(torch.isfinite(p).all()):
             raise ValueError("prefix contains NaN or inf")
         p = p[: self.horizon]
-        return self.normalizer.action.forward(p).unsqueeze(0).to(self.device, self.dtype)
-
-    def _check_proprio(self, proprio: Any) -> torch.Tensor:
-        if proprio is None:
-            raise ValueError(f"proprio is missing: the model needs the raw state vector [{self.proprio_dim}]")
-        try:
-            arr = np.asarray(proprio.detach().cpu() if isinstance(proprio, torch.Tensor) else proprio, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"proprio must be a numeric vector, got {type(proprio).__name__}: {exc}") from exc
-        if arr.ndim != 1 or arr.shape[0] != self.proprio_dim:
-            raise ValueError(f"proprio must be a vector of length {self.proprio_dim}, got shape {arr.shape}")
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"proprio has NaN/inf at index(es) {bad.tolist()}")
-        return torch.from_numpy(arr.astype(np.float32))
+        return self.processor.normalize_actions(p).unsqueeze(0).to(self.device, self.dtype)
 
     def _initial_noise(self, seed: int | None, noise: Any) -> tuple[torch.Tensor, int | None]:
         shape = (1, self.horizon, self.action_dim)

@@ -333,6 +333,24 @@ class CacheStats:
         )
 
 
+@dataclass
+class InstructionEntry:
+    """One cached instruction: its CPU embedding [L, D] and, while it is among the most recently used ones,
+    the copies a model on its device needs (embedding [1, L, D] and the per-layer context K/V), attached by
+    :class:`~fastwam_ros.model.processor.FastWAMProcessor`. ``device_owner`` names who attached them."""
+
+    prompt: str
+    embedding: torch.Tensor
+    device_embedding: torch.Tensor | None = None
+    text_kv: Any = None
+    device_owner: int | None = None
+
+    def drop_device(self) -> None:
+        self.device_embedding = None
+        self.text_kv = None
+        self.device_owner = None
+
+
 class UnknownInstructionError(KeyError):
     """An instruction has no cached embedding and no text encoder is loaded to compute one."""
 
@@ -374,7 +392,7 @@ class TextEmbeddingCache:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self.max_memory_entries = int(max_memory_entries)
         self.stats = CacheStats()
-        self._mem: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._mem: OrderedDict[tuple[str, str], InstructionEntry] = OrderedDict()
         self._lock = threading.RLock()
 
     @property
@@ -395,6 +413,10 @@ class TextEmbeddingCache:
 
     def get(self, instruction: str) -> torch.Tensor:
         """Embedding [max_length, text_dim] (CPU) of ``instruction``; runs the encoder only on a miss."""
+        return self.lookup(instruction)[0].embedding
+
+    def lookup(self, instruction: str) -> tuple[InstructionEntry, bool]:
+        """(the cache entry of ``instruction``, True unless the encoder had to run)."""
         with self._lock:
             prompt = self.prompt_for(instruction)
             key = (self.encoder_id, prompt)
@@ -402,12 +424,11 @@ class TextEmbeddingCache:
             if hit is not None:
                 self._mem.move_to_end(key)
                 self.stats.hits += 1
-                return hit
+                return hit, True
             emb = self._load_disk(prompt)
             if emb is not None:
                 self.stats.disk_hits += 1
-                self._remember(key, emb)
-                return emb
+                return self._remember(key, emb), True
             if self.encoder is None:
                 known = sorted(p for (eid, p) in self._mem if eid == self.encoder_id)
                 raise UnknownInstructionError(
@@ -416,9 +437,22 @@ class TextEmbeddingCache:
                 )
             emb = self.encoder.encode([prompt])[0].detach().to("cpu").contiguous()
             self.stats.misses += 1
-            self._remember(key, emb)
+            entry = self._remember(key, emb)
             self._save_disk(prompt, emb)
-            return emb
+            return entry, False
+
+    def trim_device(self, keep: int) -> None:
+        """Keep the device copies (embedding, K/V) of the ``keep`` most recently used entries only."""
+        with self._lock:
+            with_dev = [e for e in reversed(self._mem.values()) if e.device_owner is not None]
+            for e in with_dev[max(int(keep), 0):]:
+                e.drop_device()
+
+    def drop_device(self) -> None:
+        """Forget every device copy (new weights, device or dtype); the CPU embeddings stay."""
+        with self._lock:
+            for e in self._mem.values():
+                e.drop_device()
 
     def put(self, instruction: str, embedding: torch.Tensor, *, encoder_id: str | None = None) -> None:
         """Insert a precomputed embedding [L, D] (e.g. from a saved policy's ``text_embeds.safetensors``)."""
@@ -440,18 +474,27 @@ class TextEmbeddingCache:
         """Formatted prompt -> embedding for one encoder identity (default: the current one)."""
         eid = encoder_id or self.encoder_id
         with self._lock:
-            return {p: t for (e, p), t in self._mem.items() if e == eid}
+            return {p: entry.embedding for (e, p), entry in self._mem.items() if e == eid}
+
+    def detach_encoder(self) -> None:
+        """Drop the encoder (frees its memory); the cached entries keep serving under the same identity."""
+        with self._lock:
+            if self.encoder is not None:
+                self._encoder_id = self.encoder.identity
+                self.encoder = None
 
     def clear_memory(self) -> None:
         with self._lock:
             self._mem.clear()
 
     # -- internals
-    def _remember(self, key: tuple[str, str], emb: torch.Tensor) -> None:
-        self._mem[key] = emb
+    def _remember(self, key: tuple[str, str], emb: torch.Tensor) -> InstructionEntry:
+        entry = InstructionEntry(key[1], emb)
+        self._mem[key] = entry
         self._mem.move_to_end(key)
         while len(self._mem) > self.max_memory_entries:
             self._mem.popitem(last=False)
+        return entry
 
     def _load_disk(self, prompt: str) -> torch.Tensor | None:
         path = self.disk_path(prompt)

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from fastwam_ros.model.processor import FastWAMProcessor
+
 from .config import TrainConfig
 from .dataset import FastWAMDataset
 from .episode import Episode
@@ -190,10 +192,12 @@ class Trainer:
         if cfg.model.init:
             self._load_init_weights(model, cfg.model.init)
         model.float().train()
-        self.normalizer = StateActionNormalizer.from_dataset_stats(
+        normalizer = StateActionNormalizer.from_dataset_stats(
             self.stats, mcfg.normalization.mode, mcfg.normalization.clamp)
-        self.vae = self._build_vae(mcfg)
-        self.text_embeds = self._encode_instructions(mcfg, self.dataset.instructions)
+        # the processor deployment uses too: normalisation, VAE encoding, the instruction cache
+        self.processor = FastWAMProcessor(mcfg, normalizer, self._build_vae(mcfg), self._text_cache(mcfg),
+                                          device=self.accelerator.device, dtype=torch.float32)
+        self.text_embeds = self._encode_instructions(self.dataset.instructions)
         self._latent_cache: dict[int, torch.Tensor] = {}
 
         # ---- optimisation
@@ -301,8 +305,7 @@ class Trainer:
         vae.requires_grad_(False)
         return vae.eval()
 
-    def _encode_instructions(self, mcfg, instructions: list[str]) -> dict[str, torch.Tensor]:
-        """Instruction → text embedding [L, text_dim] (pad rows zero), each encoder call once per instruction."""
+    def _text_cache(self, mcfg):
         from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, text_encoder_from_config
 
         src = self.cfg.model.text_encoder
@@ -317,27 +320,39 @@ class Trainer:
             enc = TextEncoder.from_pretrained(src, tokenizer_dir=self.cfg.model.tokenizer, device=device,
                                               dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                                               max_length=mcfg.policy.text_len)
-        cache = TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir,
-                                   template=mcfg.policy.prompt_template)
-        embeds = {ins: cache.get(ins).float().clone() for ins in instructions}
-        self.text_encoder_id = cache.encoder_id
-        self.prompts = {ins: cache.prompt_for(ins) for ins in instructions}
-        del enc, cache
+        return TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir, template=mcfg.policy.prompt_template)
+
+    def _encode_instructions(self, instructions: list[str]) -> dict[str, torch.Tensor]:
+        """Instruction → text embedding [L, text_dim] (pad rows zero), each encoder call once per instruction;
+        then the encoder is dropped (the processor's cache serves every training batch)."""
+        proc = self.processor
+        embeds = {ins: proc.text_embedding(ins).clone() for ins in instructions}
+        self.text_encoder_id = proc.text_cache.encoder_id
+        self.prompts = {ins: proc.text_cache.prompt_for(ins) for ins in instructions}
+        proc.release_text_encoder()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return embeds
+
+    @property
+    def vae(self):
+        return self.processor.vae
+
+    @property
+    def normalizer(self):
+        return self.processor.normalizer
 
     # ---------------------------------------------------------------------------------------- batches
     def encode_video(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """[B, 3, 9, H, W] in [-1, 1] → normalised VAE latents [B, 48, 3, h, w] (frozen VAE, no grad)."""
         mode = self.cfg.data.latent_cache
         if mode == "none":
-            return self.vae.encode(video).float()
+            return self.processor.encode_video(video).float()
         keys = [int(i) for i in index.tolist()]
         out: list[torch.Tensor | None] = [self._cached_latent(k) for k in keys]
         todo = [j for j, o in enumerate(out) if o is None]
         for j in todo:  # one sample at a time: a cached latent must not depend on its batch-mates
-            z = self.vae.encode(video[j : j + 1]).float()[0]
+            z = self.processor.encode_video(video[j : j + 1]).float()[0]
             self._store_latent(keys[j], z.detach())
             out[j] = z
         return torch.stack([o.to(video.device) for o in out])
@@ -364,19 +379,11 @@ class Trainer:
             tmp.replace(d / f"{key:09d}.pt")
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Dataset batch → the model's training batch (normalised actions / proprio, latents, text)."""
+        """Dataset batch → the model's training batch through the processor (normalised actions / proprio,
+        latents from the latent cache or the VAE, text embeddings from the instruction cache)."""
         device = self.accelerator.device
-        missing = [s for s in batch["instruction"] if s not in self.text_embeds]
-        if missing:
-            raise KeyError(f"instructions without a precomputed embedding: {missing}")
-        return {
-            "video_latents": self.encode_video(batch["video"].to(device), batch["index"]),
-            "actions": self.normalizer.action(batch["actions"].to(device)),
-            "proprio": self.normalizer.state(batch["state"].to(device)),
-            "text_embeds": torch.stack([self.text_embeds[s] for s in batch["instruction"]]).to(device),
-            "action_is_pad": batch["action_is_pad"].to(device),
-            "image_is_pad": batch["image_is_pad"].to(device),
-        }
+        latents = self.encode_video(batch["video"].to(device), batch["index"])
+        return self.processor.training_inputs(batch, video_latents=latents)
 
     def generator(self, micro_step: int) -> torch.Generator:
         """Noise generator of one micro-step: a function of (seed, micro-step, rank) only."""
