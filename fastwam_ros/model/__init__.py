@@ -21,6 +21,9 @@ _EXPORTS = {
     "load_official_checkpoint": "checkpoint",
     "init_action_expert_state": "action_init",
     "run_parity": "parity",
+    "FastWAMProcessor": "processor",
+    "FastWAMPolicy": "policy",
+    "PolicyOutput": "policy",
 }
 
 __all__ = sorted(_EXPORTS)

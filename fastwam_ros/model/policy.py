@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ class PolicyOutput:
     text_cache_hit: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     committed_steps: int = 0
+    joint_names: tuple[str, ...] = ()  # action column names (robot joint order), when the policy knows them
 
     @property
     def horizon(self) -> int:
@@ -262,6 +263,8 @@ class FastWAMPolicy:
         )
         for prompt, emb in b.text_embeds.items():
             cache.put_prompt(prompt, emb, encoder_id=b.text_encoder_id)
+        if kwargs.get("perception_config") is None:
+            kwargs["perception_config"] = ser.load_perception(b.path)
         return cls(model, b.normalizer, vae, cache, device=device, dtype=dtype, **kwargs)
 
     @classmethod
@@ -487,6 +490,45 @@ class FastWAMPolicy:
             committed_steps=0 if prefix_norm is None else int(
                 prefix_norm.shape[1] if weight is None else (weight > 0).sum()),
         )
+
+    def predict_observation(
+        self,
+        images: Mapping[str, np.ndarray],
+        joint_positions: Mapping[str, float] | np.ndarray | Iterable[float],
+        instruction: str | None = None,
+        *,
+        perception_config: Any | None = None,
+        **predict_kwargs: Any,
+    ) -> PolicyOutput:
+        """One chunk from RAW camera images: ``images`` {camera name: uint8 [H, W, 3] RGB} go through the
+        perception code the node and the training data use (:func:`~fastwam_ros.perception.pipeline.
+        preprocess_frames`: per-camera transform, resize, tiling in the configured camera order, [-1, 1]);
+        ``joint_positions`` is {joint name: position} (any order; extra joints ignored) or a vector in the
+        robot's joint order. ``perception_config``: a :class:`~fastwam_ros.perception.config.PerceptionConfig`
+        (default: the one this policy carries, e.g. its directory's ``perception.json``). The returned
+        ``actions`` columns are in the robot's joint order (``out.joint_names``). Other keyword arguments go to
+        :meth:`predict` (seed, noise, prefix, prefix_weight)."""
+        from fastwam_ros.perception.pipeline import preprocess_frames
+        from fastwam_ros.perception.proprio import assemble_proprio
+
+        pc = perception_config if perception_config is not None else self.perception_config
+        if pc is None:
+            raise ValueError("predict_observation needs the camera / tiling / joint-order config: pass "
+                             "perception_config=, or load a policy directory that has perception.json")
+        if not isinstance(images, Mapping):
+            raise ValueError(f"images must be a mapping camera name -> uint8 HxWx3 RGB, got {type(images).__name__}")
+        frame = preprocess_frames(images, pc)
+        joints = tuple(pc.joint_names)
+        if isinstance(joint_positions, Mapping):
+            if not joints:
+                raise ValueError("the perception config names no joints: pass joint_positions as a vector")
+            state = assemble_proprio(joints, list(joint_positions), list(joint_positions.values()))
+        else:
+            state = joint_positions
+        out = self.predict(frame, instruction, state, **predict_kwargs)
+        if len(joints) == self.action_dim:
+            out.joint_names = joints
+        return out
 
     @property
     def uses_fast_path(self) -> bool:

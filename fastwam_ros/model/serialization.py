@@ -36,6 +36,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATS_FILE = "stats.json"
 TEXT_EMBEDS_FILE = "text_embeds.safetensors"
+PERCEPTION_FILE = "perception.json"  # optional: the camera / tiling / joint-order config trained with
 TEXT_ENCODER_SUBDIR = "text_encoder"
 TOKENIZER_SUBDIR = "tokenizer"
 VAE_PREFIX = "vae."
@@ -277,6 +278,19 @@ def load_policy_dir(path: str | Path) -> PolicyBundle:
         text_embeds, enc_id = load_text_embeds(p / TEXT_EMBEDS_FILE, text_len=cfg.policy.text_len, text_dim=cfg.text_dim)
     te_dir = p if (p / TEXT_ENCODER_SUBDIR / "config.json").is_file() else None
     return PolicyBundle(p, dict(meta), cfg, model_state, vae_state, norm, text_embeds, enc_id, te_dir)
+
+
+def load_perception(path: str | Path) -> Any | None:
+    """The policy directory's ``perception.json`` as a PerceptionConfig, or None when it has none."""
+    f = Path(path) / PERCEPTION_FILE
+    if not f.is_file():
+        return None
+    from fastwam_ros.perception.config import ConfigError, PerceptionConfig
+
+    try:
+        return PerceptionConfig.from_dict(_read_json(f))
+    except ConfigError as exc:
+        raise PolicyFormatError(f"{f}: {exc}") from exc
 
 
 def check_model_state(module: nn.Module, state: Mapping[str, torch.Tensor], *, where: str) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .stats import STATS_FILENAME
+from fastwam_ros.model.serialization import PERCEPTION_FILE
 
-PERCEPTION_FILE = "perception.json"
+from .stats import STATS_FILENAME
 
 
 class _FrozenState:
