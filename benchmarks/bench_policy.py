@@ -54,8 +54,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastwam_ros.model.config import FastWAMConfig, load_config  # noqa: E402
-from fastwam_ros.model.fast_path import FastActionSampler, HostStaging, ReferenceSampler  # noqa: E402
+from fastwam_ros.model.fast_path import FastActionSampler, HostStaging
 from fastwam_ros.model.fastwam import FastWAM  # noqa: E402
+from fastwam_ros.model.reference_sampler import ReferenceSampler  # noqa: E402
 
 H100_HBM_BYTES_PER_S = 3.35e12  # H100 SXM5 HBM3 peak
 INSTRUCTION = "fold the towel"
@@ -158,7 +159,8 @@ def build(cfg: FastWAMConfig, device: torch.device, dtype: torch.dtype, seed: in
 
     from fastwam_ros.model.encoders import WanVAE
     from fastwam_ros.model.normalizer import LinearNormalizer, StateActionNormalizer
-    from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, build_tiny_tokenizer
+    from fastwam_ros.model.text import TextEncoder, build_tiny_tokenizer
+    from fastwam_ros.model.text_cache import TextEmbeddingCache
 
     torch.manual_seed(seed)
     with torch.device(device):  # initialise where the weights live; cast per component (bounded peak memory)

@@ -306,7 +306,8 @@ class Trainer:
         return vae.eval()
 
     def _text_cache(self, mcfg):
-        from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, text_encoder_from_config
+        from fastwam_ros.model.text import TextEncoder, text_encoder_from_config
+        from fastwam_ros.model.text_cache import TextEmbeddingCache
 
         src = self.cfg.model.text_encoder
         if src is None:

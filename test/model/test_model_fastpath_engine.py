@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fast_path import FastActionSampler, HostStaging, ReferenceSampler
+from fastwam_ros.model.fast_path import FastActionSampler, HostStaging
 from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.reference_sampler import ReferenceSampler
 
 TOL = 1e-5
 

@@ -12,7 +12,7 @@ from fastwam_ros.model.config import load_config
 from fastwam_ros.model.normalizer import LinearNormalizer, StateActionNormalizer
 from fastwam_ros.model.policy import STAGES, FastWAMPolicy
 from fastwam_ros.model.serialization import PolicyFormatError, load_policy_dir
-from fastwam_ros.model.text import UnknownInstructionError
+from fastwam_ros.model.text_cache import UnknownInstructionError
 
 INSTR = "fold the towel"
 

@@ -7,13 +7,12 @@ import torch
 
 from fastwam_ros.model.text import (
     DEFAULT_PROMPT,
-    TextEmbeddingCache,
     TextEncoder,
-    UnknownInstructionError,
     build_tiny_text_encoder,
     clean_prompt,
     format_prompt,
 )
+from fastwam_ros.model.text_cache import TextEmbeddingCache, UnknownInstructionError
 
 L = 24  # tokens (tiny; the real model uses 128)
 
