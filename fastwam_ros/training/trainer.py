@@ -197,7 +197,7 @@ class Trainer:
         # the processor deployment uses too: normalisation, VAE encoding, the instruction cache
         self.processor = FastWAMProcessor(mcfg, normalizer, self._build_vae(mcfg), self._text_cache(mcfg),
                                           device=self.accelerator.device, dtype=torch.float32)
-        self.text_embeds = self._encode_instructions(self.dataset.instructions)
+        self._encode_instructions(self.dataset.instructions)
         self._latent_cache: dict[int, torch.Tensor] = {}
 
         # ---- optimisation
@@ -321,19 +321,25 @@ class Trainer:
             enc = TextEncoder.from_pretrained(src, tokenizer_dir=self.cfg.model.tokenizer, device=device,
                                               dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                                               max_length=mcfg.policy.text_len)
-        return TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir, template=mcfg.policy.prompt_template)
+        return TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir, template=mcfg.policy.prompt_template,
+                                  max_memory_entries=max(1024, len(self.dataset.instructions)))
 
-    def _encode_instructions(self, instructions: list[str]) -> dict[str, torch.Tensor]:
-        """Instruction → text embedding [L, text_dim] (pad rows zero), each encoder call once per instruction;
-        then the encoder is dropped (the processor's cache serves every training batch)."""
+    def _encode_instructions(self, instructions: list[str]) -> None:
+        """Every instruction's text embedding [L, text_dim] (pad rows zero) into the processor's instruction cache,
+        one encoder call per instruction; then the encoder is dropped (the cache serves every batch)."""
         proc = self.processor
-        embeds = {ins: proc.text_embedding(ins).clone() for ins in instructions}
+        for ins in instructions:
+            proc.text_embedding(ins)
         self.text_encoder_id = proc.text_cache.encoder_id
         self.prompts = {ins: proc.text_cache.prompt_for(ins) for ins in instructions}
         proc.release_text_encoder()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return embeds
+
+    @property
+    def text_embeds(self) -> dict[str, torch.Tensor]:
+        """Instruction -> embedding [L, text_dim] (float32, CPU) of every training instruction, from the cache."""
+        return {ins: self.processor.text_embedding(ins) for ins in self.dataset.instructions}
 
     @property
     def vae(self):
