@@ -10,7 +10,7 @@ happens; wall time is only measured and reported):
   controller's position commands at ``control_rate_hz`` (MuJoCo ALOHA, or the kinematic fallback);
 * ``fastwam_ros.perception.preprocess_frames`` tiles the three images into the policy's frame (the same
   function that built the training samples);
-* ``fastwam_ros.model.policy.FastWAMPolicy`` predicts a 32-step chunk (inline, one inference at a time). Its
+* ``fastwam_ros.model.inference.policy.FastWAMPolicy`` predicts a 32-step chunk (inline, one inference at a time). Its
   latency is charged in sim time: the chunk reaches the controller ``sim_latency_s`` after the inference
   started (``--latency measured`` charges the measured wall-clock time instead), while the robot keeps
   executing the previous plan;

@@ -433,7 +433,8 @@ def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | No
     resolve_path = resolve_path or (lambda s: s)
 
     def build():
-        from fastwam_ros.model.policy import FastWAMPolicy  # torch import happens here, on the worker
+        # torch import happens here, on the worker
+        from fastwam_ros.model.inference.policy import FastWAMPolicy
 
         fn = FastWAMPolicy.from_pretrained
         wanted = {

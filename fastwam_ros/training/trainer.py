@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from fastwam_ros.model.processor import FastWAMProcessor
+from fastwam_ros.model.processing.processor import FastWAMProcessor
 
 from .config import TrainConfig
 from .dataset import FastWAMDataset
@@ -169,8 +169,8 @@ class Trainer:
 
         # ---- model
         from fastwam_ros.model.config import load_config
-        from fastwam_ros.model.fastwam import FastWAM
-        from fastwam_ros.model.normalizer import StateActionNormalizer
+        from fastwam_ros.model.network.fastwam import FastWAM
+        from fastwam_ros.model.processing.normalizer import StateActionNormalizer
 
         mcfg = load_config(cfg.model.config)
         if cfg.model.variant is not None:
@@ -183,7 +183,7 @@ class Trainer:
         self._check_shapes(mcfg)
         self.model_config = mcfg
         if cfg.model.init and Path(cfg.model.init).is_file():
-            from fastwam_ros.model.file_check import check_official_keys
+            from fastwam_ros.model.checkpoints.file_check import check_official_keys
 
             check_official_keys(mcfg, cfg.model.init)  # a bad file fails before the model is built
         with torch.random.fork_rng(devices=[]):
@@ -283,14 +283,14 @@ class Trainer:
 
             load_policy_weights(model, p)
         elif p.is_file():
-            from fastwam_ros.model.checkpoint import load_official_checkpoint
+            from fastwam_ros.model.checkpoints.checkpoint import load_official_checkpoint
 
             load_official_checkpoint(model, p, strict=True)
         else:
             raise TrainConfigError(f"model.init {p} does not exist")
 
     def _build_vae(self, mcfg):
-        from fastwam_ros.model.encoders import WanVAE
+        from fastwam_ros.model.processing.encoders import WanVAE
 
         src = self.cfg.model.vae
         device = self.accelerator.device
@@ -306,8 +306,8 @@ class Trainer:
         return vae.eval()
 
     def _text_cache(self, mcfg):
-        from fastwam_ros.model.text import TextEncoder, text_encoder_from_config
-        from fastwam_ros.model.text_cache import TextEmbeddingCache
+        from fastwam_ros.model.processing.text import TextEncoder, text_encoder_from_config
+        from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
         src = self.cfg.model.text_encoder
         if src is None:

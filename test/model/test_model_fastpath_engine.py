@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fast_path import FastActionSampler, HostStaging
-from fastwam_ros.model.fastwam import FastWAM
-from fastwam_ros.model.reference_sampler import ReferenceSampler
+from fastwam_ros.model.inference.fast_path import FastActionSampler, HostStaging
+from fastwam_ros.model.inference.reference_sampler import ReferenceSampler
+from fastwam_ros.model.network.fastwam import FastWAM
 
 TOL = 1e-5
 

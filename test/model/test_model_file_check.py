@@ -13,12 +13,12 @@ import time
 import pytest
 import torch
 
-from fastwam_ros.model.checkpoint import CheckpointError, export_official_state_dict
+from fastwam_ros.model.checkpoints.checkpoint import CheckpointError, export_official_state_dict
+from fastwam_ros.model.checkpoints.file_check import check_official_keys, read_header, read_safetensors_header
+from fastwam_ros.model.checkpoints.serialization import PolicyFormatError
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
-from fastwam_ros.model.file_check import check_official_keys, read_header, read_safetensors_header
-from fastwam_ros.model.policy import FastWAMPolicy
-from fastwam_ros.model.serialization import PolicyFormatError
+from fastwam_ros.model.inference.policy import FastWAMPolicy
+from fastwam_ros.model.network.fastwam import FastWAM
 
 GB5 = 5 * 1024**3
 LIMIT_S = 5.0

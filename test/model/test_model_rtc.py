@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fast_path import FastActionSampler
-from fastwam_ros.model.fastwam import FastWAM
-from fastwam_ros.model.policy import FastWAMPolicy
+from fastwam_ros.model.inference.fast_path import FastActionSampler
+from fastwam_ros.model.inference.policy import FastWAMPolicy
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 @pytest.fixture(scope="module")

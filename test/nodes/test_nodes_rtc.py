@@ -34,7 +34,7 @@ def test_alignment_interpolates_onto_the_chunk_grid_and_frees_past_steps():
 @pytest.mark.parametrize("weights", [None, "half"])
 def test_worker_passes_the_prefix_to_the_real_policy(weights):
     from fastwam_ros.model.config import load_config
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     cfg = load_config("tiny")
     cfg.flow.num_inference_steps = 2

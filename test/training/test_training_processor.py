@@ -13,7 +13,7 @@ import torch
 import training_bagfactory as bf
 from torch.utils.data import default_collate
 
-from fastwam_ros.model.policy import FastWAMPolicy
+from fastwam_ros.model.inference.policy import FastWAMPolicy
 from fastwam_ros.perception.pipeline import ObservationPipeline
 from fastwam_ros.training.config import config_from_dict
 from fastwam_ros.training.trainer import Trainer

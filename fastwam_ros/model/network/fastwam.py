@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..config import FastWAMConfig
 from .action_expert import ActionExpert
-from .config import FastWAMConfig
 from .flow import FlowMatchScheduler, inpaint_prefix
 from .masks import fastwam_mask, joint_mask, video_to_video_mask
 from .mot import (
@@ -237,7 +237,7 @@ class FastWAM(FastWAMTrainingLoss, nn.Module):
         """Denoise an action chunk from ``noise`` [B, H, A] -> normalised actions [B, H, A].
 
         ``prefix`` [B, d, A] (d <= H, normalised): committed actions for the chunk's first d steps (real-time
-        chunking); they are inpainted at every Euler step (:func:`~fastwam_ros.model.flow.inpaint_prefix`) with
+        chunking); they are inpainted at every Euler step (:func:`~fastwam_ros.model.network.flow.inpaint_prefix`) with
         ``prefix_weight`` [d] or [B, d] in [0, 1] (default 1). None = the official sampler, unchanged.
 
         fastwam / fastwam_no_video: prefill the first-frame video K/V once, then ``num_steps`` cached action steps

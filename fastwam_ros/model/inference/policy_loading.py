@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastwam_ros.model import serialization as ser
-from fastwam_ros.model.encoders import WanVAE
-from fastwam_ros.model.text import TextEncoder
-from fastwam_ros.model.text_cache import TextEmbeddingCache
+from fastwam_ros.model.checkpoints import serialization as ser
+from fastwam_ros.model.processing.encoders import WanVAE
+from fastwam_ros.model.processing.text import TextEncoder
+from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
 
 def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -49,8 +49,8 @@ class PolicyBuilders:
         Defaults: a random VAE and a random tiny-tokenizer UMT5 shaped by ``cfg.vae`` / ``cfg.text_encoder``
         (fine for tiny configs; for the real sizes pass the encoders), and an identity normaliser."""
         from fastwam_ros.model.config import load_config
-        from fastwam_ros.model.fastwam import FastWAM
-        from fastwam_ros.model.text import text_encoder_from_config
+        from fastwam_ros.model.network.fastwam import FastWAM
+        from fastwam_ros.model.processing.text import text_encoder_from_config
 
         if isinstance(cfg, (str, Path)):
             cfg = load_config(cfg)
@@ -87,11 +87,11 @@ class PolicyBuilders:
         ``config.normalization``. Loading is strict (0 missing / 0 unexpected keys)."""
         import json
 
-        from fastwam_ros.model.checkpoint import load_official_checkpoint
+        from fastwam_ros.model.checkpoints.checkpoint import load_official_checkpoint
+        from fastwam_ros.model.checkpoints.file_check import check_official_keys
         from fastwam_ros.model.config import load_config
-        from fastwam_ros.model.fastwam import FastWAM
-        from fastwam_ros.model.file_check import check_official_keys
-        from fastwam_ros.model.normalizer import StateActionNormalizer
+        from fastwam_ros.model.network.fastwam import FastWAM
+        from fastwam_ros.model.processing.normalizer import StateActionNormalizer
 
         cfg = load_config(config) if isinstance(config, (str, Path)) else config
         check_official_keys(cfg, checkpoint)  # a corrupt / mismatched file fails here, in seconds
@@ -125,7 +125,7 @@ def instruction_from_prompt(prompt: str, template: str) -> str:
 
 def identity_normalizer(proprio_dim: int, action_dim: int, norm_cfg: Any | None = None) -> Any:
     """State/action normaliser with scale 1 and offset 0 (random-weight policies, benchmarks)."""
-    from fastwam_ros.model.normalizer import LinearNormalizer, StateActionNormalizer
+    from fastwam_ros.model.processing.normalizer import LinearNormalizer, StateActionNormalizer
 
     clamp = float(getattr(norm_cfg, "clamp", 5.0)) if norm_cfg is not None else 5.0
     mode = str(getattr(norm_cfg, "mode", "z-score")) if norm_cfg is not None else "z-score"

@@ -174,7 +174,7 @@ def check_official_keys(config: Any, path: str | Path) -> dict[str, tuple[int, .
     The model is instantiated on the ``meta`` device (structure and shapes only: no memory, no init). Raises
     :class:`CheckpointError` listing every missing / unexpected / mis-shaped key; returns {key: shape}."""
     shapes = official_shapes(path)
-    from .fastwam import FastWAM  # after the file checks: importing diffusers alone takes seconds
+    from ..network.fastwam import FastWAM  # after the file checks: importing diffusers alone takes seconds
 
     with torch.device("meta"):
         skeleton = FastWAM(config)

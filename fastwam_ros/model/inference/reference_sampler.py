@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from ..network.masks import fastwam_mask, video_to_video_mask
+from ..network.mot import Stream, VideoKVCache, context_kv, forward_with_video_cache, prefill_video_cache
 from .fast_path import SUPPORTED_VARIANTS
-from .masks import fastwam_mask, video_to_video_mask
-from .mot import Stream, VideoKVCache, context_kv, forward_with_video_cache, prefill_video_cache
 from .staging import StageTimer
 
 

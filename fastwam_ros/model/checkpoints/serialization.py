@@ -109,7 +109,7 @@ def stats_to_dict(normalizer: Any, raw_stats: Mapping[str, Any] | None = None) -
 
 def stats_from_dict(d: Any, *, where: str = STATS_FILE, state_dim: int | None = None, action_dim: int | None = None):
     """``StateActionNormalizer`` from stats.json content, with dimension checks against the config."""
-    from fastwam_ros.model.normalizer import NormalizerError, StateActionNormalizer
+    from fastwam_ros.model.processing.normalizer import NormalizerError, StateActionNormalizer
 
     if not isinstance(d, Mapping):
         raise PolicyFormatError(f"{where}: expected a JSON object, got {type(d).__name__}")

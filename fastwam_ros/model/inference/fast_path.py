@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .flow import inpaint_prefix
-from .masks import fastwam_mask, video_to_video_mask
-from .mot import (
+from ..network.flow import inpaint_prefix
+from ..network.masks import fastwam_mask, video_to_video_mask
+from ..network.mot import (
     attention,
     block_modulation,
     block_post,
@@ -61,7 +61,7 @@ def rope_tables(angles: torch.Tensor, device: torch.device) -> tuple[torch.Tenso
 
 
 def apply_rope_tables(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """:func:`fastwam_ros.model.rope.apply_rope` with precomputed tables (same float64 arithmetic, same result)."""
+    """:func:`fastwam_ros.model.network.rope.apply_rope` with precomputed tables (same float64 arithmetic, same result)."""
     b, s, inner = x.shape
     half = cos.shape[-1]
     xp = x.to(torch.float64).reshape(b, s, inner // (2 * half), half, 2)

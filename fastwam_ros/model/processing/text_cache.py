@@ -37,7 +37,7 @@ class CacheStats:
 class InstructionEntry:
     """One cached instruction: its CPU embedding [L, D] and, while it is among the most recently used ones,
     the copies a model on its device needs (embedding [1, L, D] and the per-layer context K/V), attached by
-    :class:`~fastwam_ros.model.processor.FastWAMProcessor`. ``device_owner`` names who attached them."""
+    :class:`~fastwam_ros.model.processing.processor.FastWAMProcessor`. ``device_owner`` names who attached them."""
 
     prompt: str
     embedding: torch.Tensor

@@ -5,7 +5,7 @@ In the LeRobot split of configuration / modeling / processor, this is the proces
 * state / action normalisation (the dataset statistics; state clamped as in the official processor);
 * frame validation (float [3, H, W] in [-1, 1], the configured size, VAE x patch multiples, finite);
 * VAE encoding (frozen Wan2.2 VAE -> normalised posterior means);
-* THE instruction cache: one :class:`~fastwam_ros.model.text_cache.TextEmbeddingCache` entry per instruction holds the
+* THE instruction cache: one :class:`~fastwam_ros.model.processing.text_cache.TextEmbeddingCache` entry per instruction holds the
   CPU embedding and, for the most recently used ones, its device copy and the per-layer context K/V
   (``text_kv_fn``, the network's ``precompute_text_kv``). Nothing else caches instructions.
 

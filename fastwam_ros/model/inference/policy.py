@@ -29,17 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastwam_ros.model import serialization as ser
-from fastwam_ros.model.encoders import WanVAE
-from fastwam_ros.model.policy_loading import (
+from fastwam_ros.model.checkpoints import serialization as ser
+from fastwam_ros.model.inference.policy_loading import (
     PolicyBuilders,
     as_dtype,
     identity_normalizer,
     instruction_from_prompt,
 )
-from fastwam_ros.model.processor import FastWAMProcessor
-from fastwam_ros.model.text import TextEncoder
-from fastwam_ros.model.text_cache import TextEmbeddingCache
+from fastwam_ros.model.processing.encoders import WanVAE
+from fastwam_ros.model.processing.processor import FastWAMProcessor
+from fastwam_ros.model.processing.text import TextEncoder
+from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
 SEED_MODES = ("fixed", "fresh")
 STAGES = ("h2d", "vae_encode", "text", "prefill", "action_steps", "d2h", "denormalise", "total")
@@ -96,9 +96,9 @@ class FastWAMPolicy(PolicyBuilders):
         perception_config: Any | None = None,
     ):
         """Normalisation, frame checks, VAE encoding and the instruction cache live in ``self.processor`` (a
-        :class:`~fastwam_ros.model.processor.FastWAMProcessor`, the same the trainer uses). ``perception_config``:
+        :class:`~fastwam_ros.model.processing.processor.FastWAMProcessor`, the same the trainer uses). ``perception_config``:
         the camera / tiling / joint-order config of :meth:`predict_observation` (a policy directory's
-        ``perception.json`` by default). ``fast_path``: sample with :class:`~fastwam_ros.model.fast_path.FastActionSampler` (per-instruction
+        ``perception.json`` by default). ``fast_path``: sample with :class:`~fastwam_ros.model.inference.fast_path.FastActionSampler` (per-instruction
         context K/V, static buffers, mask-free attention, CUDA graphs on GPU). None = whenever the variant
         supports it; False = the plain ``FastWAM.infer_action`` loop (reference behaviour)."""
         if seed_mode not in SEED_MODES:
@@ -165,8 +165,8 @@ class FastWAMPolicy(PolicyBuilders):
         dtype = as_dtype(dtype)
         kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
         if Path(path).expanduser().is_file():
+            from fastwam_ros.model.checkpoints.file_check import check_official_keys
             from fastwam_ros.model.config import FastWAMConfig, load_config
-            from fastwam_ros.model.file_check import check_official_keys
 
             if not isinstance(config, FastWAMConfig):
                 config = load_config(config if config is not None else "wan22_5b")
@@ -185,7 +185,9 @@ class FastWAMPolicy(PolicyBuilders):
                 f"{path} is a policy directory: its config.json and stats.json are authoritative; do not pass "
                 "config= / stats= (those are for official checkpoint files)"
             )
-        from fastwam_ros.model.fastwam import FastWAM  # (diffusers: seconds to import; after the file checks)
+        from fastwam_ros.model.network.fastwam import (
+            FastWAM,  # (diffusers: seconds to import; after the file checks)
+        )
 
         b = ser.load_policy_dir(path)
         cfg = b.config
