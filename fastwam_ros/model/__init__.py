@@ -42,13 +42,14 @@ _EXPORTS = {
 _MOVED = {
     "fastwam": "network", "mot": "network", "video_expert": "network", "action_expert": "network",
     "rope": "network", "masks": "network", "flow": "network", "training_loss": "network",
+    "rtc": "network", "rtc_guidance": "network",
     "checkpoint": "checkpoints", "file_check": "checkpoints", "serialization": "checkpoints",
     "weights": "checkpoints", "action_init": "checkpoints",
     "processor": "processing", "normalizer": "processing", "encoders": "processing", "text": "processing",
     "text_cache": "processing",
     "policy": "inference", "policy_loading": "inference", "fast_path": "inference", "staging": "inference",
     "reference_sampler": "inference",
-    "rtc": "inference", "rtc_guidance": "inference",
+
 }
 
 __all__ = sorted(_EXPORTS)
