@@ -3,19 +3,21 @@
     python -m fastwam_ros.demo                     # 10 sim seconds, bundled checkpoint, writes outputs/demo/
     python -m fastwam_ros.demo --seconds 6 --sim-mode kinematic --out /tmp/demo
 
-The same cores the ROS nodes wrap run in-process, in simulated time (nothing reads a wall clock to decide what
-happens; wall time is only measured and reported):
+The robot is one robot file (``config/robots/demo_aloha.yaml``, ``--robot``). The glue the ROS nodes ship runs
+in-process, in simulated time (nothing reads a wall clock to decide what happens; wall time is only measured):
 
-* ``fastwam_ros.sim.BimanualSim`` renders the head and wrist cameras at ``camera_rate_hz`` and executes the
-  controller's position commands at ``control_rate_hz`` (MuJoCo ALOHA, or the kinematic fallback);
-* ``fastwam_ros.perception.preprocess_frames`` tiles the three images into the policy's frame (the same
-  function that built the training samples);
-* ``fastwam_ros.model.inference.policy.FastWAMPolicy`` predicts a 32-step chunk (inline, one inference at a time). Its
-  latency is charged in sim time: the chunk reaches the controller ``sim_latency_s`` after the inference
-  started (``--latency measured`` charges the measured wall-clock time instead), while the robot keeps
+* ``fastwam_ros.sim.BimanualSim`` renders the cameras at the robot file's ``sim.camera_rate_hz`` and follows the
+  controller's per-group commands through ``runtime.sim_runtime.SimBridge`` (as ``sim_node`` does);
+* ``runtime.policy_runtime.PolicyRuntime`` (what ``policy_node`` calls) receives the camera messages and joint
+  states, synchronises and tiles them once (``perception.ObservationPipeline``), and hands observations to the
+  ``PolicyWorker`` thread (trigger ``rate``, one inference every ``replan_period_s``), with the controller's
+  committed prefix for real-time chunking. The checkpoint's robot contract is checked against the robot file when
+  the worker loads it. Inference latency is charged in sim time: a chunk is collected ``sim_latency_s`` after its
+  observation (``--latency measured`` charges the measured wall-clock time instead) while the robot keeps
   executing the previous plan;
-* ``fastwam_ros.control.ChunkController`` splices each chunk into the plan (latency-compensated from the
-  observation stamp), enforces the limits and produces the commands.
+* ``runtime.controller_runtime.ControllerRuntime`` (what ``controller_node`` calls) takes each chunk, splices it
+  (latency-compensated from the observation stamp), enforces the limits and produces the group commands and the
+  committed prefix.
 
 Outputs in ``--out``: ``demo.mp4`` (or ``demo.gif`` without imageio-ffmpeg): the head camera next to the policy's
 tiled input; ``joints.png``: commanded vs measured joint positions and the towel's fold progress;
@@ -30,8 +32,9 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -41,29 +44,15 @@ LOG = logging.getLogger("fastwam_ros.demo")
 
 @dataclass
 class DemoConfig:
-    """The ``demo:`` section of config/demo_robot.yaml. Times in sim seconds, rates in Hz."""
+    """Settings of the demo loop itself (not robot facts: those are in the robot file). Times in sim seconds."""
 
-    camera_rate_hz: float = 30.0
-    chunk_step_period_s: float = 1.0 / 30.0
     instruction: str = "fold the towel in half"
-    replan_period_s: float = 0.5
-    sim_latency_s: float | str = 0.15  # or "measured"
+    replan_period_s: float = 0.5  # start a new inference at most this often (sim seconds)
+    sim_latency_s: float | str = 0.15  # inference latency charged in sim time, or "measured"
     video_fps: float = 15.0
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> DemoConfig:
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"demo config: unknown keys {bad}; known: {sorted(known)}")
-        return cls(**d)
 
-
-def default_robot_config() -> Path:
-    from .resources import find_share_file
-
-    return find_share_file("config", "demo_robot.yaml")
+DEFAULT_ROBOT = "demo_aloha"
 
 
 def default_checkpoint() -> Path:
@@ -75,33 +64,6 @@ def default_checkpoint() -> Path:
 # ------------------------------------------------------------------------------------------------------------
 # policies
 # ------------------------------------------------------------------------------------------------------------
-class CheckpointPolicy:
-    """A FastWAMPolicy loaded from a policy directory (CPU, float32)."""
-
-    kind = "checkpoint"
-
-    def __init__(self, path: str | Path, threads: int | None = 1):
-        import torch
-
-        from .model.policy import FastWAMPolicy
-
-        if threads:  # the tiny model is fastest on one thread; more threads oversubscribe a busy CPU
-            torch.set_num_threads(int(threads))
-
-        self.path = Path(path)
-        self.policy = FastWAMPolicy.from_pretrained(self.path, device="cpu")
-        self.horizon = int(self.policy.horizon)
-
-    def perception_dict(self) -> dict | None:
-        """The perception config the checkpoint was trained with (perception.json), if bundled."""
-        p = self.path / "perception.json"
-        return json.loads(p.read_text()) if p.is_file() else None
-
-    def predict(self, frame: np.ndarray, instruction: str, proprio: np.ndarray, obs_time_s: float):
-        out = self.policy.predict(frame, instruction, proprio)
-        return np.asarray(out.actions, np.float64), float(out.timing_s["total"])
-
-
 class ScriptedPolicy:
     """Oracle "policy" for comparison and debugging: the scripted fold (from the sim's privileged towel pose)
     sampled as a chunk. Shows what the loop does with a perfect predictor."""
@@ -111,17 +73,15 @@ class ScriptedPolicy:
     def __init__(self, sim, horizon: int = 32, step_period_s: float = 1.0 / 30.0, seed: int = 0):
         from .sim.scripted import make_folder
 
+        self.sim = sim
         self.folder = make_folder(sim.towel, np.random.default_rng(seed + 100_000))
         self.horizon = horizon
         self.dt = step_period_s
 
-    def perception_dict(self) -> None:
-        return None
-
-    def predict(self, frame, instruction, proprio, obs_time_s: float):
-        t0 = time.perf_counter()
-        acts = np.stack([self.folder.command(obs_time_s + (k + 1) * self.dt) for k in range(self.horizon)])
-        return acts, time.perf_counter() - t0
+    def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None):
+        """A chunk from the observation time on (sim time stands still while the demo waits for the worker)."""
+        t0 = float(self.sim.time_s)
+        return np.stack([self.folder.command(t0 + (k + 1) * self.dt) for k in range(self.horizon)])
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -210,6 +170,66 @@ def plot_joints(path: Path, t_s, cmd, meas, names, lower, upper, chunk_times_s, 
 # ------------------------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------------------------
+def rgb8_message(image: np.ndarray) -> SimpleNamespace:
+    """An HxWx3 uint8 image as the fields of a sensor_msgs/Image (rgb8), as sim_node publishes it."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    return SimpleNamespace(height=img.shape[0], width=img.shape[1], encoding="rgb8", is_bigendian=0,
+                           step=img.shape[1] * 3, data=img.tobytes(), header=None)
+
+
+def build_runtimes(robot: Any, checkpoint: str | Path | None, policy: str, sim: Any, demo_cfg: DemoConfig,
+                   seed: int = 0):
+    """(PolicyRuntime, ControllerRuntime, worker) wired as the nodes wire them, for the demo's robot file."""
+    from .perception import ObservationPipeline
+    from .runtime.controller_runtime import ControllerRuntime
+    from .runtime.params import resolve
+    from .runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig, policy_factory
+    from .runtime.schemas import CONTROLLER_SCHEMA, POLICY_SCHEMA
+    from .runtime.worker import PolicyWorker
+
+    pp = resolve(POLICY_SCHEMA, {
+        "robot_file": robot.source, "model.checkpoint": str(checkpoint or ""), "model.config": "",
+        "model.device": "cpu", "model.dtype": "float32", "model.warmup": False, "instruction": demo_cfg.instruction,
+        "trigger.mode": "rate", "trigger.rate_hz": 1.0 / demo_cfg.replan_period_s, "model.seed_policy": "fixed",
+        "model.seed": seed})
+    cp = resolve(CONTROLLER_SCHEMA, {"robot_file": robot.source, "robot_description.source": "none"})
+    if policy == "checkpoint":
+        factory = policy_factory(pp, robot)  # checks the checkpoint's robot contract before building the model
+    elif policy == "scripted":
+        factory = lambda: ScriptedPolicy(sim, step_period_s=robot.chunk_step_period_s, seed=seed)  # noqa: E731
+    else:
+        raise ValueError(f"policy must be 'checkpoint' or 'scripted', got {policy!r}")
+    worker = PolicyWorker(factory, instruction=demo_cfg.instruction, warmup=False)
+    worker.start(timeout_s=600.0)
+    prt = PolicyRuntime(PolicyRuntimeConfig.from_params(pp, robot, f"{policy}:demo"),
+                        ObservationPipeline(robot.perception_config()), worker, instruction=demo_cfg.instruction,
+                        enabled=True)
+    return prt, ControllerRuntime(cp, robot), worker
+
+
+def chunk_kwargs(f: Any) -> dict[str, Any]:
+    """ChunkFields (what policy_node publishes) → ControllerRuntime.on_chunk keywords (what it receives)."""
+    return dict(stamp=f.stamp, chunk_id=f.chunk_id, step_period_s=f.step_period_s, joint_names=list(f.joint_names),
+                num_steps=f.num_steps, positions=np.asarray(f.positions, np.float64),
+                velocities=np.asarray(f.velocities, np.float64), committed_steps=f.committed_steps,
+                latency_s=f.latency_s, model_id=f.model_id)
+
+
+def send_commands(bridge: Any, commands: list, now_s: float) -> None:
+    """ControllerRuntime group commands → the simulator's command (as sim_node subscribes to them)."""
+    from .runtime.chunks import join_stamp
+
+    for c in commands:
+        if c.trajectory is not None:
+            tr = c.trajectory
+            bridge.on_trajectory(c.group, tr.joint_names, join_stamp(*tr.stamp),
+                                 [join_stamp(*t) for t in tr.times_from_start], np.asarray(tr.positions), now_s)
+        elif c.joint_names:
+            bridge.on_joint_state(c.joint_names, c.positions)
+        else:
+            bridge.on_positions(c.group, c.positions)
+
+
 def run_demo(
     seconds: float = 10.0,
     out_dir: str | Path = "outputs/demo",
@@ -217,42 +237,38 @@ def run_demo(
     sim_mode: str = "auto",
     policy: str = "checkpoint",
     seed: int = 0,
-    robot_config: str | Path | None = None,
+    robot_file: str | Path | None = None,
     latency: str | float | None = None,
     video: bool = True,
     threads: int | None = 1,
 ) -> dict[str, Any]:
     """Run the closed loop for `seconds` of sim time; write outputs to `out_dir`; return the summary dict."""
-    import yaml
-
-    from .control import Chunk, ChunkController, ControllerConfig
-    from .perception import PerceptionConfig, preprocess_frames, tile_frames
+    from .robot import load_robot
+    from .runtime.chunks import join_stamp
+    from .runtime.sim_runtime import SimBridge
     from .sim import BimanualSim, SimConfig
 
     wall0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    robot_path = Path(robot_config) if robot_config else default_robot_config()
-    robot = yaml.safe_load(robot_path.read_text())
-    demo_cfg = DemoConfig.from_dict(robot.get("demo"))
+    robot = load_robot(robot_file or DEFAULT_ROBOT)
+    demo_cfg = DemoConfig()
     if latency is not None:
         demo_cfg.sim_latency_s = latency
-    sim = BimanualSim(SimConfig.from_dict(robot.get("sim")), mode=sim_mode, seed=seed)
+    if threads and policy == "checkpoint":  # the tiny model is fastest on one thread
+        import torch
+
+        torch.set_num_threads(int(threads))
+    sim_cfg = SimConfig.from_dict(robot.sim)
+    sim = BimanualSim(sim_cfg, mode=sim_mode, seed=seed)
+    ckpt = (Path(checkpoint) if checkpoint else default_checkpoint()) if policy == "checkpoint" else None
+    prt = worker = None
     try:
-        if policy == "checkpoint":
-            ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-            pol: Any = CheckpointPolicy(ckpt, threads=threads)
-        elif policy == "scripted":
-            ckpt = None
-            pol = ScriptedPolicy(sim, step_period_s=demo_cfg.chunk_step_period_s, seed=seed)
-        else:
-            raise ValueError(f"policy must be 'checkpoint' or 'scripted', got {policy!r}")
-        perception = PerceptionConfig.from_dict(pol.perception_dict() or robot["perception"])
-        ctrl_cfg = ControllerConfig.from_dict(robot["controller"], sim.urdf())
-        ctrl = ChunkController(ctrl_cfg)
+        prt, crt, worker = build_runtimes(robot, ckpt, policy, sim, demo_cfg, seed)
+        ctrl_cfg = crt.config
         names = list(ctrl_cfg.joint_names)
+        bridge = SimBridge(sim.joint_names, {g.name: list(g.joints) for g in robot.groups}, sim.joint_positions())
         sim_to_ctrl = np.array([sim.joint_names.index(n) for n in names])
-        ctrl_to_sim = np.array([names.index(n) for n in sim.joint_names])
         lower = np.array([ctrl_cfg.limits[n].lower for n in names])
         upper = np.array([ctrl_cfg.limits[n].upper for n in names])
         vmax = np.array([ctrl_cfg.limits[n].max_velocity for n in names])
@@ -260,84 +276,88 @@ def run_demo(
         # Everything runs on an integer tick grid of the control rate (exact sim time).
         dt = 1.0 / ctrl_cfg.control_rate_hz
         n_ticks = int(round(seconds / dt))
-        cam_every = max(1, int(round(ctrl_cfg.control_rate_hz / demo_cfg.camera_rate_hz)))
-        replan_every = max(1, int(round(demo_cfg.replan_period_s / dt)))
+        cam_every = max(1, int(round(ctrl_cfg.control_rate_hz / sim_cfg.camera_rate_hz)))
         video_every = max(1, int(round(ctrl_cfg.control_rate_hz / demo_cfg.video_fps)))
         measured_latency = demo_cfg.sim_latency_s == "measured"
         fixed_latency_ticks = 0 if measured_latency else int(math.ceil(float(demo_cfg.sim_latency_s) / dt - 1e-9))
 
         writer = VideoWriter(out, ctrl_cfg.control_rate_hz / video_every) if video else None
-        q0 = sim.joint_positions()
-        ctrl.update_joint_state(0.0, names, q0[sim_to_ctrl])
-        ctrl.enable(0.0)
-
-        pending = None  # (ready_tick, Chunk)
-        next_replan_tick = 0
-        chunk_id = 0
-        produced, accepted, rejected = 0, 0, {}
-        chunk_arrivals, wall_latencies, sim_latencies = [], [], []
+        in_flight_until: int | None = None  # tick at which the worker's chunk is collected (sim-time latency)
+        accepted, rejected, prefixed = 0, {}, 0
+        chunk_arrivals, wall_latencies, sim_latencies, chunk_ids = [], [], [], []
         log_t, log_cmd, log_meas, log_fold = [], [], [], []
         tiled_rgb = None
         frame_png = None
         for tick in range(n_ticks):
             now = tick * dt
             q = sim.joint_positions()
-            if pending is not None and tick >= pending[0]:
-                res = ctrl.submit_chunk(pending[1], now)
-                if res.accepted:
-                    accepted += 1
-                else:
-                    rejected[res.reason] = rejected.get(res.reason, 0) + 1
-                    LOG.info("chunk %d rejected: %s (%s)", pending[1].chunk_id, res.reason, res.detail)
-                chunk_arrivals.append(now)
-                pending = None
-            # A new inference starts on the first camera tick once the previous chunk has been delivered and the
-            # replan period has passed. Cameras are rendered only then (an unused frame would change nothing).
-            if pending is None and tick >= next_replan_tick and tick % cam_every == 0:
-                stamp, images, proprio = now, {cam: sim.render(cam) for cam in sim.cameras}, q.copy()
-                frame = preprocess_frames(images, perception)
-                tiled_rgb = tile_frames(images, perception)
-                actions, wall_s = pol.predict(frame, demo_cfg.instruction, proprio, stamp)
-                wall_latencies.append(wall_s)
-                lat_ticks = int(math.ceil(wall_s / dt)) if measured_latency else fixed_latency_ticks
-                sim_latencies.append(lat_ticks * dt)
-                positions = actions[:, sim_to_ctrl]  # policy output is in the sim's (training) joint order
-                chunk = Chunk(stamp_s=stamp, step_period_s=demo_cfg.chunk_step_period_s, joint_names=names,
-                              positions=positions, chunk_id=chunk_id)
-                chunk_id += 1
-                produced += 1
-                pending = (tick + max(lat_ticks, 1), chunk)
-                next_replan_tick = tick + replan_every
-            ctrl.update_joint_state(now, names, q[sim_to_ctrl], now_s=now)
-            cout = ctrl.tick(now, with_trajectory=False)
-            cmd = q[sim_to_ctrl].copy()  # hold the measured pose where a group has no valid output
-            for g in cout.groups.values():
-                if g.valid and g.positions is not None:
-                    cmd[[names.index(j) for j in g.joint_names]] = g.positions
+            prt.on_joint_state(now, sim.joint_names, q, now)
+            crt.on_joint_state(now, sim.joint_names, q, now)
+            if in_flight_until is not None and tick >= in_flight_until:
+                for o in prt.collect(now):
+                    err = crt.on_chunk(now, **chunk_kwargs(o.chunk))
+                    chunk_ids.append(o.chunk.chunk_id)
+                    prefixed += int(o.chunk.committed_steps > 0)  # prefix steps the policy honoured
+                    if err is None:
+                        accepted += 1
+                    else:
+                        reason = err.split(": ", 1)[-1].split(" ")[0]
+                        rejected[reason] = rejected.get(reason, 0) + 1
+                        LOG.info("%s", err)
+                    chunk_arrivals.append(now)
+                in_flight_until = None
+            if tick % cam_every == 0:
+                for cam in robot.camera_names:
+                    prt.on_image(cam, rgb8_message(sim.render(cam)), now, now)
+                # the worker is busy (in sim time) until its chunk is collected: no new observation meanwhile
+                if in_flight_until is None and prt.step(now):
+                    done = prt.submissions
+                    t0 = time.perf_counter()
+                    while worker.completed + worker.errors < done:  # sim time stands still while it infers
+                        if not worker.running or time.perf_counter() - t0 > 600.0:
+                            raise RuntimeError(f"the policy worker did not finish: {worker.last_error}")
+                        time.sleep(0.0005)
+                    wall_s = time.perf_counter() - t0
+                    wall_latencies.append(wall_s)
+                    lat_ticks = int(math.ceil(wall_s / dt)) if measured_latency else fixed_latency_ticks
+                    sim_latencies.append(max(lat_ticks, 1) * dt)
+                    in_flight_until = tick + max(lat_ticks, 1)
+                tiled = prt.tiled_image_due(now)
+                tiled_rgb = tiled if tiled is not None else tiled_rgb
+            tout = crt.tick(now)
+            send_commands(bridge, tout.commands, now)
+            if tout.prefix is not None:
+                pf = tout.prefix
+                prt.on_committed_prefix(join_stamp(*pf.stamp), pf.joint_names, pf.positions_array(), now,
+                                        pf.step_period_s)
+            cmd = bridge.command_at(now)
             log_t.append(now)
-            log_cmd.append(cmd)
+            log_cmd.append(cmd[sim_to_ctrl])
             log_meas.append(q[sim_to_ctrl])
             log_fold.append(sim.fold_fraction())
             if writer is not None and tick % video_every == 0:
                 head = sim.render("head", 160, 320)
-                caption = (f"t={now:5.2f}s  chunks {produced}  fold {sim.fold_fraction():.2f}  "
-                           f"[{sim.render_backend}, {pol.kind}]")
+                caption = (f"t={now:5.2f}s  chunks {prt.published}  fold {sim.fold_fraction():.2f}  "
+                           f"[{sim.render_backend}, {policy}]")
                 vf = compose_video_frame(head, tiled_rgb, caption)
                 writer.add(vf)
                 if frame_png is None and now >= 0.55 * seconds:
                     frame_png = vf
-            sim.step(cmd[ctrl_to_sim], dt)
+            sim.step(cmd, dt)
         if writer is not None:
             writer.close()
+        if worker.errors:
+            LOG.warning("%d inference error(s); last: %s", worker.errors, worker.last_error)
+        produced = prt.published
 
         t_s = np.asarray(log_t)
         cmd_arr = np.asarray(log_cmd)
         meas_arr = np.asarray(log_meas)
         fold_arr = np.asarray(log_fold)
-        metrics = ctrl.metrics.snapshot()
+        metrics = crt.core.metrics.snapshot()
         clamps = {k: int(v.sum()) for k, v in metrics.clamps.items()}
         cmd_vel = np.abs(np.diff(cmd_arr, axis=0)) / dt if len(cmd_arr) > 1 else np.zeros((1, len(names)))
-        title = (f"fastwam_ros demo: {pol.kind} policy, sim {sim.mode} ({sim.render_backend}), "
+        title = (f"fastwam_ros demo: {policy} policy, sim {sim.mode} ({sim.render_backend}), "
                  f"{seconds:g} s, {produced} chunks")
         plot_path = out / "joints.png"
         plot_joints(plot_path, t_s, cmd_arr, meas_arr, names, lower, upper, chunk_arrivals, fold_arr, title)
@@ -347,24 +367,33 @@ def run_demo(
             import imageio.v2 as iio
 
             iio.imwrite(out / "frame.png", frame_png)
-        expected_period_s = max(replan_every, max(fixed_latency_ticks, 1)) * dt if not measured_latency else None
+        replan_ticks = int(round(demo_cfg.replan_period_s / dt))
+        expected_period_s = max(replan_ticks, max(fixed_latency_ticks, 1)) * dt if not measured_latency else None
         summary = {
+            "robot": robot.name,
+            "robot_file": robot.source,
             "sim_mode": sim.mode,
             "render_backend": sim.render_backend,
             "fallback_reason": sim.fallback_reason,
-            "policy": pol.kind,
+            "policy": policy,
             "checkpoint": str(ckpt) if ckpt else None,
             "instruction": demo_cfg.instruction,
             "seconds": seconds,
             "control_rate_hz": ctrl_cfg.control_rate_hz,
-            "camera_rate_hz": demo_cfg.camera_rate_hz,
+            "camera_rate_hz": sim_cfg.camera_rate_hz,
             "chunks_produced": produced,
             "chunks_accepted": accepted,
             "chunks_rejected": rejected,
+            "chunk_ids": chunk_ids,
+            "chunks_with_rtc_prefix": prefixed,
+            "policy_runtime": {"submissions": prt.submissions, "published": prt.published,
+                               "worker_completed": worker.completed, "worker_errors": worker.errors,
+                               "rejections": prt.rejections.as_dict()},
+            "controller_runtime": {"last_chunk_id": None if crt.last_chunk is None else crt.last_chunk[0],
+                                   "commands_sent": crt.commands_sent, "rejections": crt.rejections.as_dict()},
             "chunk_rate_hz": produced / seconds if seconds > 0 else 0.0,
             "expected_chunk_rate_hz": (1.0 / expected_period_s) if expected_period_s else None,
-            "chunk_horizon": int(getattr(pol, "horizon", 32)),
-            "chunk_step_period_s": demo_cfg.chunk_step_period_s,
+            "chunk_step_period_s": robot.chunk_step_period_s,
             "latency": {
                 "mode": "measured" if measured_latency else "fixed",
                 "sim_latency_s_mean": float(np.mean(sim_latencies)) if sim_latencies else None,
@@ -401,6 +430,8 @@ def run_demo(
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
     finally:
+        if worker is not None:
+            worker.stop(timeout_s=10.0)
         sim.close()
 
 
@@ -418,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="'scripted' replays the scripted fold as chunks (an oracle, for comparison)")
     ap.add_argument("--latency", default=None,
                     help="inference latency charged in sim seconds, or 'measured' (default: config, 0.15)")
-    ap.add_argument("--config", default=None, help="robot YAML (default: config/demo_robot.yaml)")
+    ap.add_argument("--robot", default=None,
+                    help="robot file: a path or a name under config/robots (default: demo_aloha)")
     ap.add_argument("--seed", type=int, default=0, help="towel pose / episode seed")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for inference (default: 1)")
     ap.add_argument("--no-video", action="store_true")
@@ -428,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     latency: str | float | None = args.latency
     if latency is not None and latency != "measured":
         latency = float(latency)
-    s = run_demo(args.seconds, args.out, args.checkpoint, args.sim_mode, args.policy, args.seed, args.config,
+    s = run_demo(args.seconds, args.out, args.checkpoint, args.sim_mode, args.policy, args.seed, args.robot,
                  latency, video=not args.no_video, threads=args.threads)
     print(
         f"sim {s['sim_mode']} ({s['render_backend']}), {s['policy']} policy: {s['chunks_produced']} chunks in "

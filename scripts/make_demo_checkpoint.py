@@ -5,7 +5,7 @@
     python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/demo --minutes 15
 
 Model: the ``tiny`` Fast-WAM preset (~0.2 M transformer parameters) with its image size set to the demo
-robot's tiled frame (96x128, robotwin layout from config/demo_robot.yaml) and a narrower VAE (0.8 M
+robot's tiled frame (96x128, robotwin layout from config/robots/demo_aloha.yaml) and a narrower VAE (0.8 M
 parameters: base_dim 8 instead of 16/24, same 48-channel latent); random-initialised tiny VAE and
 text encoder (the real Wan2.2 VAE / UMT5 are far too large for a demo), both frozen, as the trainer does with
 ``model.vae=random`` / ``model.text_encoder=random``. Training is the package's own Trainer
@@ -95,7 +95,8 @@ python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/dem
 ```
 
 Files: `model.safetensors` (model + VAE weights), `config.json` (model config), `stats.json` (normaliser),
-`dataset_stats.json` (raw data statistics), `perception.json` (the tiling it was trained with),
+`dataset_stats.json` (raw data statistics), `perception.json` (the tiling it was trained with), `robot_contract.json` (the robot file it was trained
+for, `config/robots/demo_aloha.yaml`: checked at deployment),
 `text_embeds.safetensors`, `meta.json`, `train_report.json` (the numbers above), `loss_curve.png`.
 """
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="outputs/demo_data", help="dataset from make_demo_data.py")
     ap.add_argument("--out", default="models/demo", help="policy directory to write (default: %(default)s)")
     ap.add_argument("--work", default="outputs/demo_train", help="trainer run directory (default: %(default)s)")
-    ap.add_argument("--robot-config", default=str(REPO / "config" / "demo_robot.yaml"))
+    ap.add_argument("--robot", default=str(REPO / "config" / "robots" / "demo_aloha.yaml"), help="robot file")
     ap.add_argument("--steps", type=int, default=4000, help="optimizer steps (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -212,18 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    import yaml
 
     torch.set_num_threads(args.threads)
-    from fastwam_ros.perception import PerceptionConfig
     from fastwam_ros.sim.demo_data import read_episodes, read_meta
 
     work = Path(args.work)
     if work.exists() and not args.eval_only:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    robot = yaml.safe_load(Path(args.robot_config).read_text())
-    perception = PerceptionConfig.from_dict(robot["perception"])
+    from fastwam_ros.robot import load_robot
+
+    robot = load_robot(args.robot)
+    perception = robot.perception_config()
     h, w = perception.out_hw
     model_cfg = _model_config_file(work, h, w)
 
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train_and_save(args, work: Path, model_cfg: Path, robot: dict, meta: dict, train_eps: list, out: Path) -> dict:
+def train_and_save(args, work: Path, model_cfg: Path, robot, meta: dict, train_eps: list, out: Path) -> dict:
     """Train with the package's Trainer, then write the policy directory `out` (VAE bundled)."""
     from fastwam_ros.model.checkpoints.serialization import load_policy_dir, save_policy_dir
     from fastwam_ros.model.network.fastwam import FastWAM
@@ -254,7 +255,7 @@ def train_and_save(args, work: Path, model_cfg: Path, robot: dict, meta: dict, t
             "data": {
                 "format": "cache",
                 "paths": [str(work)],
-                "perception": robot["perception"],
+                "perception": robot.source,
                 "latent_cache": "memory",
             },
             "train": {
@@ -303,7 +304,7 @@ def train_and_save(args, work: Path, model_cfg: Path, robot: dict, meta: dict, t
             "fps": float(meta["fps"]),
         },
     )
-    for name in ("dataset_stats.json", "perception.json"):
+    for name in ("dataset_stats.json", "perception.json", "robot_contract.json"):
         shutil.copyfile(ckpt / name, out / name)
     if (work / "loss_curve.png").is_file():
         shutil.copyfile(work / "loss_curve.png", out / "loss_curve.png")

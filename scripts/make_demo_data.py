@@ -28,13 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="outputs/demo_data", help="output folder (default: %(default)s)")
     ap.add_argument("--episodes", type=int, default=48, help="number of episodes (default: %(default)s)")
     ap.add_argument("--modes", default="mujoco,kinematic", help="comma-separated sim modes to alternate")
-    ap.add_argument("--fps", type=float, default=30.0, help="control / camera rate in Hz (default: %(default)s)")
+    ap.add_argument("--robot", default="demo_aloha", help="robot file (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="keep episodes already written in --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    config = SimConfig()  # camera sizes: SimConfig.camera_hw (head 64x128, wrists 48x96)
+    from fastwam_ros.robot import load_robot
+
+    robot = load_robot(args.robot)
+    config = SimConfig.from_dict(robot.sim)  # camera sizes, tracking: the robot file's sim section
+    args.fps = round(1.0 / robot.chunk_step_period_s, 6)  # control / camera rate of the recorded timeline, Hz
     modes = []
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         try:

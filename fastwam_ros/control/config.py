@@ -16,12 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from fastwam_ros.errors import ConfigError  # the package's one config error (re-exported here)
+
 SPLICE_MODES = ("splice", "ensemble", "replace")
 GROUP_KINDS = ("arm", "gripper")
-
-
-class ConfigError(ValueError):
-    """A controller config field is missing or invalid; the message starts with the field's path."""
 
 
 class URDFError(ValueError):

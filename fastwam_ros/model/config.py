@@ -32,8 +32,7 @@ WAN22_LATENTS_STD = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or inconsistent."""
+from fastwam_ros.errors import ConfigError  # noqa: E402  (the package's one config error, re-exported here)
 
 
 @dataclass

@@ -31,15 +31,18 @@ class ControllerNode(Node):
         errors = validate(CONTROLLER_SCHEMA, p)
         if errors:
             raise ParameterError(self.get_name(), errors)
+        from fastwam_ros.robot import load_robot
+
+        robot = self.robot = load_robot(p["robot_file"])  # ConfigError names the file and field
         urdf = p["robot_description.urdf"] if p["robot_description.source"] == "parameter" else None
-        self.rt = ControllerRuntime(p, urdf=urdf)
-        msg_type = _MSG_TYPES[p["output_mode"]]
-        self.pubs = {g: self.create_publisher(msg_type, p[f"groups.{g}.command_topic"], rc.command_qos(10))
-                     for g in p["group_names"]}
+        self.rt = ControllerRuntime(p, robot, urdf=urdf)
+        msg_type = _MSG_TYPES[robot.output_mode]
+        self.pubs = {g.name: self.create_publisher(msg_type, g.command_topic, rc.command_qos(10))
+                     for g in robot.groups}
         self.pub_prefix = self.create_publisher(ActionChunk, p["committed_prefix_topic"], rc.command_qos(1))
         self.create_subscription(ActionChunk, p["chunk_topic"], self._on_chunk, rc.command_qos(10))
-        self.create_subscription(JointState, p["joint_states.topic"], self._on_joint_state,
-                                 rc.qos(p["joint_states.qos"], depth=50))
+        self.create_subscription(JointState, robot.joint_states_topic, self._on_joint_state,
+                                 rc.qos(robot.joint_states_qos, depth=50))
         self.create_subscription(Bool, p["estop_topic"], self._on_estop, rc.command_qos(1))
         if p["robot_description.source"] == "topic":
             self.create_subscription(String, p["robot_description.topic"], self._on_urdf, rc.latched_qos())
@@ -48,7 +51,7 @@ class ControllerNode(Node):
         self.updater = Updater(self)
         self.updater.setHardwareID("fastwam_controller")
         self.updater.add("controller", self._diag)
-        self.create_timer(1.0 / p["control_rate_hz"], self._tick)
+        self.create_timer(1.0 / self.rt.config.control_rate_hz, self._tick)
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

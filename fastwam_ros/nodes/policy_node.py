@@ -20,7 +20,7 @@ from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
 from fastwam_ros.runtime.params import validate
 from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig, policy_factory
-from fastwam_ros.runtime.schemas import POLICY_SCHEMA, perception_dict, require_checkpoint
+from fastwam_ros.runtime.schemas import POLICY_SCHEMA, require_checkpoint
 from fastwam_ros.runtime.worker import PolicyWorker, WorkerError
 
 
@@ -52,36 +52,49 @@ class PolicyNode(LifecycleNode):
             for e in errors:
                 self.get_logger().error(f"parameter {e}")
             return TransitionCallbackReturn.FAILURE
-        from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
-        worker = PolicyWorker(policy_factory(p), instruction=p["instruction"], warmup=p["model.warmup"])
+        from fastwam_ros.errors import ConfigError
+        from fastwam_ros.perception import ObservationPipeline
+        from fastwam_ros.robot import load_robot
+
+        try:
+            robot = load_robot(p["robot_file"])
+            perception = robot.perception_config()
+        except ConfigError as exc:
+            self.get_logger().error(f"robot file: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.robot = robot
+        self.get_logger().info(f"robot {robot.name} ({robot.source}): cameras {list(robot.camera_names)}, "
+                               f"{len(robot.joints)} joints")
+        # the checkpoint's robot contract is checked by the loader before any model is built
+        worker = PolicyWorker(policy_factory(p, robot), instruction=p["instruction"], warmup=p["model.warmup"])
         self.get_logger().info(f"loading model {p['model.checkpoint']} on {p['model.device']} ({p['model.dtype']})")
         try:
             worker.start(timeout_s=p["model.load_timeout_s"])
         except WorkerError as exc:
-            self.get_logger().error(f"model load failed: {exc}")
+            for line in str(exc).splitlines():
+                self.get_logger().error(f"model load failed: {line}" if not line.startswith(" ") else line)
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"model ready: {worker.load_timing_s}")
         model_id = f"{p['model.variant']}:{p['model.checkpoint'].rstrip('/').split('/')[-1]}"
-        self.rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, model_id),
-                                ObservationPipeline(PerceptionConfig.from_dict(perception_dict(p))), worker,
-                                instruction=p["instruction"], enabled=False)
+        self.rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, robot, model_id), ObservationPipeline(perception),
+                                worker, instruction=p["instruction"], enabled=False)
         # publishers (lifecycle: silent until activated)
         self.pub_chunk = self.create_lifecycle_publisher(ActionChunk, p["chunk.topic"], rc.command_qos(10))
-        self.pub_preview = {a: self.create_lifecycle_publisher(JointTrajectory, p[f"arms.{a}.preview_topic"], 10)
-                            for a in p["arm_names"]}
+        self.pub_preview = {g.name: self.create_lifecycle_publisher(JointTrajectory, f"~/preview/{g.name}", 10)
+                            for g in robot.groups}
         self.pub_image = self.create_lifecycle_publisher(Image, p["debug.tiled_image_topic"], 1)
         self.pub_markers = self.create_lifecycle_publisher(MarkerArray, "~/chunk_markers", 1)
         self.pub_ghost = self.create_lifecycle_publisher(JointState, "~/predicted_end_state", 1)
         # subscriptions
-        for cam in p["camera_names"]:
-            topic, transport = p[f"cameras.{cam}.topic"], p[f"cameras.{cam}.transport"]
-            msg_type = CompressedImage if transport == "compressed" else Image
-            if transport == "compressed" and not topic.endswith("/compressed"):
+        for cam in robot.cameras:
+            topic = cam.topic
+            msg_type = CompressedImage if cam.transport == "compressed" else Image
+            if cam.transport == "compressed" and not topic.endswith("/compressed"):
                 topic += "/compressed"
             self._subs.append(self.create_subscription(
-                msg_type, topic, lambda m, c=cam: self._on_image(c, m), rc.qos(p[f"cameras.{cam}.qos"])))
-        self._subs.append(self.create_subscription(JointState, p["joint_states.topic"], self._on_joint_state,
-                                                   rc.qos(p["joint_states.qos"], depth=50)))
+                msg_type, topic, lambda m, c=cam.name: self._on_image(c, m), rc.qos(cam.qos)))
+        self._subs.append(self.create_subscription(JointState, robot.joint_states_topic, self._on_joint_state,
+                                                   rc.qos(robot.joint_states_qos, depth=50)))
         instr_qos = rc.latched_qos() if p["instruction_qos"] == "transient_local" else rc.command_qos(1)
         self._subs.append(self.create_subscription(String, p["instruction_topic"], self._on_instruction, instr_qos))
         self._subs.append(self.create_subscription(ActionChunk, p["rtc.prefix_topic"], self._on_prefix,

@@ -30,20 +30,24 @@ class SimNode(Node):
         errors = validate(SIM_SCHEMA, p)
         if errors:
             raise ParameterError(self.get_name(), errors)
-        self.sim = BimanualSim(SimConfig.from_dict(sim_config_dict(p)), mode=p["mode"], seed=p["seed"])
-        groups = {g: p[f"groups.{g}.joints"] for g in p["group_names"]}
+        from fastwam_ros.robot import load_robot
+
+        robot = self.robot = load_robot(p["robot_file"])  # ConfigError names the file and field
+        self.sim_config = SimConfig.from_dict(sim_config_dict(robot))
+        self.sim = BimanualSim(self.sim_config, mode=p["mode"], seed=p["seed"])
+        groups = {g.name: list(g.joints) for g in robot.groups}
         self.bridge = SimBridge(self.sim.joint_names, groups, self.sim.joint_positions())
         self.dt_s = 1.0 / p["physics_rate_hz"]
-        self.pub_js = self.create_publisher(JointState, p["joint_states_topic"], rc.qos("reliable", depth=10))
-        self.pub_cam = {c: self.create_publisher(Image, f"{p['camera_topic_prefix']}/{c}/image_raw",
-                                                 rc.qos("reliable", depth=5)) for c in self.sim.cameras}
+        self.pub_js = self.create_publisher(JointState, robot.joint_states_topic, rc.qos("reliable", depth=10))
+        self.pub_cam = {c.name: self.create_publisher(Image, c.topic, rc.qos("reliable", depth=5))
+                        for c in robot.cameras}
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
         if p["publish_robot_description"]:
             self.pub_urdf = self.create_publisher(String, "robot_description", rc.latched_qos())
             self.pub_urdf.publish(String(data=self.sim.urdf()))
-        mode = p["command_mode"]
-        for g in p["group_names"]:
-            topic = p[f"groups.{g}.command_topic"]
+        mode = robot.output_mode
+        for grp in robot.groups:
+            g, topic = grp.name, grp.command_topic
             if mode == "trajectory":
                 self.create_subscription(JointTrajectory, topic, lambda m, g=g: self._on_traj(g, m),
                                          rc.command_qos(10))
@@ -75,7 +79,7 @@ class SimNode(Node):
             self.pub_clock.publish(Clock(clock=stamp))
         self.pub_js.publish(rc.joint_state(stamp, self.sim.joint_names, self.sim.joint_positions(),
                                            self.sim.joint_velocities()))
-        if self.bridge.camera_due(now, self.params["camera_rate_hz"]):
+        if self.bridge.camera_due(now, self.sim_config.camera_rate_hz):
             for c, pub in self.pub_cam.items():
                 pub.publish(rc.rgb8_image(self.sim.render(c), stamp, frame_id=f"{c}_camera"))
 

@@ -30,9 +30,5 @@ class ProprioError(PerceptionError):
         super().__init__(reason, message or (f"joint {joint!r}" if joint is not None else ""))
 
 
-class ConfigError(ValueError):
-    """Invalid perception configuration; ``field`` names the offending field (dotted path)."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"perception config field {field!r}: {message}")
+# The package's one configuration error (``ConfigError(field, message)``; ``.field`` names the field).
+from fastwam_ros.errors import ConfigError  # noqa: E402,F401  (re-exported: perception.ConfigError)

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.control import Chunk, ChunkController, ControllerConfig, ControlOutput
+from fastwam_ros.control import Chunk, ChunkController, ControlOutput
 
 from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
 from .diagnostics import DiagStatus
-from .schemas import controller_dict
 from .stats import RateMeter, ReasonCounter
 
 
@@ -71,9 +70,12 @@ class ControllerRuntime:
 
     PREFIX_PERIOD_S = 0.05  # committed prefix published at most at 20 Hz
 
-    def __init__(self, params: Mapping[str, Any], urdf: str | None = None):
+    def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
+        """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
+        ``urdf``: a robot_description that narrows the limits (default: the robot file's ``urdf:``)."""
         self.p = dict(params)
-        self.mode = self.p["output_mode"]
+        self.robot = robot
+        self.mode = robot.output_mode
         self.rejections = ReasonCounter()
         self.chunk_rate = RateMeter()
         self.state_rate = RateMeter()
@@ -87,7 +89,7 @@ class ControllerRuntime:
         self._build(urdf)
 
     def _build(self, urdf: str | None) -> None:
-        self.config = ControllerConfig.from_dict(controller_dict(self.p), urdf_xml=urdf)
+        self.config = self.robot.controller_config(urdf)
         self.core = ChunkController(self.config)
         self.urdf_used = urdf is not None
         if self.estop_latched:
@@ -101,7 +103,7 @@ class ControllerRuntime:
         if self.p["robot_description.source"] == "none":
             return None
         try:
-            ControllerConfig.from_dict(controller_dict(self.p), urdf_xml=urdf)
+            self.robot.controller_config(urdf)
         except ValueError as exc:
             self.rejections.count("robot_description:invalid")
             return f"robot_description ignored: {exc}"

@@ -12,6 +12,8 @@ from typing import Any
 LAUNCH_ARGS: list[tuple[str, str, str]] = [
     ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
                    "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
+    ("robot", "", "Robot file: a name under share/fastwam_ros/config/robots (towel_fold_bimanual, demo_aloha) or a "
+                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true."),
     ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
                        "value in the YAML; with demo:=true the bundled models/demo."),
     ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
@@ -66,7 +68,11 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     for f in files:
         if not Path(f).is_file():
             raise FileNotFoundError(f"parameter file {f} does not exist (launch argument config:=)")
-    policy_over: dict[str, Any] = {"use_sim_time": sim_time}
+    robot = args.get("robot", "").strip() or ("demo_aloha" if demo else "")
+    common: dict[str, Any] = {"use_sim_time": sim_time}
+    if robot:
+        common["robot_file"] = robot
+    policy_over: dict[str, Any] = dict(common)
     if args.get("checkpoint"):
         policy_over["model.checkpoint"] = args["checkpoint"]
     elif demo:
@@ -75,21 +81,20 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
         policy_over["model.device"] = args["device"]
     elif demo:
         policy_over["model.device"] = "cpu"
-    common = {"use_sim_time": sim_time}
     nodes = [
         NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
         NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, common]),
     ]
     if demo:
         # The simulator's timers run on wall time even when it publishes /clock.
-        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {"use_sim_time": False}]))
+        nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {**common, "use_sim_time": False}]))
         # TF for rviz's robot model: robot_state_publisher over the simulated robot's URDF and joint_states
         # (on a real robot, the robot's own bringup runs it).
         from fastwam_ros.sim.robot import urdf_string
 
         nodes.append(NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher",
-                              [{"robot_description": urdf_string(), **common}]))
+                              [{"robot_description": urdf_string(), "use_sim_time": sim_time}]))
     if rviz:
-        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [common],
+        nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [{"use_sim_time": sim_time}],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
     return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"])

@@ -7,7 +7,6 @@ Time: every method that depends on time takes ``now_s`` (ROS time, seconds).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from .chunks import (
     trajectory_fields,
 )
 from .diagnostics import DiagStatus, latency_values
+from .interfaces import ObservationSource, PolicyLoader, PolicyLoadRequest, fastwam_loader
 from .stats import LatencyStats, RateMeter, ReasonCounter
 from .worker import InferenceJob, InferenceResult, PolicyWorker
 
@@ -147,11 +147,12 @@ class PolicyRuntimeConfig:
     cameras: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_params(cls, p: Mapping[str, Any], model_id: str = "") -> PolicyRuntimeConfig:
+    def from_params(cls, p: Mapping[str, Any], robot: Any, model_id: str = "") -> PolicyRuntimeConfig:
+        """Deployment knobs from the node's parameters, robot facts from the robot file (a RobotSpec)."""
         return cls(
-            joint_names=list(p["joint_names"]),
-            arms={a: list(p[f"arms.{a}.joints"]) for a in p["arm_names"]},
-            step_period_s=float(p["chunk.step_period_s"]),
+            joint_names=list(robot.joints),
+            arms={g.name: list(g.joints) for g in robot.groups},
+            step_period_s=float(robot.chunk_step_period_s),
             trigger_mode=p["trigger.mode"],
             trigger_rate_hz=float(p["trigger.rate_hz"]),
             seed_policy=p["model.seed_policy"],
@@ -162,7 +163,7 @@ class PolicyRuntimeConfig:
             tiled_image_rate_hz=float(p["debug.tiled_image_rate_hz"]),
             markers=bool(p["debug.markers"]),
             ghost_prefix=p["debug.ghost_prefix"],
-            cameras=list(p["camera_names"]),
+            cameras=list(robot.camera_names),
         )
 
 
@@ -177,12 +178,12 @@ def frame_to_rgb8(frame: np.ndarray) -> np.ndarray:
 class PolicyRuntime:
     """Wires an observation pipeline and a :class:`PolicyWorker` together, ROS-free.
 
-    ``pipeline`` needs ``add_image(camera, msg, stamp_s)``, ``add_joint_state(stamp_s, names,
-    positions)``, ``poll(now_s)`` → observation (``frame``, ``stamp_s``, ``proprio``) or None, and
-    optionally ``stats()`` → dict.
+    ``pipeline``: an :class:`~fastwam_ros.runtime.interfaces.ObservationSource` (``add_image``,
+    ``add_joint_state``, ``poll(now_s)`` → observation with ``frame``, ``stamp_s``, ``proprio``), optionally
+    with ``stats(now_s)`` → dict.
     """
 
-    def __init__(self, config: PolicyRuntimeConfig, pipeline: Any, worker: PolicyWorker, *,
+    def __init__(self, config: PolicyRuntimeConfig, pipeline: ObservationSource, worker: PolicyWorker, *,
                  instruction: str, enabled: bool = False):
         self.cfg = config
         self.pipeline = pipeline
@@ -425,38 +426,32 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def policy_factory(p: Mapping[str, Any], resolve_path: Callable[[str], str] | None = None) -> Callable[[], Any]:
-    """A zero-argument factory (run on the worker thread) that loads the policy named by the params.
+def load_request(p: Mapping[str, Any], robot: Any, resolve_path: Callable[[str], str] | None = None
+                 ) -> PolicyLoadRequest:
+    """The policy node's parameters + robot file → what to load (every field is honoured or refused)."""
+    from fastwam_ros.contract import parse_joint_map
 
-    Only keyword arguments ``FastWAMPolicy.from_pretrained`` accepts are passed.
-    """
     resolve_path = resolve_path or (lambda s: s)
-
-    def build():
-        # torch import happens here, on the worker
-        from fastwam_ros.model.inference.policy import FastWAMPolicy
-
-        fn = FastWAMPolicy.from_pretrained
-        wanted = {
-            "device": p["model.device"],
-            "dtype": p["model.dtype"],
-            "config": p["model.config"] or None,  # a preset name (wan22_5b) or a path
-            "stats": resolve_path(p["model.stats"]) if p["model.stats"] else None,
-            "vae_dir": p["model.vae_dir"] or None,
-            "text_encoder_dir": p["model.text_encoder_dir"] or None,
-            "tokenizer_dir": p["model.tokenizer_dir"] or None,
-            "cache_dir": p["model.cache_dir"] or None,
-            "variant": p["model.variant"],
-            "num_inference_steps": p["model.num_inference_steps"],
-        }
-        kwargs = {k: v for k, v in wanted.items() if v is not None and _accepts(fn, k)}
-        return fn(resolve_path(p["model.checkpoint"]), **kwargs)
-
-    return build
+    return PolicyLoadRequest(
+        checkpoint=resolve_path(p["model.checkpoint"]),
+        robot=robot,
+        device=p["model.device"],
+        dtype=p["model.dtype"],
+        variant=p["model.variant"],
+        joint_map=parse_joint_map(p["model.joint_map"]),
+        config=p["model.config"] or None,  # a preset name (wan22_5b) or a path
+        stats=resolve_path(p["model.stats"]) if p["model.stats"] else None,
+        vae_dir=p["model.vae_dir"] or None,
+        text_encoder_dir=p["model.text_encoder_dir"] or None,
+        tokenizer_dir=p["model.tokenizer_dir"] or None,
+        cache_dir=p["model.cache_dir"] or None,
+        num_inference_steps=p["model.num_inference_steps"],
+    )
 
 
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+def policy_factory(p: Mapping[str, Any], robot: Any, resolve_path: Callable[[str], str] | None = None,
+                   loader: PolicyLoader = fastwam_loader) -> Callable[[], Any]:
+    """A zero-argument factory (run on the worker thread) that loads the policy named by the params and checks
+    its robot contract against ``robot`` (a RobotSpec) before any model is built."""
+    request = load_request(p, robot, resolve_path)
+    return lambda: loader(request)

@@ -91,16 +91,6 @@ class SimBridge:
         return False
 
 
-def sim_config_dict(p: Mapping[str, Any]) -> dict[str, Any]:
-    """sim_node parameters → ``SimConfig.from_dict`` input: the ``sim:`` section of the robot YAML."""
-    import yaml
-
-    from fastwam_ros.resources import find_share_file
-
-    path = p["robot_config"] or str(find_share_file("config", "demo_robot.yaml"))
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
-    sim = doc.get("sim", {}) if isinstance(doc, dict) else {}
-    if not isinstance(sim, dict):
-        raise ValueError(f"{path}: `sim:` must be a mapping")
-    return sim
+def sim_config_dict(robot: Any) -> dict[str, Any]:
+    """The robot file's ``sim:`` section (``SimConfig.from_dict`` input); ``robot``: a RobotSpec."""
+    return dict(robot.sim)

@@ -16,7 +16,6 @@ Durations are measured with an injectable monotonic clock (``perf_clock``, defau
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import traceback
@@ -69,22 +68,13 @@ class InferenceResult:
         return self.error is None
 
 
-def _accepts_kwarg(fn: Callable, name: str) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return name in sig.parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
-    )
-
-
 class PolicyWorker:
     """Owns a policy object on one thread; newest-observation-wins slot; never dies on errors.
 
-    ``factory()`` builds the policy (called on the worker thread). The policy needs
-    ``predict(frame, instruction, proprio, seed=...)`` returning an object with ``actions`` and
-    optionally ``timing_s``; ``set_instruction``, ``warmup``, ``reset`` are used when present.
+    ``factory()`` builds the policy (called on the worker thread): a
+    :class:`~fastwam_ros.runtime.interfaces.ChunkPolicy`, ``predict(frame, instruction, proprio, *, seed,
+    prefix, prefix_weight)`` returning the actions or an object with ``actions`` and optionally ``timing_s`` and
+    ``committed_steps``; ``set_instruction``, ``warmup``, ``reset`` are used when present.
     """
 
     def __init__(
@@ -296,18 +286,14 @@ class PolicyWorker:
         try:
             if job.instruction != self.current_instruction:
                 timing["instruction"] = self._apply_instruction(job.instruction)
-            kwargs: dict[str, Any] = {}
-            if job.seed is not None:
-                kwargs["seed"] = job.seed
-            committed = 0
-            if job.prefix is not None and len(job.prefix) > 0 and _accepts_kwarg(self.policy.predict, "prefix"):
-                kwargs["prefix"] = job.prefix
-                committed = int(len(job.prefix))
-                if job.prefix_weight is not None and _accepts_kwarg(self.policy.predict, "prefix_weight"):
-                    kwargs["prefix_weight"] = job.prefix_weight
-                    committed = int(np.count_nonzero(np.asarray(job.prefix_weight) > 0))
+            prefix = job.prefix if job.prefix is not None and len(job.prefix) > 0 else None
+            weight = job.prefix_weight if prefix is not None else None
             t0 = self._clock()
-            out = self.policy.predict(job.frame, job.instruction, job.proprio, **kwargs)
+            # the typed seam (runtime.interfaces.ChunkPolicy): every keyword is passed; the policy reports how
+            # many prefix steps it honoured (``committed_steps``; a policy without RTC ignores the prefix)
+            out = self.policy.predict(job.frame, job.instruction, job.proprio, seed=job.seed, prefix=prefix,
+                                      prefix_weight=weight)
+            committed = int(getattr(out, "committed_steps", 0) or 0)
             timing["inference"] = self._clock() - t0
             actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
             if actions.ndim != 2 or actions.shape[0] < 1:

@@ -30,13 +30,14 @@ MODES = ("auto", "mujoco", "kinematic")
 
 @dataclass
 class SimConfig:
-    """Simulator settings (YAML ``sim:`` section of config/demo_robot.yaml). Units in the names."""
+    """Simulator settings (the ``sim:`` section of a robot file, config/robots/demo_aloha.yaml). Units in the names."""
 
     # Camera image sizes (height, width) in px. The defaults match the demo checkpoint's tiling (robotwin
     # layout, 96x128 frame: head resized to 64x128 on top, each wrist to 32x64 below), so nothing is distorted.
     camera_hw: dict = field(
         default_factory=lambda: {"head": (64, 128), "left_wrist": (48, 96), "right_wrist": (48, 96)}
     )
+    camera_rate_hz: float = 30.0  # camera frames per second (ROS sim_node and the ROS-free demo)
     head_eye_m: tuple[float, float, float] = (0.0, 0.0, 0.8)
     head_target_m: tuple[float, float, float] = (0.0, 0.5, 0.0)
     head_fovy_deg: float = 44.0  # vertical; ~78 deg horizontal at 2:1

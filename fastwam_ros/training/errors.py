@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from fastwam_ros.errors import ConfigError
+
 
 class DatasetError(ValueError):
     """A recording or dataset cannot be turned into training samples (missing topic, NaN joint, corrupt file...)."""
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(ConfigError):
     """A training configuration value is missing, unknown or inconsistent."""

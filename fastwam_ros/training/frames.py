@@ -7,6 +7,7 @@ Nothing here re-implements image handling: decoding is ``fastwam_ros.perception.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -72,11 +73,26 @@ def tile(images: dict[str, np.ndarray], config: Any) -> np.ndarray:
     return out
 
 
-def load_perception_config(value: Any) -> Any:
-    """A perception config from a mapping, an existing PerceptionConfig, or a YAML file (its ``perception:``
-    section if it has one, else the whole document)."""
-    from pathlib import Path
+def is_robot_file(doc: Any) -> bool:
+    """True for a parsed robot file (``config/robots/*.yaml``: ``robot``, ``cameras``, ``joints`` at the top)."""
+    return isinstance(doc, dict) and all(k in doc for k in ("robot", "cameras", "joints"))
 
+
+def robot_name(value: Any) -> str:
+    """The robot's name when ``data.perception`` is a robot file (path or bare name), else ""."""
+    if not isinstance(value, (str, Path)):
+        return ""
+    try:
+        from fastwam_ros.robot import load_robot
+
+        return load_robot(value).name
+    except ValueError:
+        return ""
+
+
+def load_perception_config(value: Any) -> Any:
+    """A perception config from a mapping, an existing PerceptionConfig, a robot file (``config/robots/*.yaml``,
+    path or bare name), or a YAML file (its ``perception:`` section if it has one, else the whole document)."""
     import yaml
 
     cls = perception_config_cls()
@@ -85,21 +101,26 @@ def load_perception_config(value: Any) -> Any:
                            "joint names) or the robot YAML that holds it")
     if isinstance(value, cls):
         return value
+    if isinstance(value, str) and "/" not in value and not value.endswith((".yaml", ".yml")):
+        from fastwam_ros.robot import load_robot  # a bare robot name: config/robots/<name>.yaml
+
+        try:
+            return load_robot(value).perception_config()
+        except ValueError as exc:
+            raise DatasetError(f"data.perception: {exc}") from exc
     if isinstance(value, (str, Path)):
         path = Path(value)
         if not path.is_file():
             raise DatasetError(f"perception config file {path} not found")
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(doc, dict) and any(isinstance(v, dict) and "ros__parameters" in v for v in doc.values()):
-            # a ROS 2 parameter file (config/towel_fold.yaml): the policy node's parameters define perception
-            from fastwam_ros.runtime.params import load_resolved
-            from fastwam_ros.runtime.schemas import POLICY_SCHEMA, perception_dict
+        if is_robot_file(doc):
+            from fastwam_ros.robot import load_robot
 
             try:
-                doc = perception_dict(load_resolved(POLICY_SCHEMA, path))
+                return load_robot(path).perception_config()
             except ValueError as exc:
-                raise DatasetError(f"{path}: invalid policy_node parameters: {exc}") from exc
-        elif isinstance(doc, dict) and isinstance(doc.get("perception"), dict) and "cameras" not in doc:
+                raise DatasetError(f"{path}: invalid robot file: {exc}") from exc
+        if isinstance(doc, dict) and isinstance(doc.get("perception"), dict) and "cameras" not in doc:
             doc = doc["perception"]
         value = doc
     if not isinstance(value, dict):

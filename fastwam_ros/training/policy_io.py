@@ -38,11 +38,14 @@ class _FrozenState:
 def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str, torch.Tensor],
                 stats: Mapping[str, Any], perception: Mapping[str, Any] | None,
                 text_embeds: Mapping[str, torch.Tensor], prompts: Mapping[str, str], text_encoder_id: str,
-                extra: Mapping[str, Any] | None = None, vae: nn.Module | None = None) -> Path:
+                extra: Mapping[str, Any] | None = None, vae: nn.Module | None = None,
+                contract: Mapping[str, Any] | None = None) -> Path:
     """Write a deployable policy directory from a full (gathered) model state dict.
 
     ``vae`` (a diffusers ``AutoencoderKLWan``) is bundled when given: pass it when the VAE is not a released
     Wan2.2 VAE that deployment can load from ``vae_dir`` (e.g. the random tiny VAE of test/demo configs).
+    ``contract``: the robot contract the model was trained for (``robot_contract.json``, checked at deployment;
+    see :mod:`fastwam_ros.contract`).
     """
     from fastwam_ros.model.checkpoints.serialization import save_policy_dir
     from fastwam_ros.model.processing.normalizer import StateActionNormalizer
@@ -56,6 +59,10 @@ def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str,
     (out / STATS_FILENAME).write_text(json.dumps(dict(stats), indent=1), encoding="utf-8")
     if perception is not None:
         (out / PERCEPTION_FILE).write_text(json.dumps(dict(perception), indent=2), encoding="utf-8")
+    if contract is not None:
+        from fastwam_ros.contract import write_contract
+
+        write_contract(out, contract)
     return out
 
 

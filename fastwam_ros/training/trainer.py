@@ -503,6 +503,7 @@ class Trainer:
                         perception=perception_config_dict(self.perception_config), text_embeds=self.text_embeds,
                         prompts=self.prompts, text_encoder_id=self.text_encoder_id,
                         extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps)},
+                        contract=self.robot_contract(),
                         # a random (tiny) VAE exists nowhere else: bundle it so the policy deploys as is
                         vae=self.vae.vae if self.cfg.model.vae == "random" else None)
             plot_loss_curve(st.history, ckpt / "loss_curve.png")
@@ -514,6 +515,18 @@ class Trainer:
             self._prune()
         acc.wait_for_everyone()
         return ckpt
+
+    def robot_contract(self) -> dict[str, Any]:
+        """What the checkpoint is trained for (joints, cameras, tiling, frame, step period, dims, variant)."""
+        from fastwam_ros.contract import contract_from_perception
+
+        from .frames import robot_name
+
+        mc = self.model_config
+        return contract_from_perception(
+            self.perception_config, step_period_s=1.0 / float(self.dataset.episodes[0].fps),
+            proprio_dim=mc.proprio_dim, action_dim=mc.action_dim, variant=mc.variant,
+            robot=robot_name(self.cfg.data.perception))
 
     def _prune(self) -> None:
         keep = self.cfg.train.keep_last

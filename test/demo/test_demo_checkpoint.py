@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from fastwam_ros.demo import default_checkpoint, default_robot_config
+from fastwam_ros.demo import default_checkpoint
 from fastwam_ros.perception import PerceptionConfig, preprocess_frames
+from fastwam_ros.robot import load_robot
 from fastwam_ros.sim import JOINT_NAMES, BimanualSim
 from fastwam_ros.sim.demo_data import record_episode
 from fastwam_ros.sim.scripted import INSTRUCTION
@@ -40,10 +40,10 @@ def test_checkpoint_is_small_and_complete(ckpt):
 
 
 def test_checkpoint_matches_the_demo_robot(ckpt, policy):
-    robot = yaml.safe_load(default_robot_config().read_text())
     trained = PerceptionConfig.from_dict(json.loads((ckpt / "perception.json").read_text()))
-    configured = PerceptionConfig.from_dict(robot["perception"])
-    assert trained.to_dict() == configured.to_dict()
+    configured = load_robot("demo_aloha").perception_config()
+    for key in ("camera_names", "layout", "top_hw", "bottom_tile_hw", "joint_names", "out_hw"):
+        assert getattr(trained, key) == getattr(configured, key), key
     assert policy.image_size == configured.out_hw
     assert policy.action_dim == policy.proprio_dim == len(JOINT_NAMES)
     assert policy.horizon == 32
@@ -60,8 +60,7 @@ def test_model_card_is_honest(ckpt):
 def test_predictions_beat_holding_still_on_an_unseen_episode(policy):
     """On a fresh kinematic episode (a seed outside the training set), the predicted chunks are closer to the
     scripted demonstration than the trivial 'hold the current pose' chunk."""
-    robot = yaml.safe_load(default_robot_config().read_text())
-    perception = PerceptionConfig.from_dict(robot["perception"])
+    perception = load_robot("demo_aloha").perception_config()
     sim = BimanualSim(mode="kinematic")
     ep = record_episode(sim, seed=987_654)
     err_policy, err_hold = [], []

@@ -48,6 +48,7 @@ def test_chunks_arrive_at_the_expected_rate(demo_run):
     # replan every 0.5 sim s, latency 0.15 s: inferences at t = 0, 0.5, ..., 3.5 -> 8 chunks, all accepted
     assert summary["chunks_produced"] == 8
     assert summary["chunks_accepted"] == 8 and summary["chunks_rejected"] == {}
+    assert summary["chunks_with_rtc_prefix"] == 7  # every chunk after the first is guided by the committed prefix
     assert summary["chunk_rate_hz"] == pytest.approx(2.0)
     assert summary["expected_chunk_rate_hz"] == pytest.approx(2.0)
     arrivals = np.load(out / "trace.npz")["chunk_arrival_s"]
@@ -95,3 +96,50 @@ def test_cli_runs_in_mujoco_when_available(tmp_path, capsys):
     assert s["sim_mode"] == "mujoco" and s["render_backend"].startswith("mujoco-")
     assert s["commands_within_limits"] and s["chunks_produced"] == 3
     assert "chunks in 1.5 sim s" in capsys.readouterr().out
+
+
+def test_demo_chunks_pass_through_the_shipped_runtimes(tmp_path, monkeypatch):
+    """Spies on the real runtime methods (they still run): every chunk the demo executes was published by
+    PolicyRuntime, handed to ControllerRuntime unchanged, computed by the PolicyWorker thread from an observation
+    of the ObservationPipeline (each camera set tiled exactly once), and later jobs carry the controller's RTC
+    prefix."""
+    from fastwam_ros.perception import pipeline as pipeline_mod
+    from fastwam_ros.runtime.controller_runtime import ControllerRuntime
+    from fastwam_ros.runtime.policy_runtime import PolicyRuntime
+    from fastwam_ros.runtime.worker import PolicyWorker
+
+    published, received, jobs, worker_threads, tiled, observations = [], [], [], [], [], []
+
+    def spy(cls, name, record):
+        real = getattr(cls, name)
+
+        def wrapper(self, *a, **kw):
+            out = real(self, *a, **kw)
+            record(self, a, kw, out)
+            return out
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    spy(PolicyRuntime, "collect", lambda s, a, kw, out: published.extend(
+        (o.chunk.chunk_id, o.chunk.positions_array()) for o in out))
+    spy(ControllerRuntime, "on_chunk", lambda s, a, kw, out: received.append(
+        (kw["chunk_id"], np.asarray(kw["positions"]).reshape(kw["num_steps"], -1), out)))
+    spy(PolicyWorker, "submit", lambda s, a, kw, out: jobs.append(a[0]))
+    spy(PolicyWorker, "_infer", lambda s, a, kw, out: worker_threads.append(
+        __import__("threading").current_thread().name))
+    spy(pipeline_mod.ObservationPipeline, "poll", lambda s, a, kw, out: out is not None and observations.append(out))
+    real_tile = pipeline_mod.tile_frames
+    monkeypatch.setattr(pipeline_mod, "tile_frames", lambda *a, **kw: tiled.append(1) or real_tile(*a, **kw))
+
+    s = run_demo(seconds=2.0, out_dir=tmp_path, sim_mode="kinematic", policy="scripted", latency=0.15, video=False)
+    n = s["chunks_produced"]
+    assert n == 4 and [c for c, _ in published] == list(range(n))
+    assert [c for c, _, _ in received] == list(range(n)) and all(err is None for _, _, err in received)
+    for (_, sent), (_, got, _) in zip(published, received):
+        np.testing.assert_array_equal(sent, got)
+    assert len(jobs) == n and worker_threads == ["fastwam-policy-worker"] * n
+    assert len(tiled) == len(observations) > n  # each synchronised camera set is tiled exactly once
+    assert all(any(j.frame is o.frame for o in observations) for j in jobs)  # the pipeline's frames are submitted
+    assert jobs[0].prefix is None and all(j.prefix is not None for j in jobs[1:])
+    assert s["controller_runtime"]["last_chunk_id"] == n - 1
+    assert s["robot"] == "demo_aloha"

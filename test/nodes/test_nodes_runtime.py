@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fastwam_ros.robot import load_robot
 from fastwam_ros.runtime.chunks import chunk_fields
 from fastwam_ros.runtime.controller_runtime import ControllerRuntime
 from fastwam_ros.runtime.launch_plan import LAUNCH_ARGS, parse_bool, plan
@@ -25,7 +26,6 @@ from fastwam_ros.runtime.schemas import (
     POLICY_SCHEMA,
     SIM_SCHEMA,
     markdown_table,
-    perception_dict,
     require_checkpoint,
 )
 from fastwam_ros.runtime.sim_runtime import SimBridge, sample_trajectory
@@ -48,12 +48,11 @@ def test_towel_fold_yaml_is_valid_with_ros_types(schema):
 
 def test_towel_fold_matches_robotwin_checkpoint():
     p = load_resolved(POLICY_SCHEMA, TOWEL, namespace="/robot1")
-    assert p["perception.layout"] == "robotwin" and p["perception.output_hw"] == [384, 320]
-    assert len(p["joint_names"]) == 14 and p["camera_names"] == ["head", "left_wrist", "right_wrist"]
+    robot = load_robot(p["robot_file"])
+    pc = robot.perception_config()
+    assert pc.layout == "robotwin" and pc.out_hw == (384, 320)
+    assert len(robot.joints) == 14 and robot.camera_names == ("head", "left_wrist", "right_wrist")
     assert "towel" in p["instruction"].lower()
-    from fastwam_ros.perception import PerceptionConfig
-
-    assert PerceptionConfig.from_dict(perception_dict(p)).out_hw == (384, 320)
     assert require_checkpoint(p)  # the YAML leaves the checkpoint to the launch argument
 
 
@@ -61,11 +60,15 @@ def test_towel_fold_matches_robotwin_checkpoint():
 def test_demo_overlay_is_valid(schema):
     o = load_node_parameters(TOWEL, schema.node)
     o.update(load_node_parameters(DEMO, schema.node))
-    p = resolve(schema, o, strict=True)
-    if schema is not SIM_SCHEMA:
-        from fastwam_ros.sim.robot import JOINT_NAMES
+    resolve(schema, o, strict=True)
 
-        assert p["joint_names"] == list(JOINT_NAMES)
+
+def test_parameter_files_hold_no_robot_facts():
+    """Robot facts live in config/robots/*.yaml only: no joint names, cameras, tiling, limits or rates here."""
+    text = TOWEL.read_text() + DEMO.read_text()
+    for fact in ("left_joint1", "left_waist", "image_raw", "top_hw", "slop_s", "max_acceleration",
+                 "control_rate_hz", "step_period_s", "blend_window_s", "layout"):
+        assert fact not in text, fact
 
 
 def _walk(tree):
@@ -93,8 +96,10 @@ def test_bad_override_gives_named_error():
         load_resolved(POLICY_SCHEMA, TOWEL, extra={"trigger.mode": "sometimes", "model.device": "gpu0"})
     text = str(ei.value)
     assert "trigger.mode" in text and "model.device" in text
-    with pytest.raises(ParameterError, match="joint 'x' is not in joint_names"):
-        load_resolved(CONTROLLER_SCHEMA, TOWEL, extra={"groups.left.joints": ["x"] + ["left_joint1"] * 0})
+    with pytest.raises(ParameterError, match="unknown parameter"):  # a robot fact is not a parameter any more
+        load_resolved(CONTROLLER_SCHEMA, TOWEL, extra={"groups.left.joints": ["x"]})
+    with pytest.raises(ParameterError, match="model.joint_map"):
+        load_resolved(POLICY_SCHEMA, TOWEL, extra={"model.joint_map": ["left_joint1"]})
 
 
 def test_markdown_tables_list_every_parameter():
@@ -121,6 +126,7 @@ def test_launch_plan_demo_and_real(tmp_path):
     pol = lp.nodes[0]
     assert pol.lifecycle and str(DEMO) in pol.parameters
     assert pol.parameters[-1]["model.checkpoint"].endswith("models/demo")
+    assert all(n.parameters[-1]["robot_file"] == "demo_aloha" for n in lp.nodes[:3])  # one robot for every node
     lp = plan({"demo": "false", "rviz": "TRUE", "checkpoint": "/w/robotwin.pt", "device": "cuda:1",
                "namespace": "/robot1/", "use_sim_time": "true"}, share)
     assert [n.name for n in lp.nodes] == ["policy_node", "controller_node", "rviz2"]
@@ -128,6 +134,8 @@ def test_launch_plan_demo_and_real(tmp_path):
     over = lp.nodes[0].parameters[-1]
     assert over == {"use_sim_time": True, "model.checkpoint": "/w/robotwin.pt", "model.device": "cuda:1"}
     assert str(DEMO) not in lp.nodes[0].parameters
+    lp = plan({"demo": "false", "robot": "/robots/mine.yaml"}, share)
+    assert [n.parameters[-1]["robot_file"] for n in lp.nodes] == ["/robots/mine.yaml"] * 2
     with pytest.raises(ValueError, match="demo"):
         plan({"demo": "maybe"}, share)
     with pytest.raises(FileNotFoundError):
@@ -168,7 +176,7 @@ def test_frame_to_rgb8():
 class LinearPolicy:
     """A stand-in model: a chunk that ramps from the proprio by +0.01 per step."""
 
-    def predict(self, frame, instruction, proprio, seed=None):
+    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
         return SimpleNamespace(actions=np.asarray(proprio)[None, :] + 0.01 * np.arange(8)[:, None],
                                timing_s={"sample": 0.001})
 
@@ -186,24 +194,25 @@ def _wait(pred, timeout=5.0):
 
 
 def test_policy_runtime_end_to_end_with_real_pipeline():
-    from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
+    from fastwam_ros.perception import ObservationPipeline
 
     o = load_node_parameters(TOWEL, "policy_node")
     o.update(load_node_parameters(DEMO, "policy_node"))
     p = resolve(POLICY_SCHEMA, o, strict=True)
-    pipe = ObservationPipeline(PerceptionConfig.from_dict(perception_dict(p)))
+    robot = load_robot("demo_aloha")
+    pipe = ObservationPipeline(robot.perception_config())
     worker = PolicyWorker(LinearPolicy)
     worker.start(timeout_s=5.0)
-    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, "fastwam:test"), pipe, worker,
+    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, robot, "fastwam:test"), pipe, worker,
                        instruction=p["instruction"], enabled=True)
     try:
-        names = p["joint_names"]
+        names = list(robot.joints)
         q = np.linspace(-0.5, 0.5, 14)
         t = 100.0
         for k in range(3):
             ts = t + 0.1 * k
             rt.on_joint_state(ts, names, q, ts)
-            for cam in p["camera_names"]:
+            for cam in robot.camera_names:
                 assert rt.on_image(cam, _image(40 * k), ts, ts)
             rt.step(ts + 0.01)
         assert rt.on_image("head", SimpleNamespace(height=2, width=2, encoding="weird", is_bigendian=0, step=6,
@@ -215,7 +224,8 @@ def test_policy_runtime_end_to_end_with_real_pipeline():
         assert o0.chunk.joint_names == names and o0.chunk.num_steps == 8
         np.testing.assert_allclose(o0.chunk.positions_array()[0], q, atol=1e-6)
         assert o0.chunk.model_id == "fastwam:test" and o0.latency_s > 0
-        assert set(o0.previews) == {"left", "right"} and o0.previews["left"].joint_names == names[:7]
+        assert set(o0.previews) == {"left_arm", "left_gripper", "right_arm", "right_gripper"}
+        assert o0.previews["left_arm"].joint_names == names[:6]
         assert len(o0.markers) == 14 and len(o0.ghost_positions) == 14
         img = rt.tiled_image_due(t + 0.5)
         assert img is not None and img.shape == (96, 128, 3) and img.dtype == np.uint8
@@ -229,7 +239,7 @@ def test_policy_runtime_end_to_end_with_real_pipeline():
         # disabled: nothing submitted
         rt.set_enabled(False)
         rt.on_joint_state(t + 1.0, names, q, t + 1.0)
-        for cam in p["camera_names"]:
+        for cam in robot.camera_names:
             rt.on_image(cam, _image(7), t + 1.0, t + 1.0)
         assert rt.step(t + 1.01) is False
         assert rt.on_instruction("   ") is not None and rt.instruction == p["instruction"]
@@ -245,13 +255,14 @@ def test_policy_runtime_end_to_end_with_real_pipeline():
 
 def test_policy_runtime_counts_dimension_mismatch():
     class WrongDim:
-        def predict(self, frame, instruction, proprio, seed=None):
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
             return np.zeros((4, 3))
 
     p = resolve(POLICY_SCHEMA, {})
     w = PolicyWorker(WrongDim)
     w.start(timeout_s=5.0)
-    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p), SimpleNamespace(), w, instruction="x", enabled=True)
+    rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, load_robot(p["robot_file"])), SimpleNamespace(), w,
+                       instruction="x", enabled=True)
     from fastwam_ros.runtime.worker import InferenceJob
 
     w.submit(InferenceJob(np.zeros((3, 2, 2), np.float32), None, 1.0, "x"))
@@ -263,10 +274,14 @@ def test_policy_runtime_counts_dimension_mismatch():
 # ------------------------------------------------------------------------------------------ controller runtime
 
 
-def _ctrl(**extra):
+def _ctrl(output="trajectory"):
+    import yaml
+
+    doc = yaml.safe_load((REPO / "config" / "robots" / "towel_fold_bimanual.yaml").read_text())
+    for g in doc["groups"]:
+        g["command"]["output"] = output
     o = load_node_parameters(TOWEL, "controller_node")
-    o.update(extra)
-    return ControllerRuntime(resolve(CONTROLLER_SCHEMA, o, strict=True))
+    return ControllerRuntime(resolve(CONTROLLER_SCHEMA, o, strict=True), load_robot(doc))
 
 
 def _run(rt, names, t0, t1, q, dt=0.01):
@@ -281,7 +296,7 @@ def _run(rt, names, t0, t1, q, dt=0.01):
 
 @pytest.mark.parametrize("mode", ["trajectory", "position", "joint_state"])
 def test_controller_runtime_modes_and_estop(mode):
-    rt = _ctrl(output_mode=mode)
+    rt = _ctrl(mode)
     names = list(rt.config.joint_names)
     q = np.full(14, 0.1)
     _, t = _run(rt, names, 10.0, 10.05, q)
@@ -290,7 +305,7 @@ def test_controller_runtime_modes_and_estop(mode):
                        num_steps=f.num_steps, positions=f.positions, velocities=f.velocities) is None
     outs, t = _run(rt, names, t, t + 0.5, q)
     cmds = outs[-1].commands
-    assert {c.group for c in cmds} == {"left", "right"}
+    assert {c.group for c in cmds} == {"left_arm", "right_arm"}
     c = cmds[0]
     if mode == "trajectory":
         assert c.trajectory is not None and len(c.trajectory.positions[0]) == 7

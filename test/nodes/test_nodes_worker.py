@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ class GatedPolicy:
         self.threads.add(threading.get_ident())
         self.resets += 1
 
-    def predict(self, frame, instruction, proprio, seed=None):
+    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
         self.threads.add(threading.get_ident())
         assert self.gate.acquire(timeout=5.0)
         self.seen_stamps.append(float(frame.flat[0]))
@@ -129,7 +130,7 @@ def test_instruction_change_runs_on_worker(worker):
 
 def test_bad_model_output_is_an_error_not_a_crash():
     class NaNPolicy:
-        def predict(self, frame, instruction, proprio, seed=None):
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
             return np.array([[np.nan, 1.0]])
 
     w = PolicyWorker(NaNPolicy)
@@ -164,14 +165,14 @@ def test_command_exceptions_reach_the_caller(worker):
     assert w.call(lambda p: 42) == 42
 
 
-def test_prefix_passed_only_when_supported():
+def test_prefix_reaches_the_policy_and_it_reports_what_it_honoured():
     class RTCPolicy:
         def __init__(self):
             self.prefixes = []
 
-        def predict(self, frame, instruction, proprio, seed=None, prefix=None):
+        def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None):
             self.prefixes.append(prefix)
-            return np.zeros((4, 2))
+            return SimpleNamespace(actions=np.zeros((4, 2)), committed_steps=0 if prefix is None else len(prefix))
 
     m = RTCPolicy()
     w = PolicyWorker(lambda: m)

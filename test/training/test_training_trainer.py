@@ -87,6 +87,7 @@ def test_train_decreases_loss_resume_exact_and_checkpoint(tmp_path, bag):
     item = a.dataset[0]
     out = pol.predict(item["video"][:, 0].numpy(), bf.INSTRUCTION, item["state"].numpy())
     assert out.actions.shape == (32, a.model_config.action_dim) and np.isfinite(out.actions).all()
+    _check_trained_contract(ck / "policy")
 
     # interrupted at step 15, resumed in a fresh trainer: identical losses and weights afterwards
     b = Trainer(make_cfg(tmp_path / "b", bag))
@@ -114,3 +115,30 @@ def test_all_variants_train(tmp_path, bag, variant):
     for h in hist:
         assert np.isfinite(h["loss"]) and h["loss_action"] > 0
         assert h["loss"] == pytest.approx(lam_v * h["loss_video"] + h["loss_action"], rel=1e-5)
+
+
+def _check_trained_contract(policy_dir: Path) -> None:
+    """The trained checkpoint carries the robot it was trained for; deployment on another robot is refused."""
+    import json
+
+    import yaml
+
+    from fastwam_ros.errors import ContractError
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
+
+    c = json.loads((policy_dir / "robot_contract.json").read_text())
+    assert c["joint_names"] == bf.JOINTS and c["camera_names"] == list(bf.CAMERAS)
+    assert c["frame_hw"] == [64, 96] and c["tiling_layout"] == "robotwin" and c["variant"] == "fastwam"
+    assert c["chunk_step_period_s"] == pytest.approx(1 / 30) and c["proprio_dim"] == c["action_dim"] == 14
+    # the robot it was trained for, as a robot file: loads
+    doc = yaml.safe_load((Path(__file__).parents[2] / "config/robots/towel_fold_bimanual.yaml").read_text())
+    pd = bf.perception_dict()
+    doc["cameras"] = [{"name": cam["name"], "topic": cam["topic"].lstrip("/"), "transport": cam["transport"]}
+                      for cam in pd["cameras"]]
+    doc["tiling"] = {"layout": "robotwin", "top_hw": pd["top_hw"], "bottom_tile_hw": pd["bottom_tile_hw"]}
+    pol = FastWAMPolicy.from_pretrained(policy_dir, robot=doc)
+    assert pol.robot_contract["joint_names"] == bf.JOINTS
+    # the demo robot (other joints, frame size): refused, every differing field named
+    with pytest.raises(ContractError) as ei:
+        FastWAMPolicy.from_pretrained(policy_dir, robot="demo_aloha")
+    assert {d.field for d in ei.value.differences} == {"joint_names", "frame_hw"}

@@ -124,6 +124,9 @@ class FastWAMPolicy(PolicyBuilders):
         self.num_inference_steps = None if num_inference_steps is None else int(num_inference_steps)
         self.instruction: str | None = None
         self._rng = random.Random(self.seed)
+        self.robot_contract: dict[str, Any] | None = None  # set by from_pretrained(robot=...)
+        self.robot: Any | None = None  # the RobotSpec it was checked against (from_pretrained(robot=...))
+        self.joint_map: dict[str, str] = {}  # explicit checkpoint -> robot joint renames in force
         self._prefill_s = 0.0
         self._install_prefill_timer()
         from .fast_path import SUPPORTED_VARIANTS, FastActionSampler, HostStaging
@@ -151,6 +154,9 @@ class FastWAMPolicy(PolicyBuilders):
         stats: str | Path | dict | None = None,
         num_inference_steps: int | None = None,
         seed_mode: str = "fixed",
+        robot: Any | None = None,
+        variant: str | None = None,
+        joint_map: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> FastWAMPolicy:
         """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`), or, when
@@ -161,7 +167,34 @@ class FastWAMPolicy(PolicyBuilders):
         Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
         instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
         instruction embeddings (optional). Nothing is downloaded.
+
+        ``robot`` (robot file path / name / RobotSpec) and ``variant`` (the requested attention variant): the
+        checkpoint's robot contract is checked against them BEFORE any model is built; a mismatch raises one
+        :class:`~fastwam_ros.errors.ContractError` naming every differing field. ``joint_map`` ({checkpoint
+        joint: robot joint}) renames joints on purpose (logged). See :mod:`fastwam_ros.contract`.
         """
+
+        contract = None
+        if robot is not None or variant is not None or joint_map:
+            from fastwam_ros.contract import check_checkpoint
+
+            is_file = Path(path).expanduser().is_file()
+            contract = check_checkpoint(path, robot, variant=variant, joint_map=joint_map,
+                                        config=(config if config is not None else "wan22_5b") if is_file else None)
+        policy = cls._from_pretrained(path, device, dtype, text_encoder_dir, vae_dir, cache_dir,
+                                      tokenizer_dir=tokenizer_dir, config=config, stats=stats,
+                                      num_inference_steps=num_inference_steps, seed_mode=seed_mode, **kwargs)
+        policy.robot_contract = contract
+        if robot is not None:
+            from fastwam_ros.robot import load_robot
+
+            policy.robot = load_robot(robot)  # its perception config tiles raw observations for this checkpoint
+            policy.joint_map = dict(joint_map or {})
+        return policy
+
+    @classmethod
+    def _from_pretrained(cls, path, device, dtype, text_encoder_dir, vae_dir, cache_dir, *, tokenizer_dir, config,
+                         stats, num_inference_steps, seed_mode, **kwargs: Any) -> FastWAMPolicy:
         dtype = as_dtype(dtype)
         kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
         if Path(path).expanduser().is_file():
@@ -185,9 +218,8 @@ class FastWAMPolicy(PolicyBuilders):
                 f"{path} is a policy directory: its config.json and stats.json are authoritative; do not pass "
                 "config= / stats= (those are for official checkpoint files)"
             )
-        from fastwam_ros.model.network.fastwam import (
-            FastWAM,  # (diffusers: seconds to import; after the file checks)
-        )
+        # diffusers takes seconds to import: after the file checks
+        from fastwam_ros.model.network.fastwam import FastWAM
 
         b = ser.load_policy_dir(path)
         cfg = b.config
@@ -238,16 +270,30 @@ class FastWAMPolicy(PolicyBuilders):
         include_vae: bool = True,
         include_text_encoder: bool = False,
         raw_stats: dict | None = None,
+        robot: Any | None = None,
     ) -> Path:
         """Write a policy directory. Cached embeddings of the current encoder (plus ``instructions``, encoded
-        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``."""
+        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``.
+        ``robot`` (robot file / RobotSpec): write its contract (``robot_contract.json``); default: the contract
+        this policy was loaded with, if it had a complete one."""
+        from fastwam_ros import contract as rc
+
+        if robot is not None:
+            contract = rc.contract_from_robot(robot, variant=self.cfg.variant)
+            mine = {"proprio_dim": self.proprio_dim, "action_dim": self.action_dim, "frame_hw": list(self.image_size)}
+            bad = rc.compare(mine, contract)
+            if bad:
+                raise rc.ContractError("(this policy)", str(getattr(robot, "source", robot)), bad)
+        else:
+            held = getattr(self, "robot_contract", None) or {}
+            contract = held if all(k in held for k in rc.FIELDS) else None
         for ins in instructions or ():
             self.text_cache.get(ins)
         entries = self.text_cache.entries()
         enc = self.text_cache.encoder if include_text_encoder else None
         if include_text_encoder and enc is None:
             raise ValueError("include_text_encoder=True but this policy has no text encoder")
-        return ser.save_policy_dir(
+        out = ser.save_policy_dir(
             path,
             self.model,
             self.normalizer,
@@ -257,6 +303,11 @@ class FastWAMPolicy(PolicyBuilders):
             text_encoder=enc,
             raw_stats=raw_stats,
         )
+        if contract is not None:
+            rc.write_contract(out, contract)
+        elif (Path(out) / rc.CONTRACT_FILE).exists():
+            (Path(out) / rc.CONTRACT_FILE).unlink()
+        return out
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -419,16 +470,23 @@ class FastWAMPolicy(PolicyBuilders):
         preprocess_frames`: per-camera transform, resize, tiling in the configured camera order, [-1, 1]);
         ``joint_positions`` is {joint name: position} (any order; extra joints ignored) or a vector in the
         robot's joint order. ``perception_config``: a :class:`~fastwam_ros.perception.config.PerceptionConfig`
-        (default: the one this policy carries, e.g. its directory's ``perception.json``). The returned
+        (default: the robot file's when loaded with ``from_pretrained(robot=...)``, whose contract check makes
+        its cameras, tiling and (``joint_map``-renamed) joint order the checkpoint's; else the policy directory's
+        ``perception.json``). The returned
         ``actions`` columns are in the robot's joint order (``out.joint_names``). Other keyword arguments go to
         :meth:`predict` (seed, noise, prefix, prefix_weight)."""
         from fastwam_ros.perception.pipeline import preprocess_frames
         from fastwam_ros.perception.proprio import assemble_proprio
 
-        pc = perception_config if perception_config is not None else self.perception_config
+        pc = perception_config
+        if pc is None and self.robot is not None:  # from_pretrained(robot=...): checked against the checkpoint
+            pc = self.robot.perception_config()
+        if pc is None:
+            pc = self.perception_config
         if pc is None:
             raise ValueError("predict_observation needs the camera / tiling / joint-order config: pass "
-                             "perception_config=, or load a policy directory that has perception.json")
+                             "perception_config=, load with robot=, or load a policy directory that has "
+                             "perception.json")
         if not isinstance(images, Mapping):
             raise ValueError(f"images must be a mapping camera name -> uint8 HxWx3 RGB, got {type(images).__name__}")
         frame = preprocess_frames(images, pc)
