@@ -1,9 +1,11 @@
-"""Builders of :class:`~.policy.FastWAMPolicy` besides its own policy-directory format: random weights from a
-config (tests, benchmarks, demos) and a released official checkpoint file + its dataset statistics; plus the
-small helpers they share with the policy (dtype names, an identity normaliser)."""
+"""Loading and saving :class:`~.policy.FastWAMPolicy`: its policy directory (``from_pretrained`` /
+``save_pretrained``, with the robot-contract check and the fail-fast file checks before any model is built), a
+released official checkpoint file + its dataset statistics, and random weights from a config (tests, benchmarks,
+demos); plus the small helpers they share with the policy (dtype names, an identity normaliser)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,177 @@ def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 class PolicyBuilders:
-    """Constructors mixed into FastWAMPolicy (``cls`` is the policy class)."""
+    """Constructors and :meth:`save_pretrained`, mixed into FastWAMPolicy (``cls`` is the policy class)."""
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        text_encoder_dir: str | Path | None = None,
+        vae_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        *,
+        tokenizer_dir: str | Path | None = None,
+        config: Any | None = None,
+        stats: str | Path | dict | None = None,
+        num_inference_steps: int | None = None,
+        seed_mode: str = "fixed",
+        robot: Any | None = None,
+        variant: str | None = None,
+        joint_map: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:  # FastWAMPolicy (cls)
+        """Load a policy directory written by :meth:`save_pretrained` (see :mod:`.serialization`), or, when
+        ``path`` is a FILE, a released official checkpoint (needs ``stats`` = its dataset_stats.json and
+        ``vae_dir``; ``config`` defaults to the ``wan22_5b`` preset) via :meth:`from_official_checkpoint`.
+
+        VAE: ``vae_dir`` (local diffusers ``vae/`` or pipeline root) if given, else the bundled VAE weights.
+        Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
+        instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
+        instruction embeddings (optional). Nothing is downloaded.
+
+        ``robot`` (robot file path / name / RobotSpec) and ``variant`` (the requested attention variant): the
+        checkpoint's robot contract is checked against them BEFORE any model is built; a mismatch raises one
+        :class:`~fastwam_ros.errors.ContractError` naming every differing field. ``joint_map`` ({checkpoint
+        joint: robot joint}) renames joints on purpose (logged). See :mod:`fastwam_ros.contract`.
+        """
+
+        contract = None
+        if robot is not None or variant is not None or joint_map:
+            from fastwam_ros.contract import check_checkpoint
+
+            is_file = Path(path).expanduser().is_file()
+            contract = check_checkpoint(path, robot, variant=variant, joint_map=joint_map,
+                                        config=(config if config is not None else "wan22_5b") if is_file else None)
+        policy = cls._from_pretrained(path, device, dtype, text_encoder_dir, vae_dir, cache_dir,
+                                      tokenizer_dir=tokenizer_dir, config=config, stats=stats,
+                                      num_inference_steps=num_inference_steps, seed_mode=seed_mode, **kwargs)
+        policy.robot_contract = contract
+        if robot is not None:
+            from fastwam_ros.robot import load_robot
+
+            policy.robot = load_robot(robot)  # its perception config tiles raw observations for this checkpoint
+            policy.joint_map = dict(joint_map or {})
+        return policy
+
+    @classmethod
+    def _from_pretrained(cls, path, device, dtype, text_encoder_dir, vae_dir, cache_dir, *, tokenizer_dir, config,
+                         stats, num_inference_steps, seed_mode, **kwargs: Any) -> Any:  # FastWAMPolicy (cls)
+        dtype = as_dtype(dtype)
+        kwargs.update(num_inference_steps=num_inference_steps, seed_mode=seed_mode)
+        if Path(path).expanduser().is_file():
+            from fastwam_ros.model.checkpoints.file_check import check_official_keys
+            from fastwam_ros.model.config import FastWAMConfig, load_config
+
+            if not isinstance(config, FastWAMConfig):
+                config = load_config(config if config is not None else "wan22_5b")
+            check_official_keys(config, Path(path).expanduser())  # header + key set before any model is built
+            if stats is None:
+                raise ValueError(f"{path} is an official checkpoint file: pass stats= (its dataset_stats.json)")
+            if vae_dir is None:
+                raise ValueError(f"{path} is an official checkpoint file: pass vae_dir= (local Wan2.2 VAE)")
+            return cls.from_official_checkpoint(
+                path, config, stats, vae_dir=vae_dir,
+                text_encoder_dir=text_encoder_dir, tokenizer_dir=tokenizer_dir, device=device, dtype=dtype,
+                cache_dir=cache_dir, **kwargs,
+            )
+        if config is not None or stats is not None:
+            raise ValueError(
+                f"{path} is a policy directory: its config.json and stats.json are authoritative; do not pass "
+                "config= / stats= (those are for official checkpoint files)"
+            )
+        # diffusers takes seconds to import: after the file checks
+        from fastwam_ros.model.network.fastwam import FastWAM
+
+        b = ser.load_policy_dir(path)
+        cfg = b.config
+        with torch.device(torch.device(device)):  # initialise where the model will live (fast on GPU)
+            model = FastWAM(cfg)
+        ser.load_state_strict(model, b.model_state, where=str(b.path / ser.WEIGHTS_FILE))
+        if vae_dir is not None:
+            vae = WanVAE.from_pretrained(vae_dir, dtype=dtype)
+        elif b.vae_state is not None:
+            vae = WanVAE.from_vae_config(cfg.vae)
+            ser.load_state_strict(vae.vae, b.vae_state, where=f"{b.path / ser.WEIGHTS_FILE} (vae.*)")
+        else:
+            raise ser.PolicyFormatError(
+                f"{b.path}: no VAE weights bundled in {ser.WEIGHTS_FILE}; pass vae_dir= (a local "
+                "Wan2.2-TI2V-5B-Diffusers/vae directory)"
+            )
+        enc_dir = text_encoder_dir or (b.text_encoder_dir / ser.TEXT_ENCODER_SUBDIR if b.text_encoder_dir else None)
+        encoder = None
+        if enc_dir is not None:
+            tok_dir = tokenizer_dir
+            if tok_dir is None and text_encoder_dir is None and b.text_encoder_dir is not None:
+                tok_dir = b.text_encoder_dir / ser.TOKENIZER_SUBDIR
+            encoder = TextEncoder.from_pretrained(
+                enc_dir, tokenizer_dir=tok_dir, dtype=dtype, max_length=cfg.policy.text_len
+            )
+        if encoder is None and not b.text_embeds:
+            raise ser.PolicyFormatError(
+                f"{b.path}: no text encoder (pass text_encoder_dir=) and no {ser.TEXT_EMBEDS_FILE}; "
+                "the policy could not embed any instruction"
+            )
+        cache = TextEmbeddingCache(
+            encoder,
+            encoder_id=None if encoder is not None else b.text_encoder_id,
+            cache_dir=cache_dir,
+            template=cfg.policy.prompt_template,
+        )
+        for prompt, emb in b.text_embeds.items():
+            cache.put_prompt(prompt, emb, encoder_id=b.text_encoder_id)
+        if kwargs.get("perception_config") is None:
+            kwargs["perception_config"] = ser.load_perception(b.path)
+        return cls(model, b.normalizer, vae, cache, device=device, dtype=dtype, **kwargs)
+
+    def save_pretrained(
+        self,
+        path: str | Path,
+        *,
+        instructions: Iterable[str] | None = None,
+        include_vae: bool = True,
+        include_text_encoder: bool = False,
+        raw_stats: dict | None = None,
+        robot: Any | None = None,
+    ) -> Path:
+        """Write a policy directory. Cached embeddings of the current encoder (plus ``instructions``, encoded
+        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``.
+        ``robot`` (robot file / RobotSpec): write its contract (``robot_contract.json``); default: the contract
+        this policy was loaded with, if it had a complete one."""
+        from fastwam_ros import contract as rc
+
+        if robot is not None:
+            contract = rc.contract_from_robot(robot, variant=self.cfg.variant)
+            mine = {"proprio_dim": self.proprio_dim, "action_dim": self.action_dim, "frame_hw": list(self.image_size)}
+            bad = rc.compare(mine, contract)
+            if bad:
+                raise rc.ContractError("(this policy)", str(getattr(robot, "source", robot)), bad)
+        else:
+            held = getattr(self, "robot_contract", None) or {}
+            contract = held if all(k in held for k in rc.FIELDS) else None
+        for ins in instructions or ():
+            self.text_cache.get(ins)
+        entries = self.text_cache.entries()
+        enc = self.text_cache.encoder if include_text_encoder else None
+        if include_text_encoder and enc is None:
+            raise ValueError("include_text_encoder=True but this policy has no text encoder")
+        out = ser.save_policy_dir(
+            path,
+            self.model,
+            self.normalizer,
+            vae=self.vae.vae if include_vae else None,
+            text_embeds=entries,
+            text_encoder_id=self.text_cache.encoder_id,
+            text_encoder=enc,
+            raw_stats=raw_stats,
+        )
+        if contract is not None:
+            rc.write_contract(out, contract)
+        elif (Path(out) / rc.CONTRACT_FILE).exists():
+            (Path(out) / rc.CONTRACT_FILE).unlink()
+        return out
 
     @classmethod
     def from_config(
