@@ -106,3 +106,31 @@ def test_predict_observation_rejects_bad_input(trained):
     bare = FastWAMPolicy.from_config("tiny")
     with pytest.raises(ValueError, match="perception_config"):
         bare.predict_observation(images, state, bf.INSTRUCTION)
+
+
+def test_predict_observation_with_a_robot_file_on_the_bundled_demo_checkpoint():
+    """Loaded with robot= (contract checked), the robot file's cameras / tiling / joint order tile the raw images."""
+    from pathlib import Path
+
+    from fastwam_ros.robot import load_robot
+    from fastwam_ros.sim import BimanualSim, SimConfig
+    from fastwam_ros.sim.robot import JOINT_NAMES
+    from fastwam_ros.sim.scripted import INSTRUCTION
+
+    demo = Path(__file__).resolve().parents[2] / "models" / "demo"
+    policy = FastWAMPolicy.from_pretrained(demo, robot="demo_aloha")
+    spec = load_robot("demo_aloha")
+    assert policy.robot is not None and tuple(policy.robot.joints) == tuple(JOINT_NAMES)
+    with BimanualSim(SimConfig(), mode="kinematic") as sim:
+        sim.reset(seed=4)
+        images = {cam: sim.render(cam) for cam in sim.cameras}
+        q = sim.joint_positions().astype(np.float64)
+    pipe = ObservationPipeline(spec.perception_config())
+    for cam, rgb in images.items():
+        pipe.add_decoded(cam, rgb, 5.0)
+    pipe.add_joint_state(5.0, list(JOINT_NAMES), q)
+    obs = pipe.poll(5.0)
+    ref = policy.predict(obs.frame, INSTRUCTION, obs.proprio, seed=1)
+    out = policy.predict_observation(images, dict(zip(JOINT_NAMES, q)), INSTRUCTION, seed=1)
+    np.testing.assert_array_equal(out.actions, ref.actions)
+    assert out.joint_names == tuple(JOINT_NAMES)
