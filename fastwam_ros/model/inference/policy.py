@@ -92,12 +92,13 @@ class FastWAMPolicy(PolicyBuilders):
         fast_path: bool | None = None,
         perception_config: Any | None = None,
     ):
-        """Normalisation, frame checks, VAE encoding and the instruction cache live in ``self.processor`` (a
-        :class:`~fastwam_ros.model.processing.processor.FastWAMProcessor`, the same the trainer uses). ``perception_config``:
-        the camera / tiling / joint-order config of :meth:`predict_observation` (a policy directory's
-        ``perception.json`` by default). ``fast_path``: sample with :class:`~fastwam_ros.model.inference.fast_path.FastActionSampler` (per-instruction
-        context K/V, static buffers, mask-free attention, CUDA graphs on GPU). None = whenever the variant
-        supports it; False = the plain ``FastWAM.infer_action`` loop (reference behaviour)."""
+        """Normalisation, frame checks, VAE encoding and the instruction cache live in ``self.processor``
+        (:class:`~fastwam_ros.model.processing.processor.FastWAMProcessor`, the same the trainer uses).
+        ``perception_config``: the camera / tiling / joint-order config of :meth:`predict_observation` (a policy
+        directory's ``perception.json`` by default). ``fast_path``: sample with
+        :class:`~fastwam_ros.model.inference.fast_path.FastActionSampler` (per-instruction context K/V, static
+        buffers, mask-free attention, CUDA graphs on GPU). None = whenever the variant supports it; False = the
+        plain ``FastWAM.infer_action`` loop (reference behaviour)."""
         if seed_mode not in SEED_MODES:
             raise ValueError(f"seed_mode must be one of {SEED_MODES}, got {seed_mode!r}")
         self.device = torch.device(device)
