@@ -16,8 +16,8 @@ import numpy as np
 from fastwam_ros.control import ChunkController, ControlOutput
 
 from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
-from .diagnostics import DiagStatus
-from .stats import RateMeter, ReasonCounter
+from .diagnostics import DiagStatus, hold_explanation
+from .stats import LatencyStats, RateMeter, ReasonCounter
 
 
 @dataclass
@@ -92,6 +92,7 @@ class ControllerRuntime:
         self.last_out: ControlOutput | None = None
         self._last_prefix_s: float | None = None
         self.commands_sent = 0
+        self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
         self._build(urdf)
 
     def _build(self, urdf: str | None) -> None:
@@ -124,6 +125,8 @@ class ControllerRuntime:
         pc, err = parse_chunk_counted(self.rejections, **fields)
         if pc is None:
             return err
+        self.chunk_age.add("age", now_s - pc.stamp_s)
+        self.chunk_age.add("policy", pc.latency_s)
         res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
@@ -215,10 +218,17 @@ class ControllerRuntime:
             st.escalate(2, "E-STOP latched (call ~/reset)")
         out = self.last_out
         if out is not None:
+            holding = {}
             for g, go in out.groups.items():
                 st.values.append((f"group {g} mode", go.mode + (f" ({go.reason})" if go.reason else "")))
                 if go.mode == "hold" and go.reason not in (None, "anchored"):
                     st.escalate(1, f"group {g} holding: {go.reason}")
+                    holding[g] = go.reason
+                elif go.mode == "disabled" and self.enable_requested and not self.estop_latched:
+                    holding[g] = "no chunk accepted yet"  # waiting to enable on the first accepted chunk
+            why = hold_explanation(holding, self.rejections.as_dict(), self.chunk_age, self.config.stale_chunk_s)
+            if why and st.level <= 1:
+                st.level, st.message = 1, why
             m = out.metrics
             st.values += [
                 ("plan", "active" if out.plan_active else f"inactive ({out.plan_reason})"),
