@@ -44,7 +44,7 @@ class InferenceJob:
     ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
     observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
     real-time chunking (absolute, denormalised): the previous plan, row k meant for chunk step k;
-    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.rtc.rtc_weights`);
+    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.network.rtc.rtc_weights`);
     ``rtc_mode``: ``inpaint`` | ``guided`` | ``off``; ``guidance_beta``: the guided mode's weight clip;
     ``meta``: anything to carry to the result.
     """
