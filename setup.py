@@ -69,6 +69,7 @@ setup(
             "fastwam-stats = fastwam_ros.training.cli:stats_main",
             "fastwam-convert = fastwam_ros.training.cli:convert_main",
             "fastwam-parity = fastwam_ros.model.parity:main",
+            "fastwam-eval = fastwam_ros.eval:main",
         ]
     },
     zip_safe=False,
