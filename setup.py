@@ -24,10 +24,13 @@ MODEL = [
     "safetensors>=0.4",
     "sentencepiece>=0.1.99",
     "ftfy>=6.1",
+    "huggingface_hub>=0.24",  # model card, Hub ids in from_pretrained, push_to_hub
 ]
 TRAIN = ["accelerate>=0.30", "rosbags>=0.10", "tqdm>=4.60", "matplotlib>=3.5", "pyarrow>=10"]
+LEROBOT = ["av>=12", "pyarrow>=10"]  # LeRobot videos (AV1 included) read frame by frame, and the v3 export
+TRACKING = ["tensorboard>=2.10"]  # train.report_to=tensorboard (wandb: pip install wandb)
 DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
-TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5", "av>=12"]
 
 
 def share_files(folder):
@@ -60,15 +63,18 @@ setup(
     extras_require={
         "model": MODEL,
         "train": MODEL + TRAIN,
+        "lerobot": LEROBOT,
+        "tracking": TRACKING,
         "demo": MODEL + DEMO,
-        "test": sorted(set(MODEL + TRAIN + DEMO + TEST)),
+        "test": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST)),
     },
     entry_points={
         "console_scripts": [
-            "fastwam-train = fastwam_ros.training.cli:train_main",
-            "fastwam-stats = fastwam_ros.training.cli:stats_main",
-            "fastwam-convert = fastwam_ros.training.cli:convert_main",
-            "fastwam-parity = fastwam_ros.model.parity:main",
+            "fastwam = fastwam_ros.cli:main",
+            "fastwam-train = fastwam_ros.cli:train_alias",
+            "fastwam-stats = fastwam_ros.cli:stats_alias",
+            "fastwam-convert = fastwam_ros.cli:convert_alias",
+            "fastwam-parity = fastwam_ros.cli:parity_alias",
             "fastwam-eval = fastwam_ros.eval:main",
         ]
     },

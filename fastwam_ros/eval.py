@@ -14,8 +14,8 @@ fraction of clamped ticks, replan latency p50/p95 (measured inference wall time)
 
 Success is defined once, by :class:`SuccessCriterion`.
 
-Joining an umbrella CLI: :func:`add_arguments` fills an ``argparse`` (sub)parser and :func:`run` executes the
-parsed namespace; :func:`main` does both for an argv list.
+Also ``fastwam sim-eval`` (:func:`eval_command`, the umbrella CLI's signature); ``fastwam eval`` is the held-out
+loss on a dataset. :func:`add_arguments` / :func:`run` fill and execute an ``argparse`` parser elsewhere.
 """
 
 from __future__ import annotations
@@ -338,13 +338,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def eval_command(argv: list[str] | None, prog: str = "fastwam-eval") -> int:
+    """Entry point with the umbrella CLI's signature (``fastwam sim-eval``)."""
     ap = add_arguments(argparse.ArgumentParser(
-        prog="fastwam-eval", description="Closed-loop evaluation of a policy in the demo simulator (seeded "
+        prog=prog, description="Closed-loop evaluation of a policy in the demo simulator (seeded "
         "episodes through PolicyRuntime + ControllerRuntime): success rate, completion time, clamps, latency."))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``fastwam-eval`` / ``python -m fastwam_ros.eval``."""
+    return eval_command(argv, "fastwam-eval")
 
 
 if __name__ == "__main__":

@@ -216,14 +216,20 @@ class FastWAMPolicy:
         VAE: ``vae_dir`` (local diffusers ``vae/`` or pipeline root) if given, else the bundled VAE weights.
         Text: ``text_encoder_dir`` (local UMT5) if given, else a bundled ``text_encoder/``, else only the
         instructions stored in ``text_embeds.safetensors`` can be used. ``cache_dir``: disk cache of
-        instruction embeddings (optional). Nothing is downloaded.
+        instruction embeddings (optional).
+
+        ``path`` may also be a Hugging Face Hub id (``org/name`` or ``org/name@revision``) when no such local path
+        exists: it resolves through ``huggingface_hub.snapshot_download`` (the local cache first; only the cache
+        under ``HF_HUB_OFFLINE=1``). The encoders (``vae_dir``, ``text_encoder_dir``) are never downloaded.
 
         ``robot`` (robot file path / name / RobotSpec) and ``variant`` (the requested attention variant): the
         checkpoint's robot contract is checked against them BEFORE any model is built; a mismatch raises one
         :class:`~fastwam_ros.errors.ContractError` naming every differing field. ``joint_map`` ({checkpoint
         joint: robot joint}) renames joints on purpose (logged). See :mod:`fastwam_ros.contract`.
         """
+        from fastwam_ros.hub import resolve_policy_dir
 
+        path = resolve_policy_dir(path)  # a Hub id -> its local snapshot, before the contract is read
         contract = None
         if robot is not None or variant is not None or joint_map:
             from fastwam_ros.contract import check_checkpoint
@@ -361,7 +367,8 @@ class FastWAMPolicy:
         robot: Any | None = None,
     ) -> Path:
         """Write a policy directory. Cached embeddings of the current encoder (plus ``instructions``, encoded
-        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``.
+        now) go to ``text_embeds.safetensors``; the VAE weights are bundled unless ``include_vae=False``; the
+        Hugging Face model card goes to ``README.md``.
         ``robot`` (robot file / RobotSpec): write its contract (``robot_contract.json``); default: the contract
         this policy was loaded with, if it had a complete one."""
         from fastwam_ros import contract as rc
@@ -395,6 +402,9 @@ class FastWAMPolicy:
             rc.write_contract(out, contract)
         elif (Path(out) / rc.CONTRACT_FILE).exists():
             (Path(out) / rc.CONTRACT_FILE).unlink()
+        from fastwam_ros.hub import write_model_card
+
+        write_model_card(out)
         return out
 
     # ------------------------------------------------------------------------------------------ properties

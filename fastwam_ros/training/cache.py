@@ -1,4 +1,4 @@
-"""Training-ready episode cache written by ``fastwam-convert``: one ``.npz`` per episode.
+"""Training-ready episode cache written by ``fastwam convert``: one ``.npz`` per episode.
 
 Each file holds the resampled arrays (state, action, timestamps, instruction, fps) and, per camera, the distinct
 frames of the episode as lossless-or-original encoded bytes (the recording's own JPEG/PNG payloads are kept as
@@ -82,7 +82,7 @@ def load_episode_cache(path: str | Path, load_images: bool = True) -> Episode:
             header = json.loads(bytes(z["header"]).decode("utf-8"))
             if header.get("version") != CACHE_VERSION:
                 raise DatasetError(f"{path}: cache version {header.get('version')}, expected {CACHE_VERSION}; "
-                                   "re-run fastwam-convert")
+                                   "re-run fastwam convert")
             cameras = {}
             if load_images:
                 for cam in header["cameras"]:

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import TrainConfigError
 
 VARIANTS = ("fastwam", "joint", "idm", "fastwam_no_video")
+REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 @dataclass
@@ -41,12 +42,14 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    """format: ``rosbag`` (rosbag2 MCAP/sqlite3), ``lerobot`` (LeRobot v2/v3) or ``cache`` (``fastwam-convert``).
+    """format: ``rosbag`` (rosbag2 MCAP/sqlite3), ``lerobot`` (LeRobot v2/v3) or ``cache`` (``fastwam convert``).
     paths: datasets / recordings / folders of recordings.
     perception: the perception config (cameras, layout, tile sizes, joint names) as a mapping, or a path to a
     robot YAML holding it; it is saved with every checkpoint so deployment tiles identically.
     rosbag / lerobot: source-specific settings (see RosbagSpec / LeRobotSpec).
-    stats: dataset_stats.json to use; default ``<paths[0]>/dataset_stats.json``, computed when missing."""
+    stats: dataset_stats.json to use. Read from here, else ``<paths[0]>/dataset_stats.json`` when present, else
+    ``<output_dir>/dataset_stats.json``; when none exists it is computed and written to ``stats`` (or the
+    output_dir), never into the recordings."""
 
     format: str = "rosbag"
     paths: list[str] = field(default_factory=list)
@@ -80,8 +83,14 @@ class TrainSection:
     save_every: int = 2000
     keep_last: int = 3  # checkpoints kept (0 = all)
     resume: str | None = None  # checkpoint dir, or "auto" (latest in output_dir if any)
-    progress: bool = True
+    progress: bool = True  # tqdm bar when stderr is a terminal; otherwise one log line every log_every steps
     cpu: bool = False  # force CPU even when a GPU is present
+    smoothing: float = 0.9  # EMA weight of the smoothed loss in the logs / plot (0 = no smoothing)
+    val_fraction: float = 0.1  # episodes held out for validation (>= 1 when there are >= 2 episodes; 0 = none)
+    val_seed: int = 0  # seed of the episode split
+    val_every: int = 100  # optimizer steps between validation losses (also at the last step)
+    val_samples: int = 16  # fixed validation samples (evenly spaced), each evaluated with the same noise seeds
+    report_to: str = "none"  # none | tensorboard | wandb (accelerate trackers; optional packages)
 
 
 @dataclass
@@ -113,8 +122,16 @@ class TrainConfig:
             raise TrainConfigError(f"train.mixed_precision must be auto, bf16, fp16 or no, got {t.mixed_precision!r}")
         if len(t.betas) != 2:
             raise TrainConfigError(f"train.betas must have 2 values, got {t.betas}")
-        if t.save_every < 1 or t.log_every < 1:
-            raise TrainConfigError("train.save_every and train.log_every must be >= 1")
+        if t.save_every < 1 or t.log_every < 1 or t.val_every < 1:
+            raise TrainConfigError("train.save_every, train.log_every and train.val_every must be >= 1")
+        if not 0.0 <= t.val_fraction < 1.0:
+            raise TrainConfigError(f"train.val_fraction must be in [0, 1), got {t.val_fraction}")
+        if not 0.0 <= t.smoothing < 1.0:
+            raise TrainConfigError(f"train.smoothing must be in [0, 1), got {t.smoothing}")
+        if t.val_samples < 1:
+            raise TrainConfigError("train.val_samples must be >= 1")
+        if t.report_to not in REPORT_TO:
+            raise TrainConfigError(f"train.report_to must be one of {REPORT_TO}, got {t.report_to!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,8 +204,23 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return d
 
 
-def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a training YAML (relative paths inside stay relative to the working directory) and apply overrides."""
+def config_keys() -> list[tuple[str, Any]]:
+    """(dotted key, default) of every configuration key, in declaration order (for ``--help``)."""
+    out: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _SECTIONS:
+            for g in dataclasses.fields(_SECTIONS[f.name]):
+                default = g.default_factory() if g.default_factory is not dataclasses.MISSING else g.default
+                out.append((f"{f.name}.{g.name}", default))
+        else:
+            out.append((f.name, f.default))
+    return out
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None,
+                      values: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a training YAML (relative paths inside stay relative to the working directory), set ``values``
+    (dotted key -> Python value, e.g. from command-line options) and apply the ``key=value`` overrides."""
     import yaml
 
     d: dict[str, Any] = {}
@@ -202,5 +234,7 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
             raise TrainConfigError(f"cannot parse {p}: {exc}") from exc
         if not isinstance(d, dict):
             raise TrainConfigError(f"{p}: top level must be a mapping")
+    for key, value in (values or {}).items():
+        _set_dotted(d, key, value)
     apply_overrides(d, list(overrides or []))
     return config_from_dict(d)

@@ -4,12 +4,12 @@
 * tasks: ``meta/tasks.jsonl`` (v2: {"task_index", "task"}) or ``meta/tasks.parquet`` (v3).
 * frames: every ``data/**/*.parquet`` (v2: one episode per file, v3: several), grouped by ``episode_index``.
 * cameras: ``dtype: image`` features (PNG/JPEG bytes in the parquet, decoded by the perception decoder) or
-  ``dtype: video`` features (MP4 files, decoded with PyAV if installed, otherwise OpenCV's FFmpeg backend; for
-  v3 each episode's clip starts at ``videos/<key>/from_timestamp`` of ``meta/episodes/**/*.parquet``).
+  ``dtype: video`` features (MP4 files, any codec FFmpeg decodes -- AV1 included -- through PyAV, an optional
+  dependency; for v3 each episode's clip starts at ``videos/<key>/from_timestamp`` of
+  ``meta/episodes/**/*.parquet``).
 
 LeRobot frames are already on the dataset's fps timeline, so no resampling is needed. Video frames are decoded
-once when the episode is loaded (memory: T x H x W x 3 bytes per camera); convert large datasets with
-``fastwam-convert`` first.
+one at a time when a sample needs them (:mod:`.video`); nothing is decoded when the episode is loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .episode import Episode, FrameSequence, identity_decoder
+from .episode import Episode, FrameSequence
 from .errors import DatasetError
 
 
@@ -64,38 +64,6 @@ def decode_image_bytes(data: bytes) -> np.ndarray:
     from .frames import decode_compressed_bytes
 
     return decode_compressed_bytes(bytes(data))
-
-
-def decode_video_file(path: Path) -> list[np.ndarray]:
-    """All frames of a video file as uint8 HxWx3 RGB (PyAV if installed, else OpenCV/FFmpeg)."""
-    if not path.is_file():
-        raise DatasetError(f"video file {path} not found")
-    try:
-        import av  # type: ignore[import-not-found]
-    except ImportError:
-        av = None
-    frames: list[np.ndarray] = []
-    if av is not None:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-    else:
-        import cv2
-
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise DatasetError(f"cannot open video {path} (no PyAV, and OpenCV's FFmpeg cannot read it)")
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(np.ascontiguousarray(bgr[:, :, ::-1]))
-        cap.release()
-    if not frames:
-        raise DatasetError(
-            f"no frame decoded from {path}; if it is AV1 (LeRobot's default codec), install PyAV (`pip install av`)"
-        )
-    return frames
 
 
 def _column_matrix(table, key: str, where: str) -> np.ndarray:
@@ -192,7 +160,7 @@ def read_lerobot_dataset(root: str | Path, spec: LeRobotSpec, load_images: bool 
     v3_meta = _read_v3_episode_meta(root) if version.startswith("v3") else {}
     wanted = sorted(set(ep_col.tolist())) if spec.episodes is None else list(spec.episodes)
     chunks_size = int(info.get("chunks_size", 1000))
-    video_cache: dict[Path, list[np.ndarray]] = {}
+    video_frames: dict[Path, int] = {}  # frame count per video file
     episodes: list[Episode] = []
     for ep in wanted:
         rows = np.nonzero(ep_col == ep)[0]
@@ -230,7 +198,7 @@ def read_lerobot_dataset(root: str | Path, spec: LeRobotSpec, load_images: bool 
                                                  decoder=decode_image_bytes, source=f"{where}:{key}")
                 else:
                     cameras[cam] = _video_frames(root, info, version, ep, key, chunks_size, v3_meta, timestamps,
-                                                 fps, video_cache, where)
+                                                 fps, video_frames, where)
         episodes.append(Episode(name=f"episode_{ep:06d}", fps=fps, state=state, action=action,
                                 instruction=instruction, cameras=cameras, timestamps_s=timestamps - timestamps[0],
                                 meta={"source": str(root), "episode_index": int(ep)}))
@@ -239,7 +207,7 @@ def read_lerobot_dataset(root: str | Path, spec: LeRobotSpec, load_images: bool 
 
 def _video_frames(root: Path, info: dict, version: str, ep: int, key: str, chunks_size: int,
                   v3_meta: dict[int, dict[str, Any]], timestamps: np.ndarray, fps: float,
-                  cache: dict[Path, list[np.ndarray]], where: str) -> FrameSequence:
+                  counts: dict[Path, int], where: str) -> FrameSequence:
     template = info.get("video_path")
     if not template:
         raise DatasetError(f"{root}/meta/info.json: feature {key} is a video but video_path is not set")
@@ -253,17 +221,17 @@ def _video_frames(root: Path, info: dict, version: str, ep: int, key: str, chunk
     else:
         path = root / template.format(video_key=key, episode_chunk=ep // chunks_size, episode_index=ep)
         start_s = 0.0
-    if path not in cache:
-        cache.clear()  # keep one decoded file in memory
-        cache[path] = decode_video_file(path)
-    frames = cache[path]
+    from .video import decode_video_frame, video_num_frames
+
+    if path not in counts:
+        counts[path] = video_num_frames(path)
     idx = np.round((start_s + timestamps) * fps).astype(np.int64)
-    if idx.min() < 0 or idx.max() >= len(frames):
+    if idx.min() < 0 or idx.max() >= counts[path]:
         raise DatasetError(
-            f"{where}: {key} needs video frames {idx.min()}..{idx.max()} but {path} has {len(frames)}"
+            f"{where}: {key} needs video frames {idx.min()}..{idx.max()} but {path} has {counts[path]}"
         )
     used = np.unique(idx)
     remap = np.full(int(idx.max()) + 1, -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
-    return FrameSequence(items=[frames[i] for i in used], index=remap[idx], decoder=identity_decoder,
-                         source=f"{where}:{key}")
+    return FrameSequence(items=[(str(path), int(i), float(fps)) for i in used], index=remap[idx],
+                         decoder=decode_video_frame, source=f"{where}:{key}")

@@ -2,8 +2,8 @@
 
 A trained checkpoint's ``policy/`` directory is a normal policy directory (weights, config.json, stats.json with
 the normaliser built from the dataset statistics, text_embeds.safetensors with the training instructions) plus
-``dataset_stats.json`` (the raw statistics in the official layout) and ``perception.json`` (the camera / tiling
-config the model was trained with, so deployment tiles the same way).
+``dataset_stats.json`` (the raw statistics in the official layout), ``perception.json`` (the camera / tiling
+config the model was trained with, so deployment tiles the same way) and ``README.md`` (the Hugging Face model card).
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str,
         from fastwam_ros.contract import write_contract
 
         write_contract(out, contract)
+    from fastwam_ros.hub import write_model_card
+
+    write_model_card(out)  # last: it summarises every file above (the contract included)
     return out
 
 

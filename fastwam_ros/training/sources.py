@@ -58,7 +58,7 @@ def load_episodes(fmt: str, paths: list[str | Path], settings: dict[str, Any] | 
     if fmt == "cache":
         files = [f for p in paths for f in find_cache_files(p)]
         if not files:
-            raise DatasetError(f"no .npz episode cache under {list(map(str, paths))}; run fastwam-convert first")
+            raise DatasetError(f"no .npz episode cache under {list(map(str, paths))}; run `fastwam convert CONFIG --out DIR` first")
         return [load_episode_cache(f, load_images=load_images) for f in files]
     raise DatasetError(f"unknown data format {fmt!r} (rosbag, lerobot or cache)")
 

@@ -98,7 +98,7 @@ def load_stats(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / STATS_FILENAME
     if not path.is_file():
-        raise DatasetError(f"statistics file {path} not found; run `fastwam-stats` on the dataset first")
+        raise DatasetError(f"statistics file {path} not found; run `fastwam stats CONFIG` first")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

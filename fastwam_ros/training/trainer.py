@@ -35,6 +35,21 @@ from .dataset import FastWAMDataset
 from .episode import Episode
 from .errors import TrainConfigError
 from .frames import load_perception_config, perception_config_dict
+from .observe import (
+    StepLog,
+    append_jsonl,
+    check_tracker,
+    checkpoint_metrics,
+    ema_update,
+    format_val,
+    smoothed,
+    spaced_indices,
+    split_episodes,
+    startup_summary,
+    summary_info,
+    tracker_config,
+    training_data,
+)
 from .plotting import plot_loss_curve
 from .sampling import WindowSpec
 from .sources import load_episodes
@@ -76,10 +91,12 @@ class TrainerState:
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already consumed
         self.history: list[dict[str, float]] = []
+        self.val_history: list[dict[str, float]] = []
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "micro_step": self.micro_step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "history": list(self.history)}
+                "batch_in_epoch": self.batch_in_epoch, "history": list(self.history),
+                "val_history": list(self.val_history)}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.step = int(d["step"])
@@ -87,6 +104,7 @@ class TrainerState:
         self.epoch = int(d["epoch"])
         self.batch_in_epoch = int(d["batch_in_epoch"])
         self.history = list(d["history"])
+        self.val_history = list(d.get("val_history", []))
 
 
 class LossModule(nn.Module):
@@ -133,10 +151,13 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 class Trainer:
     """Builds data, model, optimiser and accelerate objects from a :class:`TrainConfig`; :meth:`train` runs.
 
-    ``episodes`` may be given directly (tests, notebooks); otherwise they are read from ``cfg.data``.
+    ``episodes`` may be given directly (tests, notebooks); otherwise they are read from ``cfg.data``. They are
+    split into training and validation episodes (``train.val_fraction``, ``train.val_seed``).
+    ``text_cache``: a ready ``TextEmbeddingCache`` (e.g. a policy's stored embeddings) instead of building the
+    text encoder named by ``model.text_encoder``.
     """
 
-    def __init__(self, cfg: TrainConfig, episodes: list[Episode] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, episodes: list[Episode] | None = None, text_cache: Any = None) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -144,10 +165,13 @@ class Trainer:
         self.cfg = cfg
         t = cfg.train
         self.out = Path(cfg.output_dir)
+        log_with = check_tracker(t.report_to)
         self.accelerator = Accelerator(
             mixed_precision=_mixed_precision(t.mixed_precision, t.cpu),
             gradient_accumulation_steps=t.grad_accum_steps,
             cpu=t.cpu,
+            log_with=log_with,
+            project_dir=str(self.out) if log_with else None,
         )
         acc = self.accelerator
         set_seed(t.seed + acc.process_index)
@@ -162,7 +186,10 @@ class Trainer:
             episodes = load_episodes(cfg.data.format, cfg.data.paths,
                                      cfg.data.rosbag if cfg.data.format == "rosbag" else cfg.data.lerobot,
                                      self.perception_config)
-        self.dataset = FastWAMDataset(episodes, self.perception_config, WindowSpec())
+        train_eps, val_eps = split_episodes(episodes, t.val_fraction, t.val_seed)
+        self.dataset = FastWAMDataset(train_eps, self.perception_config, WindowSpec())
+        self.val_dataset = FastWAMDataset(val_eps, self.perception_config, WindowSpec()) if val_eps else None
+        self.val_indices = spaced_indices(len(self.val_dataset), t.val_samples) if self.val_dataset else []
         self.stats = self._dataset_stats(episodes)
 
         # ---- model
@@ -189,7 +216,10 @@ class Trainer:
         self.normalizer = StateActionNormalizer.from_dataset_stats(
             self.stats, mcfg.normalization.mode, mcfg.normalization.clamp)
         self.vae = self._build_vae(mcfg)
-        self.text_embeds = self._encode_instructions(mcfg, self.dataset.instructions)
+        self._text_cache = text_cache
+        instructions = list(dict.fromkeys(self.dataset.instructions + (self.val_dataset.instructions
+                                                                         if self.val_dataset else [])))
+        self.text_embeds = self._encode_instructions(mcfg, instructions)
         self._latent_cache: dict[int, torch.Tensor] = {}
 
         # ---- optimisation
@@ -216,11 +246,14 @@ class Trainer:
             ckpt = latest_checkpoint(self.out) if t.resume == "auto" else Path(t.resume)
             if ckpt is not None:
                 self.load_checkpoint(ckpt)
+        if log_with:
+            acc.init_trackers(self.out.name or "fastwam", config=tracker_config(cfg.to_dict()))
 
     # ---------------------------------------------------------------------------------------- setup parts
     def _dataset_stats(self, episodes: list[Episode]) -> dict[str, Any]:
-        """Stats from ``data.stats`` or ``<paths[0]>/dataset_stats.json``; computed (main process) when missing and
-        written next to the dataset (or into the run dir when the dataset is read-only)."""
+        """Stats from ``data.stats``, ``<paths[0]>/dataset_stats.json`` or ``<output_dir>/dataset_stats.json``;
+        computed (main process) when none exists and written to ``data.stats`` (else the run dir) -- never into
+        the recordings."""
         cfg = self.cfg
         acc = self.accelerator
         candidates = [Path(cfg.data.stats)] if cfg.data.stats else []
@@ -230,9 +263,10 @@ class Trainer:
         candidates.append(self.out / STATS_FILENAME)
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
+            targets = ([Path(cfg.data.stats)] if cfg.data.stats else []) + [self.out / STATS_FILENAME]
             if self.is_main:
                 stats = compute_stats([(ep.state, ep.action) for ep in episodes])
-                for target in candidates:
+                for target in targets:
                     try:
                         save_stats(stats, target)
                         break
@@ -302,6 +336,12 @@ class Trainer:
         from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, text_encoder_from_config
 
         src = self.cfg.model.text_encoder
+        if self._text_cache is not None:
+            cache = self._text_cache
+            embeds = {ins: cache.get(ins).float().clone() for ins in instructions}
+            self.text_encoder_id = cache.encoder_id
+            self.prompts = {ins: cache.prompt_for(ins) for ins in instructions}
+            return embeds
         if src is None:
             raise TrainConfigError("model.text_encoder is not set: give the local UMT5 directory (or `random` for "
                                    "tiny test configs)")
@@ -324,10 +364,10 @@ class Trainer:
         return embeds
 
     # ---------------------------------------------------------------------------------------- batches
-    def encode_video(self, video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def encode_video(self, video: torch.Tensor, index: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
         """[B, 3, 9, H, W] in [-1, 1] → normalised VAE latents [B, 48, 3, h, w] (frozen VAE, no grad)."""
         mode = self.cfg.data.latent_cache
-        if mode == "none":
+        if mode == "none" or not use_cache:
             return self.vae.encode(video).float()
         keys = [int(i) for i in index.tolist()]
         out: list[torch.Tensor | None] = [self._cached_latent(k) for k in keys]
@@ -359,14 +399,15 @@ class Trainer:
             torch.save(z, tmp)
             tmp.replace(d / f"{key:09d}.pt")
 
-    def model_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Dataset batch → the model's training batch (normalised actions / proprio, latents, text)."""
+    def model_inputs(self, batch: dict[str, Any], use_cache: bool = True) -> dict[str, torch.Tensor]:
+        """Dataset batch → the model's training batch (normalised actions / proprio, latents, text).
+        ``use_cache``: False for samples of another dataset than the training one (validation)."""
         device = self.accelerator.device
         missing = [s for s in batch["instruction"] if s not in self.text_embeds]
         if missing:
             raise KeyError(f"instructions without a precomputed embedding: {missing}")
         return {
-            "video_latents": self.encode_video(batch["video"].to(device), batch["index"]),
+            "video_latents": self.encode_video(batch["video"].to(device), batch["index"], use_cache),
             "actions": self.normalizer.action(batch["actions"].to(device)),
             "proprio": self.normalizer.state(batch["state"].to(device)),
             "text_embeds": torch.stack([self.text_embeds[s] for s in batch["instruction"]]).to(device),
@@ -380,31 +421,49 @@ class Trainer:
         return torch.Generator(device=self.accelerator.device).manual_seed(seed)
 
     @torch.no_grad()
-    def evaluate(self, indices: list[int], seeds: tuple[int, ...] = (0, 1, 2, 3)) -> dict[str, float]:
-        """Loss on fixed samples with fixed noise (averaged over ``seeds``): a deterministic progress measure."""
+    def evaluate(self, indices: list[int], seeds: tuple[int, ...] = (0, 1, 2, 3),
+                 dataset: FastWAMDataset | None = None) -> dict[str, float]:
+        """Loss on fixed samples of ``dataset`` (default: the training set) with fixed noise: the mean over samples
+        and ``seeds`` of each sample's loss, its noise drawn from ``seed * 100003 + sample index``. One sample per
+        forward pass, so the figure does not depend on the batch size or on which other samples are evaluated: a
+        deterministic progress measure (the validation loss, ``fastwam eval``)."""
         from torch.utils.data import default_collate
 
         module = self.accelerator.unwrap_model(self.loss_module)
-        inputs = self.model_inputs(default_collate([self.dataset[i] for i in indices]))
+        ds = self.dataset if dataset is None else dataset
         totals = {"loss": 0.0, "loss_video": 0.0, "loss_action": 0.0}
-        for seed in seeds:
-            g = torch.Generator(device=self.accelerator.device).manual_seed(int(seed))
-            with self.accelerator.autocast():
-                out = module(inputs, g)
-            for k in totals:
-                totals[k] += float(out[k]) / len(seeds)
+        was_training = module.training
+        module.eval()
+        try:
+            for i in indices:
+                # the latent cache is keyed by training-sample index: other datasets bypass it
+                inputs = self.model_inputs(default_collate([ds[int(i)]]), use_cache=ds is self.dataset)
+                for seed in seeds:
+                    g = torch.Generator(device=self.accelerator.device).manual_seed(int(seed) * 100_003 + int(i))
+                    with self.accelerator.autocast():
+                        out = module(inputs, g)
+                    for k in totals:
+                        totals[k] += float(out[k]) / (len(seeds) * len(indices))
+        finally:
+            module.train(was_training)
         return totals
 
     # ---------------------------------------------------------------------------------------- loop
     def train(self, stop_at: int | None = None) -> list[dict[str, float]]:
         """Train until ``total_steps`` (or until optimizer step ``stop_at``, to simulate an interruption).
-        Returns the loss history (one entry per optimizer step, averaged over processes)."""
-        from tqdm.auto import tqdm
+        Returns the loss history (one entry per optimizer step, averaged over processes).
 
+        Output: the start-up summary; a tqdm bar on a terminal, else one line every ``log_every`` steps; every
+        step's record in ``log.jsonl`` (with the smoothed loss); the validation loss every ``val_every`` steps."""
         acc, st, t = self.accelerator, self.state, self.cfg.train
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=st.step, disable=not (self.is_main and t.progress),
-                   desc="train", unit="step", dynamic_ncols=True)
+        log = StepLog(self.total_steps, st.step, enabled=self.is_main, progress=t.progress)
+        if self.is_main and st.step == 0:
+            info = summary_info(self)
+            log.write(startup_summary(info))
+            (self.out / "run_summary.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        smooth = smoothed([h["loss"] for h in st.history], t.smoothing)[-1:] or [None]
+        smooth_acc = (smooth[0], len(st.history))
         params = [p for p in self.loss_module.parameters() if p.requires_grad]
         acc_sums = {"loss": 0.0, "loss_video": 0.0, "loss_action": 0.0}
         n_micro = 0
@@ -453,22 +512,42 @@ class Trainer:
                        "samples_per_s": samples_since / max(now - t_last, 1e-9)}
                 if grad_norm is not None:
                     rec["grad_norm"] = float(grad_norm)
+                smooth_acc = ema_update(smooth_acc, rec["loss"], t.smoothing)
+                rec["loss_smoothed"] = smooth_acc[0]
                 st.history.append(rec)
                 acc_sums = dict.fromkeys(acc_sums, 0.0)
                 n_micro = 0
-                bar.update(1)
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", act=f"{rec['loss_action']:.4f}",
-                                vid=f"{rec['loss_video']:.4f}", sps=f"{rec['samples_per_s']:.1f}")
-                if self.is_main and (st.step % t.log_every == 0 or st.step == self.total_steps):
-                    with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-                        f.write(json.dumps(rec) + "\n")
+                last = st.step == self.total_steps
+                log.step(rec, line_due=st.step % t.log_every == 0 or last)
+                if self.is_main:
+                    append_jsonl(self.out / "log.jsonl", rec)
+                acc.log({f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch")}, step=st.step)
+                if self.val_dataset is not None and (st.step % t.val_every == 0 or last):
+                    self.validate(log)
                 t_last, samples_since = now, 0
                 if st.step % t.save_every == 0 or st.step == self.total_steps:
                     self.save_checkpoint()
                 if st.step >= end or epoch_done:
                     break
-        bar.close()
+        log.close()
+        if st.step >= self.total_steps and self.cfg.train.report_to != "none":
+            acc.end_training()
         return st.history
+
+    def validate(self, log: StepLog | None = None) -> dict[str, Any]:
+        """Validation loss (fixed held-out samples, fixed noise seeds) at the current step; logged and kept."""
+        st = self.state
+        res = self.evaluate(self.val_indices, dataset=self.val_dataset)
+        rec = {"step": st.step, "val_loss": res["loss"], "val_loss_video": res["loss_video"],
+               "val_loss_action": res["loss_action"], "val_samples": len(self.val_indices)}
+        st.val_history.append(rec)
+        if self.is_main:
+            append_jsonl(self.out / "log.jsonl", rec)
+            if log is not None:
+                log.write(format_val(rec))
+        self.accelerator.log({"val/loss": res["loss"], "val/loss_video": res["loss_video"],
+                              "val/loss_action": res["loss_action"]}, step=st.step)
+        return rec
 
     # ---------------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
@@ -484,11 +563,13 @@ class Trainer:
             save_policy(ckpt / "policy", model_config=self.model_config, state_dict=sd, stats=self.stats,
                         perception=perception_config_dict(self.perception_config), text_embeds=self.text_embeds,
                         prompts=self.prompts, text_encoder_id=self.text_encoder_id,
-                        extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps)},
+                        extra={"step": st.step, "fps": float(self.dataset.episodes[0].fps),
+                               "metrics": checkpoint_metrics(st), "training_data": training_data(self)},
                         contract=self.robot_contract(),
                         # a random (tiny) VAE exists nowhere else: bundle it so the policy deploys as is
                         vae=self.vae.vae if self.cfg.model.vae == "random" else None)
-            plot_loss_curve(st.history, ckpt / "loss_curve.png")
+            plot_loss_curve(st.history, ckpt / "loss_curve.png", val_history=st.val_history,
+                            smoothing=self.cfg.train.smoothing)
             shutil.copyfile(ckpt / "loss_curve.png", self.out / "loss_curve.png")
             (ckpt / "trainer_state.json").write_text(json.dumps(
                 {k: v for k, v in st.state_dict().items() if k != "history"}

@@ -148,3 +148,12 @@ def test_eval_runs_a_policy_directory(tmp_path, capsys):
 def test_missing_policy_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="policy directory"):
         run_eval(str(tmp_path / "nope"), episodes=1, out_dir=tmp_path)
+
+
+def test_umbrella_cli_runs_the_same_evaluation(tmp_path):
+    from fastwam_ros.cli import main as fastwam
+
+    assert fastwam(["sim-eval", "--policy", "scripted", "--episodes", "1", "--seed", "2", "--time-limit", "0.5",
+                    "--no-video", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["policy"] == "scripted" and report["seeds"] == [2] and report["success_criterion"]["time_limit_s"] == 0.5

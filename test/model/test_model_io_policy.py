@@ -147,7 +147,8 @@ def test_save_load_predict_identical(policy, cfg, tmp_path):
     ref = policy.predict(frame, INSTR, state)
     policy.save_pretrained(tmp_path / "p", instructions=[INSTR])
     names = sorted(p.name for p in (tmp_path / "p").iterdir())
-    assert names == ["config.json", "meta.json", "model.safetensors", "stats.json", "text_embeds.safetensors"]
+    assert names == ["README.md", "config.json", "meta.json", "model.safetensors", "stats.json",
+                     "text_embeds.safetensors"]  # README.md: the Hugging Face model card
     meta = json.loads((tmp_path / "p" / "meta.json").read_text())
     assert meta["format_version"] == 1 and meta["variant"] == cfg.variant and meta["bundled_vae"]
     # Without any text encoder: the known instruction still runs from text_embeds.safetensors.

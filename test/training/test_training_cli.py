@@ -1,5 +1,5 @@
-"""CLI: fastwam-stats (official stats layout, equal-weight pooling), fastwam-convert (cache = live samples),
-fastwam-train on a YAML config with overrides, config errors, accelerate configs."""
+"""CLI: fastwam stats (official stats layout, equal-weight pooling), fastwam convert (cache = live samples),
+fastwam train on a YAML config with overrides, config errors, accelerate configs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import training_bagfactory as bf
-import yaml
 
-from fastwam_ros.training.cli import convert_main, stats_main, train_main
+from fastwam_ros.training.cli import convert_command, stats_command, train_command
 from fastwam_ros.training.config import apply_overrides, load_train_config
 from fastwam_ros.training.dataset import FastWAMDataset
 from fastwam_ros.training.errors import TrainConfigError
@@ -24,22 +23,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cli") / "recordings"
-    bf.write_bag(root / "ep_a", num_frames=23)
-    bf.write_bag(root / "ep_b", num_frames=14, storage="sqlite3")
-    return root
+    return bf.write_recordings(tmp_path_factory.mktemp("cli") / "recordings")
 
 
 @pytest.fixture(scope="module")
 def perception_yaml(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("robot") / "robot.yaml"
-    p.write_text(yaml.safe_dump({"perception": bf.perception_dict()}))
-    return p
+    return bf.write_robot_yaml(tmp_path_factory.mktemp("robot") / "robot.yaml")
 
 
 def test_stats_cli_official_layout_and_pooling(bags, perception_yaml, tmp_path):
     out = tmp_path / "stats.json"
-    assert stats_main([str(bags), "--perception", str(perception_yaml), "--out", str(out)]) == 0
+    assert stats_command([str(bags), "--perception", str(perception_yaml), "--out", str(out)]) == 0
     s = json.loads(out.read_text())
     eps = load_episodes("rosbag", [bags], {}, load_perception_config(str(perception_yaml)), load_images=False)
     assert [len(e) for e in eps] == [45, 27]
@@ -73,7 +67,7 @@ def test_stats_reject_nan():
 
 def test_convert_cache_equals_live_samples(bags, perception_yaml, tmp_path):
     out = tmp_path / "cache"
-    assert convert_main([str(bags / "ep_a"), "--perception", str(perception_yaml), "--out", str(out)]) == 0
+    assert convert_command([str(bags / "ep_a"), "--perception", str(perception_yaml), "--out", str(out)]) == 0
     assert (out / "dataset_stats.json").is_file() and len(list(out.glob("*.npz"))) == 1
     pcfg = load_perception_config(str(perception_yaml))
     live = FastWAMDataset(load_episodes("rosbag", [bags / "ep_a"], {}, pcfg), pcfg)
@@ -88,7 +82,7 @@ def test_convert_cache_equals_live_samples(bags, perception_yaml, tmp_path):
 
 def test_train_cli_with_overrides(bags, tmp_path, sample_bag):
     out = tmp_path / "run"
-    rc = train_main([str(REPO / "config" / "train_tiny_sample.yaml"), f"output_dir={out}",
+    rc = train_command([str(REPO / "config" / "train_tiny_sample.yaml"), f"output_dir={out}",
                      f"data.paths=[{sample_bag}]", f"data.stats={out / 'dataset_stats.json'}",
                      "train.max_steps=3", "train.save_every=3", "train.progress=false", "model.variant=idm"])
     assert rc == 0
@@ -101,7 +95,7 @@ def test_train_cli_with_overrides(bags, tmp_path, sample_bag):
 def test_config_errors_are_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("output_dir: x\ntrain: {batchsize: 4}\ndata: {paths: [a]}\n")
-    assert train_main([str(bad)]) == 2
+    assert train_command([str(bad)]) == 2
     assert "batchsize" in capsys.readouterr().err
     with pytest.raises(TrainConfigError, match="not key=value"):
         apply_overrides({}, ["train.lr"])

@@ -137,3 +137,18 @@ def perception_dict(top_hw=(32, 96), bottom_hw=(32, 48)) -> dict:
         "bottom_tile_hw": list(bottom_hw),
         "joint_names": list(JOINTS),
     }
+
+
+def write_recordings(root: Path, second_instruction: str | None = INSTRUCTION) -> Path:
+    """A folder of two recordings: ``ep_a`` (MCAP, 23 camera frames -> 45 ticks) and ``ep_b`` (sqlite3, 14 -> 27)."""
+    write_bag(root / "ep_a", num_frames=23)
+    write_bag(root / "ep_b", num_frames=14, storage="sqlite3", instruction=second_instruction)
+    return root
+
+
+def write_robot_yaml(path: Path) -> Path:
+    """A robot YAML holding :func:`perception_dict` under ``perception:``."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"perception": perception_dict()}))
+    return path
