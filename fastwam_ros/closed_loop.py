@@ -61,7 +61,8 @@ class ScriptedPolicy:
         self.horizon = horizon
         self.dt = step_period_s
 
-    def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
         """A chunk from the observation time on (sim time stands still while the loop waits for the worker)."""
         t0 = float(self.sim.time_s)
         return np.stack([self.folder.command(t0 + (k + 1) * self.dt) for k in range(self.horizon)])
@@ -125,7 +126,7 @@ def chunk_kwargs(f: Any) -> dict[str, Any]:
     return dict(stamp=f.stamp, chunk_id=f.chunk_id, step_period_s=f.step_period_s, joint_names=list(f.joint_names),
                 num_steps=f.num_steps, positions=np.asarray(f.positions, np.float64),
                 velocities=np.asarray(f.velocities, np.float64), committed_steps=f.committed_steps,
-                latency_s=f.latency_s, model_id=f.model_id)
+                latency_s=f.latency_s, model_id=f.model_id, rtc_mode=f.rtc_mode, guided_steps=f.guided_steps)
 
 
 def send_commands(bridge: Any, commands: list, now_s: float) -> None:
@@ -274,7 +275,7 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
             if tout.prefix is not None:
                 pf = tout.prefix
                 prt.on_committed_prefix(join_stamp(*pf.stamp), pf.joint_names, pf.positions_array(), now,
-                                        pf.step_period_s)
+                                        pf.step_period_s, chunk_id=pf.chunk_id)
             cmd = bridge.command_at(now)
             log.t_s[tick] = now
             log.command[tick] = cmd[sim_to_ctrl]

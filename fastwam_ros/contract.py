@@ -57,9 +57,9 @@ def contract_from_robot(robot: Any, *, variant: str | None = None) -> dict[str, 
     from .robot import load_robot
 
     r = load_robot(robot)
-    n = len(r.joints)
-    out = contract_from_perception(r.perception_config(), step_period_s=r.chunk_step_period_s, proprio_dim=n,
-                                   action_dim=n, variant=variant or "", robot=r.name)
+    out = contract_from_perception(r.perception_config(), step_period_s=r.chunk_step_period_s,
+                                   proprio_dim=len(r.state_names), action_dim=len(r.joints), variant=variant or "",
+                                   robot=r.name)
     if variant is None:
         out.pop("variant")
     return out

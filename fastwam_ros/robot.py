@@ -11,8 +11,11 @@ contract (:mod:`fastwam_ros.contract`) all read robots through this one loader. 
       - {name: head, topic: cameras/head/image_raw, transport: raw, qos: sensor_data, transform: none,
          pre_resize_hw: null}
     tiling: {layout: robotwin, top_hw: [64, 128], bottom_tile_hw: [32, 64], output_hw: [96, 128]}
+                                              # + resize: training | deploy, fit: stretch | crop (PerceptionConfig)
     sync: {slop_s: 0.02, max_age_s: 0.5, joint_state_tolerance_s: 0.05}   # PerceptionConfig field names
     joints: [left_waist, ..., right_gripper]  # proprio and action column order
+    state: null                               # optional: proprio columns when they are not `joints` (LIBERO:
+                                              #   end-effector pose + finger positions, 8, vs 7 action columns)
     joint_states: {topic: joint_states, qos: sensor_data}
     groups:                                   # what the controller commands, one command output each
       - name: left_arm
@@ -45,9 +48,10 @@ __all__ = ["CameraSpec", "GroupSpec", "RobotSpec", "load_robot", "resolve_robot_
 ROBOTS_DIR = ("config", "robots")
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
 OUTPUT_KINDS = ("trajectory", "position", "joint_state")
-TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw")
+TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw", "resize", "fit")
 LIMIT_KEYS = ("lower", "upper", "max_velocity", "max_acceleration", "max_jerk")
-TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "joint_states", "groups", "control", "urdf", "sim")
+TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "state", "joint_states", "groups", "control", "urdf",
+            "sim")
 CAMERA_KEYS = ("name", "topic", "transport", "qos", "transform", "pre_resize_hw")
 DEFAULT_STEP_PERIOD_S = 1.0 / 30.0  # the one default of the chunk step period (the training data's period)
 
@@ -114,6 +118,7 @@ class RobotSpec:
     urdf: str | None = None
     sim: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<dict>"
+    state: tuple[str, ...] = ()  # proprio columns when they differ from `joints` (empty: the same)
 
     # -- views ---------------------------------------------------------------------------------------------
     @property
@@ -122,8 +127,13 @@ class RobotSpec:
 
     @property
     def joint_names(self) -> tuple[str, ...]:
-        """Proprio and action column order (the checkpoint's)."""
+        """Action column order (the checkpoint's); also the proprio order unless the file gives ``state``."""
         return self.joints
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Proprio column order (the JointState names the observation reads): ``state``, else ``joints``."""
+        return self.state or self.joints
 
     @property
     def output_mode(self) -> str:
@@ -145,7 +155,8 @@ class RobotSpec:
     # -- the cores' configs --------------------------------------------------------------------------------
     def perception_dict(self) -> dict[str, Any]:
         """The mapping ``PerceptionConfig.from_dict`` takes."""
-        d: dict[str, Any] = {"cameras": [c.perception_dict() for c in self.cameras], "joint_names": list(self.joints)}
+        d: dict[str, Any] = {"cameras": [c.perception_dict() for c in self.cameras],
+                             "joint_names": list(self.state_names)}
         d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in self.tiling.items()})
         d.update(self.sync)
         return d
@@ -340,6 +351,7 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
         sync = dict(_mapping(doc.get("sync"), "sync"))
         _unknown(sync, _sync_keys(), "sync")
         joints = _names(doc.get("joints"), "joints")
+        state = () if doc.get("state") is None else _names(doc.get("state"), "state")
         js = _mapping(doc.get("joint_states"), "joint_states")
         _unknown(js, ("topic", "qos"), "joint_states")
         groups_in = doc.get("groups")
@@ -363,7 +375,7 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
             chunk_step_period_s=float(step), joint_states_topic=_topic(js.get("topic", "joint_states"),
                                                                          "joint_states.topic"),
             joint_states_qos=_choice(js.get("qos", "sensor_data"), QOS_CHOICES, "joint_states.qos"),
-            urdf=urdf, sim=dict(_mapping(doc.get("sim"), "sim")), source=source,
+            urdf=urdf, sim=dict(_mapping(doc.get("sim"), "sim")), source=source, state=state,
         )
     except ConfigError as exc:
         raise ConfigError(f"robot file {source}: {exc}") from None

@@ -24,7 +24,7 @@ def test_fields_required_by_the_design(store):
     fields = {name for name, _ in store.fielddefs[MSG_NAME][1]}
     required = {
         "header", "chunk_id", "step_period_s", "joint_names", "num_steps", "positions",
-        "velocities", "committed_steps", "latency_s", "inference_s", "model_id",
+        "velocities", "committed_steps", "latency_s", "inference_s", "model_id", "rtc_mode", "guided_steps",
     }
     assert required <= fields, required - fields
 
@@ -48,6 +48,8 @@ def test_cdr_round_trip(store):
         latency_s=0.021,
         inference_s=0.015,
         model_id="fastwam:demo",
+        rtc_mode="guided",
+        guided_steps=17,
     )
     raw = store.serialize_cdr(msg, MSG_NAME)
     back = store.deserialize_cdr(raw, MSG_NAME)
@@ -56,3 +58,4 @@ def test_cdr_round_trip(store):
     assert list(back.joint_names) == msg.joint_names
     np.testing.assert_array_equal(np.asarray(back.positions).reshape(h, j), pos)
     assert back.model_id == "fastwam:demo"
+    assert back.rtc_mode == "guided" and back.guided_steps == 17

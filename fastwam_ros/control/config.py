@@ -18,6 +18,8 @@ from typing import Any
 
 from fastwam_ros.errors import ConfigError  # the package's one config error (re-exported here)
 
+from .gripper import GRIPPER_POSTPROCESS
+
 SPLICE_MODES = ("splice", "ensemble", "replace")
 GROUP_KINDS = ("arm", "gripper")
 
@@ -68,6 +70,9 @@ class ControllerConfig:
     ensemble_decay: ACT weight exp(-decay · Δstamp/step) — positive favours older chunks (ACT's choice).
     max_future_s: chunks stamped further than this into the future are rejected.
     max_step_period_s: chunks whose step period exceeds this are rejected.
+    gripper_postprocess: how the chunk's values for joints of ``kind: gripper`` groups become commands
+        (:mod:`fastwam_ros.control.gripper`): ``none`` or ``libero`` (the official LIBERO evaluation's binary
+        command, −1 = open, +1 = close).
     """
 
     groups: tuple[JointGroup, ...]
@@ -87,6 +92,7 @@ class ControllerConfig:
     replace_execute_steps: int = 16
     max_future_s: float = 0.5
     max_step_period_s: float = 1.0
+    gripper_postprocess: str = "none"
 
     @property
     def period_s(self) -> float:
@@ -290,6 +296,8 @@ def _validate(c: ControllerConfig) -> None:
         raise ConfigError(f"replace_execute_steps: expected an integer >= 1, got {c.replace_execute_steps!r}")
     _num("max_future_s", c.max_future_s, lo=0.0)
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
+    if c.gripper_postprocess not in GRIPPER_POSTPROCESS:
+        raise ConfigError(f"gripper_postprocess: expected one of {GRIPPER_POSTPROCESS}, got {c.gripper_postprocess!r}")
 
 
 # ---------------------------------------------------------------------------------------------- URDF

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import ControllerConfig
+from .gripper import postprocess_gripper
 from .limits import CLAMP_KINDS, LimitArrays, StepResult, limiter_step
 from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
 
@@ -179,6 +180,8 @@ class ChunkController:
         self.names = config.joint_names
         self.J = len(self.names)
         self._col = {n: i for i, n in enumerate(self.names)}
+        self._gripper_cols = np.array([self._col[j] for g in config.groups if g.kind == "gripper" for j in g.joints],
+                                      dtype=np.intp)
         self.lim = LimitArrays.from_limits(self.names, config.limits)
         self._groups: dict[str, _GroupState] = {
             g.name: _GroupState(idx=np.array([self._col[j] for j in g.joints], dtype=np.intp)) for g in config.groups
@@ -264,6 +267,11 @@ class ChunkController:
         order = np.array([names.index(n) for n in self.names], dtype=np.intp)
         pos = pos[:, order]
         vel = None if vel is None else vel[:, order]
+        if self.cfg.gripper_postprocess != "none" and self._gripper_cols.size:
+            # the robot's gripper convention (a step command: its velocity is left to the limiter)
+            pos[:, self._gripper_cols] = postprocess_gripper(pos[:, self._gripper_cols], self.cfg.gripper_postprocess)
+            if vel is not None:
+                vel[:, self._gripper_cols] = 0.0
         old = self._source if self._plan_usable(now) is None else None
         if mode == "splice":
             new_spline = ChunkSpline(stamp, dt, pos, vel)

@@ -56,6 +56,8 @@ from .mot import (
     forward_with_video_cache,
     prefill_video_cache,
 )
+from .rtc import DEFAULT_GUIDANCE_BETA, check_mode
+from .rtc_guidance import guided_velocity
 
 SUPPORTED_VARIANTS = ("fastwam", "fastwam_no_video")
 
@@ -205,8 +207,9 @@ class FastActionSampler:
         act_mods_t = torch.stack([torch.stack([torch.stack(mm) for mm in step]) for step in act_mods])
         # sigma after each step (float32 math, exact 0 at the end), for the committed-prefix guidance
         sig_after = m.infer_scheduler.sigmas_after_steps(self.num_steps, self.shift).to(dev, dt)
+        sig_before = m.infer_scheduler.sigmas(self.num_steps, self.shift)[:-1]  # float32 on CPU (guided mode)
         return {"timesteps": timesteps, "deltas": deltas, "act_mods": act_mods_t, "vid_mods": vid_mods,
-                "sigma_after": sig_after}
+                "sigma_after": sig_after, "sigma_before": sig_before}
 
     # ------------------------------------------------------------------------------------------ instruction
     @torch.no_grad()
@@ -353,24 +356,44 @@ class FastActionSampler:
 
     def _step_body(self) -> None:
         """One Euler step of the action chunk against the cached video K/V (in place on the action state)."""
+        b = self._buf
+        a = b["action"]
+        vel = self._velocity(a, write_kv=True)
+        a.copy_(inpaint_prefix(a + vel * b["cur_delta"], b["noise"], b["guide_target"], b["guide_weight"],
+                               b["cur_sigma"]))
+
+    def _velocity(self, a: torch.Tensor, write_kv: bool) -> torch.Tensor:
+        """The action expert's velocity [B, H, A] for action state ``a`` at the current step (``cur_mods``),
+        against the cached video K/V. ``write_kv``: write the action K/V into the static buffers in place (the
+        graph/compile path); False: concatenate instead (differentiable in ``a``, buffers untouched)."""
         m, b = self.model, self._buf
         ae = m.action_expert
         sv = b["sv"]
         cos, sin = b["rope_a"]
-        a = b["action"]
         cur = b["cur_mods"]
         x = ae.embed_actions(a)
         for li, blk in enumerate(ae.blocks):
             mods = [cur[li, k] for k in range(6)]
             q, k, v = block_qkv_mods(blk, x, mods, lambda t: apply_rope_tables(t, cos, sin))
             kb, vb = b["kv"][li]
-            kb[:, sv:].copy_(k)
-            vb[:, sv:].copy_(v)
+            if write_kv:
+                kb[:, sv:].copy_(k)
+                vb[:, sv:].copy_(v)
+            else:
+                kb = torch.cat((kb[:, :sv], k), dim=1)
+                vb = torch.cat((vb[:, :sv], v), dim=1)
             o = attention(q, kb, vb, ae.num_heads, None)
             x = block_post(blk, x, o, mods, b["ctx_a"][li], ae.num_heads)
-        vel = ae.output(x)
-        a.copy_(inpaint_prefix(a + vel * b["cur_delta"], b["noise"], b["guide_target"], b["guide_weight"],
-                               b["cur_sigma"]))
+        return ae.output(x)
+
+    def _run_guided_step(self, i: int, beta: float) -> None:
+        """Euler step ``i`` with the RTC paper's VJP guidance (eager: no CUDA graph, no compile)."""
+        b = self._buf
+        b["cur_mods"].copy_(self._consts["act_mods"][i])
+        a = b["action"]
+        vel = guided_velocity(lambda x: self._velocity(x, write_kv=False), a, float(self._consts["sigma_before"][i]),
+                              b["guide_target"], b["guide_weight"], beta)
+        a.copy_(a + vel * self._consts["deltas"][i])
 
     def _run_all(self) -> None:
         self._run_prefill()
@@ -448,10 +471,23 @@ class FastActionSampler:
         if _is_cuda(self.device):
             torch.cuda.synchronize(self.device)
 
-    def _replay(self, timer: _Timer | None) -> None:
+    def _replay(self, timer: _Timer | None, guided_beta: float | None = None) -> None:
+        """Prefill + the N steps (graph replays where captured). ``guided_beta``: run the steps with VJP
+        guidance, eagerly (the prefill still replays its graph)."""
         if timer is not None:
             timer.mark("start")
-        if self._graphs is not None:
+        if guided_beta is not None:
+            if self._graphs is not None:
+                self._graphs[0].replay()
+            else:
+                self._run_prefill()
+            if timer is not None:
+                timer.mark("prefill")
+            for i in range(self.num_steps):
+                self._run_guided_step(i, guided_beta)
+                if timer is not None:
+                    timer.mark(f"step_{i}")
+        elif self._graphs is not None:
             self._graphs[0].replay()
             if timer is not None:
                 timer.mark("prefill")
@@ -478,10 +514,15 @@ class FastActionSampler:
         clone: bool = True,
         prefix: torch.Tensor | None = None,
         prefix_weight: torch.Tensor | None = None,
+        rtc_mode: str = "inpaint",
+        guidance_beta: float = DEFAULT_GUIDANCE_BETA,
     ) -> torch.Tensor:
         """Normalised action chunk [B, H, A] (on the model device, model dtype) for first-frame latents
         [B, 48, 1, h, w], normalised proprio [B, P] and initial noise [B, H, A]. ``prefix`` [B, d, A] /
-        ``prefix_weight``: committed-prefix guidance exactly as ``FastWAM.infer_action`` does it.
+        ``prefix_weight`` / ``rtc_mode`` / ``guidance_beta``: real-time chunking exactly as
+        ``FastWAM.infer_action`` does it. ``inpaint`` and ``off`` run the captured graphs / compiled steps;
+        ``guided`` runs the N action steps eagerly (a forward and a backward through the action expert per
+        step; CUDA graphs and torch.compile are not used for them), the prefill as usual.
 
         ``timings``: if given, filled with seconds for ``prefill`` and ``step_0..`` (synchronises once at the
         end on GPU). ``clone=False`` returns the static action buffer itself (overwritten by the next call)."""
@@ -502,14 +543,17 @@ class FastActionSampler:
         buf["latents"].copy_(first_frame_latents, non_blocking=nb)
         buf["proprio"].copy_(proprio_norm, non_blocking=nb)
         buf["noise"].copy_(noise, non_blocking=nb)
-        if prefix is None:  # weight 0 makes the guidance step a no-op (the target is then never used)
-            buf["guide_weight"].zero_()
+        if not float(guidance_beta) > 0:
+            raise ValueError(f"guidance_beta must be > 0, got {guidance_beta}")
+        if prefix is None or check_mode(rtc_mode) == "off":
+            buf["guide_weight"].zero_()  # weight 0 makes the inpainting step a no-op (the target is never used)
         else:
             target, weight = self.model.prefix_guidance_buffers(buf["noise"], prefix, prefix_weight)
             buf["guide_target"].copy_(target)
             buf["guide_weight"].copy_(weight)
+        guided = prefix is not None and rtc_mode == "guided"
         timer = _Timer(self.device) if timings is not None else None
-        self._replay(timer)
+        self._replay(timer, float(guidance_beta) if guided else None)
         self.stats["calls"] += 1
         if timer is not None:
             if timer.cuda:

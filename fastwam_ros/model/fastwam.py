@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .action_expert import ActionExpert
 from .config import FastWAMConfig
-from .flow import FlowMatchScheduler, inpaint_prefix
+from .flow import FlowMatchScheduler
 from .masks import fastwam_mask, idm_teacher_forcing_mask, joint_mask, video_to_video_mask
 from .mot import (
     Stream,
@@ -28,6 +28,8 @@ from .mot import (
     mot_forward,
     prefill_video_cache,
 )
+from .rtc import DEFAULT_GUIDANCE_BETA, check_mode
+from .rtc_guidance import PrefixGuide
 from .video_expert import VideoExpert
 
 # Names and order of the random draws of ``training_loss`` (the official order).
@@ -363,10 +365,13 @@ class FastWAM(nn.Module):
         traj, vel = [a], []
         for i in range(len(timesteps)):
             t = timesteps[i].reshape(1).expand(a.shape[0])
-            v = predict(a, t)
+            if guide is None:
+                v = predict(a, t)
+            else:
+                v = guide.velocity(lambda x, t=t: predict(x, t), a, i)
             a = self.infer_scheduler.step(v, deltas[i], a)
             if guide is not None:
-                a = guide(a, i)
+                a = guide.after_step(a, i)
             traj.append(a)
             vel.append(v)
         if trace is not None:
@@ -391,12 +396,16 @@ class FastWAM(nn.Module):
         seed: int | None = None,
         prefix: torch.Tensor | None = None,
         prefix_weight: torch.Tensor | None = None,
+        rtc_mode: str = "inpaint",
+        guidance_beta: float = DEFAULT_GUIDANCE_BETA,
     ):
         """Denoise an action chunk from ``noise`` [B, H, A] -> normalised actions [B, H, A].
 
-        ``prefix`` [B, d, A] (d <= H, normalised): committed actions for the chunk's first d steps (real-time
-        chunking); they are inpainted at every Euler step (:func:`~fastwam_ros.model.flow.inpaint_prefix`) with
-        ``prefix_weight`` [d] or [B, d] in [0, 1] (default 1). None = the official sampler, unchanged.
+        ``prefix`` [B, d, A] (d <= H, normalised): the previous plan on this chunk's first d steps (real-time
+        chunking, :mod:`~fastwam_ros.model.rtc`), ``prefix_weight`` [d] or [B, d] in [0, 1] per step (default
+        1; see :func:`~fastwam_ros.model.rtc.rtc_weights`). ``rtc_mode``: ``inpaint`` (per-step inpainting),
+        ``guided`` (the RTC paper's VJP guidance with weight clip ``guidance_beta``; not for variant
+        joint) or ``off``. ``prefix`` None or ``rtc_mode="off"`` = the official sampler, unchanged.
 
         fastwam / fastwam_no_video: prefill the first-frame video K/V once, then ``num_steps`` cached action steps
         (``use_cache=False``: a full MoT pass per step). joint / idm need future video noise: ``video_noise``
@@ -414,7 +423,9 @@ class FastWAM(nn.Module):
         timesteps, deltas = self._schedule(num_steps, shift, noise.dtype)
         trace: dict | None = {"timesteps": timesteps, "deltas": deltas} if return_trace else None
         ctx_kv = self._context_kv(context, text_kv)
-        guide = self._prefix_guide(noise, prefix, prefix_weight, len(timesteps), shift)
+        guide = self._prefix_guide(noise, prefix, prefix_weight, len(timesteps), shift, rtc_mode, guidance_beta)
+        if guide is not None and guide.guided and self.variant == "joint":
+            raise NotImplementedError("rtc_mode 'guided' needs the cached action loop (not variant 'joint')")
         if self.variant in ("fastwam", "fastwam_no_video"):
             a = self._infer_fastwam(ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace, guide)
         else:
@@ -450,12 +461,13 @@ class FastWAM(nn.Module):
         weight[:, :d, 0] = w
         return target, weight
 
-    def _prefix_guide(self, noise, prefix, prefix_weight, num_steps, shift):
-        if prefix is None:
+    def _prefix_guide(self, noise, prefix, prefix_weight, num_steps, shift, mode="inpaint",
+                      beta=DEFAULT_GUIDANCE_BETA) -> PrefixGuide | None:
+        if check_mode(mode) == "off" or prefix is None:
             return None
         target, weight = self.prefix_guidance_buffers(noise, prefix, prefix_weight)
-        sig = self.infer_scheduler.sigmas_after_steps(num_steps, shift).to(noise.device, noise.dtype)
-        return lambda a, i: inpaint_prefix(a, noise, target, weight, sig[i])
+        sig = self.infer_scheduler.sigmas(num_steps, shift)
+        return PrefixGuide(mode, target, weight, noise, sig[:-1], sig[1:].to(noise.device, noise.dtype), beta)
 
     def _infer_fastwam(self, ff, noise, context, ctx_kv, timesteps, deltas, use_cache, trace, guide=None):
         vkv, akv = ctx_kv
@@ -509,7 +521,7 @@ class FastWAM(nn.Module):
             v[:, :, 0:1] = ff
             a = self.infer_scheduler.step(pa, deltas[i], a)
             if guide is not None:
-                a = guide(a, i)
+                a = guide.after_step(a, i)
             traj.append(a)
         if trace is not None:
             trace.update(trajectory=torch.stack(traj), video_final=v, video_velocity_step0=vel0,

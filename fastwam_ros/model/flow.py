@@ -28,7 +28,7 @@ class FlowMatchScheduler:
         self.eps = float(eps)
         # Loss-weight statistics on the shifted training grid (float64).
         n = self.num_train_timesteps
-        u = torch.linspace(1.0, 0.0, n + 1, dtype=torch.float64)[:-1]
+        u = torch.linspace(1.0, 0.0, n + 1, dtype=torch.float64, device="cpu")[:-1]  # CPU even under a meta device
         y = torch.exp(-2.0 * ((shift_sigma(u, self.shift) * n - n / 2.0) / n) ** 2)
         self.weight_y_min = float(y.min())
         self.weight_norm_const = float((y - self.weight_y_min).mean())

@@ -32,6 +32,7 @@ import torch
 
 from fastwam_ros.model import serialization as ser
 from fastwam_ros.model.encoders import WanVAE
+from fastwam_ros.model.rtc import DEFAULT_GUIDANCE_BETA, check_mode
 from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder
 
 FRAME_RANGE_TOL = 1e-3  # values may exceed [-1, 1] by this much (resampling overshoot)
@@ -48,7 +49,9 @@ class PolicyOutput:
     timing_s: seconds per stage (``STAGES``; ``prefill`` is 0 for variants without a cache);
     seed: the seed of the initial noise (None when the caller passed ``noise``);
     text_cache_hit: whether the instruction embedding came from the cache (no encoder run);
-    committed_steps: how many leading steps were guided towards a committed prefix (real-time chunking).
+    committed_steps: how many steps were hard-constrained (weight 1) to the previous plan (real-time chunking);
+    guided_steps: how many steps had a non-zero weight (hard + soft); rtc_mode: the mode used (``off`` when
+    no previous plan was given).
     """
 
     actions: np.ndarray
@@ -59,6 +62,8 @@ class PolicyOutput:
     text_cache_hit: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     committed_steps: int = 0
+    guided_steps: int = 0
+    rtc_mode: str = "off"
 
     @property
     def horizon(self) -> int:
@@ -465,6 +470,8 @@ class FastWAMPolicy:
         noise: np.ndarray | torch.Tensor | None = None,
         prefix: np.ndarray | torch.Tensor | None = None,
         prefix_weight: np.ndarray | torch.Tensor | None = None,
+        rtc_mode: str = "inpaint",
+        guidance_beta: float = DEFAULT_GUIDANCE_BETA,
     ) -> PolicyOutput:
         """One chunk. ``frame``: float [3, H, W] in [-1, 1] (the tiled image); ``instruction``: task text (None =
         the current one); ``proprio``: RAW state vector [proprio_dim]. ``seed`` overrides the seed policy;
@@ -472,7 +479,9 @@ class FastWAMPolicy:
         [d, action_dim] RAW actions already committed for this chunk's first d steps (real-time chunking: the
         controller executes them while this chunk is computed); the sampler is guided to reproduce them so the
         new chunk continues from them. Rows beyond the horizon are ignored. ``prefix_weight`` [d] in [0, 1]:
-        how strongly each prefix row is enforced (default 1; 0 leaves that step free)."""
+        how strongly each prefix row is enforced (default 1; 0 leaves that step free; the RTC soft mask comes
+        from :func:`fastwam_ros.model.rtc.rtc_weights`). ``rtc_mode``: ``inpaint`` | ``guided`` | ``off``
+        (:mod:`fastwam_ros.model.rtc`); ``guidance_beta``: the guided mode's weight clip β."""
         t_start = time.perf_counter()
         timing = dict.fromkeys(STAGES, 0.0)
         if instruction is None:
@@ -482,7 +491,7 @@ class FastWAMPolicy:
         frame_t = self._check_frame(frame)
         state = self._check_proprio(proprio)
         noise_t, used_seed = self._initial_noise(seed, noise)
-        prefix_norm = self._check_prefix(prefix)
+        prefix_norm = self._check_prefix(prefix) if check_mode(rtc_mode) != "off" else None
         weight = None
         if prefix_norm is not None and prefix_weight is not None:
             weight = torch.as_tensor(np.asarray(prefix_weight, dtype=np.float32)).reshape(-1)
@@ -511,12 +520,13 @@ class FastWAMPolicy:
         if self._engine is not None:
             inner: dict[str, float] = {}
             a_norm = self._engine.sample(latents, proprio_d, noise_d, timings=inner, clone=False,
-                                         prefix=prefix_norm, prefix_weight=weight)
+                                         prefix=prefix_norm, prefix_weight=weight, rtc_mode=rtc_mode,
+                                         guidance_beta=guidance_beta)
             timing["prefill"] = inner.get("prefill", 0.0)
             timing["action_steps"] = sum(v for k, v in inner.items() if k.startswith("step_"))
         else:
             a_norm = self._infer_unfused(latents, text, text_kv, proprio_d, noise_d, used_seed, timing, prefix_norm,
-                                         weight)
+                                         weight, rtc_mode, guidance_beta)
 
         t0 = self._now()
         a_norm_cpu = self._staging.to_host("actions", a_norm[0]).clone()
@@ -534,7 +544,10 @@ class FastWAMPolicy:
             instruction=instruction,
             text_cache_hit=hit,
             committed_steps=0 if prefix_norm is None else int(
+                prefix_norm.shape[1] if weight is None else (weight >= 1).sum()),
+            guided_steps=0 if prefix_norm is None else int(
                 prefix_norm.shape[1] if weight is None else (weight > 0).sum()),
+            rtc_mode="off" if prefix_norm is None else rtc_mode,
         )
 
     @property
@@ -547,7 +560,8 @@ class FastWAMPolicy:
             self._engine.set_instruction(key, text, text_kv=text_kv)
 
     def _infer_unfused(self, latents, text, text_kv, proprio_d, noise_d, used_seed, timing,
-                       prefix_norm=None, prefix_weight=None) -> torch.Tensor:
+                       prefix_norm=None, prefix_weight=None, rtc_mode="inpaint",
+                       guidance_beta=DEFAULT_GUIDANCE_BETA) -> torch.Tensor:
         """The plain ``FastWAM.infer_action`` loop (Joint/IDM variants, or ``fast_path=False``)."""
         t0 = self._now()
         self._prefill_s = 0.0
@@ -557,7 +571,7 @@ class FastWAMPolicy:
         if text_kv is not None:
             kw["text_kv"] = text_kv
         if prefix_norm is not None:
-            kw.update(prefix=prefix_norm, prefix_weight=prefix_weight)
+            kw.update(prefix=prefix_norm, prefix_weight=prefix_weight, rtc_mode=rtc_mode, guidance_beta=guidance_beta)
         a_norm = self.model.infer_action(latents, text, proprio_d, noise_d, **kw)
         t_model = self._now() - t0
         timing["prefill"] = self._prefill_s

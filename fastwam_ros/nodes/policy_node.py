@@ -165,7 +165,7 @@ class PolicyNode(LifecycleNode):
             return
         self.rt.on_committed_prefix(rc.stamp_s(msg.header.stamp), list(msg.joint_names),
                                     pos.reshape(msg.num_steps, len(msg.joint_names)), self.now_s(),
-                                    msg.step_period_s)
+                                    msg.step_period_s, chunk_id=int(msg.chunk_id))
 
     def _on_params(self, changes) -> None:
         if self.rt is None:

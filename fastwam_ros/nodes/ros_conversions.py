@@ -171,6 +171,8 @@ def fill_action_chunk(msg, f: ChunkFields):
     msg.latency_s = float(f.latency_s)
     msg.inference_s = float(f.inference_s)
     msg.model_id = f.model_id
+    msg.rtc_mode = f.rtc_mode
+    msg.guided_steps = int(f.guided_steps)
     return msg
 
 
@@ -180,7 +182,8 @@ def action_chunk_kwargs(msg) -> dict[str, Any]:
                 step_period_s=msg.step_period_s, joint_names=list(msg.joint_names), num_steps=msg.num_steps,
                 positions=np.asarray(msg.positions, dtype=np.float64),
                 velocities=np.asarray(msg.velocities, dtype=np.float64),
-                committed_steps=msg.committed_steps, latency_s=msg.latency_s, model_id=msg.model_id)
+                committed_steps=msg.committed_steps, latency_s=msg.latency_s, model_id=msg.model_id,
+                rtc_mode=msg.rtc_mode, guided_steps=msg.guided_steps)
 
 
 def joint_trajectory(f: TrajectoryFields) -> JointTrajectory:

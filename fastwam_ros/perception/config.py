@@ -22,6 +22,11 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     stream_timeout_s: 1.0                     # a stream whose newest stamp is older than this is "stopped"
     clock_jump_threshold_s: 1.0               # a backwards jump larger than this resets the buffers
     resize_backend: auto                      # auto | torch | numpy
+    resize: training                          # training: apply each camera's pre_resize_hw first (as the training
+                                              #   data pipeline did); deploy: straight from the camera image into
+                                              #   the tile (the official RoboTwin evaluation); equal without pre_resize_hw
+    fit: stretch                              # stretch: resize to the tile size; crop: keep the aspect ratio, cover
+                                              #   the tile, cut the centre (the official LIBERO evaluation)
     use_cv_bridge: null                       # null = auto, true, false
 """
 
@@ -32,11 +37,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .tiling import BACKENDS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec
+from .tiling import BACKENDS, FITS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec
 
 __all__ = ["CameraConfig", "ConfigError", "PerceptionConfig"]
 
 TRANSPORTS = ("raw", "compressed")
+RESIZE_MODES = ("training", "deploy")
 
 
 def _hw(value: Any, name: str) -> tuple[int, int]:
@@ -127,6 +133,8 @@ class PerceptionConfig:
     stream_timeout_s: float = 1.0
     clock_jump_threshold_s: float = 1.0
     resize_backend: str = "auto"
+    resize: str = "training"
+    fit: str = "stretch"
     use_cv_bridge: bool | None = None
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
 
@@ -220,6 +228,11 @@ class PerceptionConfig:
         if backend not in BACKENDS:
             raise ConfigError("resize_backend", f"must be one of {BACKENDS}, got {backend!r}")
         out["resize_backend"] = backend
+        for key, allowed, default in (("resize", RESIZE_MODES, "training"), ("fit", FITS, "stretch")):
+            val = d.get(key, default)
+            if val not in allowed:
+                raise ConfigError(key, f"must be one of {allowed}, got {val!r}")
+            out[key] = val
         ucb = d.get("use_cv_bridge")
         if ucb is not None and not isinstance(ucb, bool):
             raise ConfigError("use_cv_bridge", f"must be true, false or null, got {ucb!r}")

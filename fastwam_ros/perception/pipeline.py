@@ -30,7 +30,9 @@ def tile_frames(
     images: Mapping[str, np.ndarray], config: PerceptionConfig, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-camera transform + resize + tiling of RGB uint8 [H, W, 3] images (keyed by camera name) → uint8
-    [H_out, W_out, 3]. Every configured camera must be present; extra keys are ignored."""
+    [H_out, W_out, 3]. Every configured camera must be present; extra keys are ignored. Each camera's
+    ``pre_resize_hw`` applies only with ``config.resize == "training"`` (``deploy`` resizes straight into the
+    tiles, as the official RoboTwin evaluation does)."""
     missing = [c.name for c in config.cameras if c.name not in images]
     if missing:
         raise KeyError(f"images missing for cameras {missing}")
@@ -38,8 +40,9 @@ def tile_frames(
         [images[c.name] for c in config.cameras],
         config.tiling,
         transforms=[c.transform for c in config.cameras],
-        pre_resize_hw=[c.pre_resize_hw for c in config.cameras],
+        pre_resize_hw=[c.pre_resize_hw for c in config.cameras] if config.resize == "training" else None,
         backend=config.resize_backend,
+        fit=config.fit,
         out=out,
     )
 

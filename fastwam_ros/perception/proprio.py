@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,14 +64,20 @@ def assemble_proprio(joint_names: Sequence[str], names: Sequence[str], positions
 
 
 def pose_proprio(position_m: Any, quaternion_xyzw: Any, frame: str = "end_effector") -> np.ndarray:
-    """End-effector pose → float32 [6]: position (m) then the rotation as an axis-angle vector (rad, axis ·
-    angle, angle in [0, π]), the LIBERO-style proprio layout (the official evaluation builds it from
-    robosuite's (x, y, z, w) quaternion; append the gripper joints to get its 8-dim state).
+    """End-effector pose → float32 [6]: position (m) then the rotation as an axis-angle vector (rad), the
+    LIBERO proprio layout (append the two gripper finger positions to get its 8-dim state).
 
-    ``quaternion_xyzw`` follows the ROS ``geometry_msgs/Quaternion`` order; it need not be normalised, but a
-    zero or non-finite one is rejected (:class:`ProprioError` ``bad_pose``, naming ``frame``)."""
-    from transforms3d.quaternions import quat2axangle
+    The rotation follows robosuite's ``transform_utils.quat2axisangle``, which produced the LIBERO data and the
+    official evaluation's state: with the unit quaternion (x, y, z, w), angle = 2·acos(w) (w clipped to
+    [-1, 1]) and axis = (x, y, z) / sqrt(1 − w²), the zero vector when that denominator is 0. There is **no**
+    sign flip for w < 0, so the angle lies in [0, 2π]: q and −q (the same rotation) give different vectors,
+    e.g. (1, 0, 0, −0.02) → +3.18 rad about x, while (−1, 0, 0, 0.02) → −3.10 rad about x. LIBERO's
+    end-effector quaternion sits near w ≈ 0, so this matters: pass the quaternion exactly as the robot
+    reports it, without canonicalising its sign.
 
+    ``quaternion_xyzw`` follows the ROS ``geometry_msgs/Quaternion`` order; it is normalised first (robosuite's
+    is already unit), and a zero or non-finite one is rejected (:class:`ProprioError` ``bad_pose``, naming
+    ``frame``)."""
     p = np.asarray(position_m, dtype=np.float64).reshape(-1)
     q = np.asarray(quaternion_xyzw, dtype=np.float64).reshape(-1)
     if p.shape != (3,) or q.shape != (4,) or not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
@@ -79,8 +86,8 @@ def pose_proprio(position_m: Any, quaternion_xyzw: Any, frame: str = "end_effect
     norm = float(np.linalg.norm(q))
     if norm < 1e-9:
         raise ProprioError("bad_pose", frame, f"pose of {frame!r} has a zero quaternion")
-    x, y, z, w = q / norm
-    if w < 0:  # same rotation, angle kept in [0, pi]
-        x, y, z, w = -x, -y, -z, -w
-    axis, angle = quat2axangle([w, x, y, z])
-    return np.concatenate([p, np.asarray(axis) * angle]).astype(np.float32)
+    q = q / norm
+    w = min(max(float(q[3]), -1.0), 1.0)
+    den = math.sqrt(1.0 - w * w)
+    rotvec = np.zeros(3) if den == 0.0 else q[:3] * (2.0 * math.acos(w) / den)
+    return np.concatenate([p, rotvec]).astype(np.float32)

@@ -27,6 +27,11 @@ Layouts (H × W of the output frame; cameras in configured order):
 Transforms (applied to the decoded camera image *before* resizing, as LIBERO rotates its renders):
 ``none``, ``rot90`` (90° counter-clockwise, like ``np.rot90(img, 1)``), ``rot180``, ``rot270`` (90° clockwise),
 ``flip_h`` (mirror left↔right), ``flip_v`` (mirror top↔bottom).
+
+Fit (how a camera image is brought to its tile, ``FITS``): ``stretch`` resizes straight to the tile size (the
+aspect ratio may change; RoboTwin); ``crop`` keeps the aspect ratio — scale s = max(tile_w / w, tile_h / h), resize
+to (round(w·s), round(h·s)) with Python's round, then cut the centred tile (top-left offset floor((size − tile) / 2)
+per axis) — the official LIBERO evaluation's ``_center_crop_resize`` (a plain resize when the aspect ratios agree).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "FITS",
     "LAYOUTS",
     "TRANSFORMS",
     "TileSlot",
@@ -54,6 +60,7 @@ __all__ = [
 LAYOUTS = ("horizontal", "robotwin", "grid")
 TRANSFORMS = ("none", "rot90", "rot180", "rot270", "flip_h", "flip_v")
 BACKENDS = ("auto", "torch", "numpy")
+FITS = ("stretch", "crop")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -184,6 +191,19 @@ def resize_aa(img: np.ndarray, hw: tuple[int, int], backend: str = "auto") -> np
     raise ValueError(f"unknown resize backend {backend!r}; expected one of {BACKENDS}")
 
 
+def fit_to_tile(img: np.ndarray, hw: tuple[int, int], fit: str = "stretch", backend: str = "auto") -> np.ndarray:
+    """Resize a uint8 H×W×C image into a tile of ``hw`` = (H, W) per ``fit`` (module docstring); uint8 [H, W, C]."""
+    if fit == "stretch":
+        return resize_aa(img, hw, backend)
+    if fit != "crop":
+        raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
+    (th, tw), (sh, sw) = hw, img.shape[:2]
+    s = max(tw / sw, th / sh)
+    rh, rw = max(round(sh * s), th), max(round(sw * s), tw)
+    y0, x0 = (rh - th) // 2, (rw - tw) // 2
+    return resize_aa(img, (rh, rw), backend)[y0 : y0 + th, x0 : x0 + tw]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # layouts
 # ----------------------------------------------------------------------------------------------------------
@@ -253,12 +273,13 @@ def tile_images(
     transforms: list[str] | None = None,
     pre_resize_hw: list[tuple[int, int] | None] | None = None,
     backend: str = "auto",
+    fit: str = "stretch",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transform, resize and place RGB uint8 images into one uint8 [H, W, 3] frame per ``spec``.
 
     ``pre_resize_hw[i]`` (optional) resizes camera i to that size first (the official RoboTwin training path
-    resizes to 240×320 before the tile size; reference §3.2 and quirk 13).
+    resizes to 240×320 before the tile size; reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
     """
     if len(images) != len(spec.slots):
         raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
@@ -274,7 +295,7 @@ def tile_images(
             img = apply_transform(img, transforms[slot.camera_index])
         if pre_resize_hw is not None and pre_resize_hw[slot.camera_index] is not None:
             img = resize_aa(img, pre_resize_hw[slot.camera_index], backend)
-        out[slot.y : slot.y + slot.h, slot.x : slot.x + slot.w] = resize_aa(img, (slot.h, slot.w), backend)
+        out[slot.y : slot.y + slot.h, slot.x : slot.x + slot.w] = fit_to_tile(img, (slot.h, slot.w), fit, backend)
     return out
 
 

@@ -55,6 +55,8 @@ class ChunkFields:
     latency_s: float
     inference_s: float
     model_id: str
+    rtc_mode: str = "off"
+    guided_steps: int = 0
 
     def positions_array(self) -> np.ndarray:
         return np.asarray(self.positions, dtype=np.float64).reshape(self.num_steps, len(self.joint_names))
@@ -73,6 +75,8 @@ def chunk_fields(
     committed_steps: int = 0,
     frame_id: str = "",
     with_velocities: bool = True,
+    rtc_mode: str = "off",
+    guided_steps: int = 0,
 ) -> ChunkFields:
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != len(joint_names):
@@ -93,6 +97,8 @@ def chunk_fields(
         latency_s=float(latency_s),
         inference_s=float(inference_s),
         model_id=model_id,
+        rtc_mode=str(rtc_mode),
+        guided_steps=int(guided_steps),
     )
 
 
@@ -109,6 +115,8 @@ class ParsedChunk:
     committed_steps: int
     latency_s: float
     model_id: str
+    rtc_mode: str = "off"
+    guided_steps: int = 0
 
 
 class ChunkFormatError(ValueError):
@@ -142,6 +150,8 @@ def parse_chunk(
     committed_steps: int = 0,
     latency_s: float = 0.0,
     model_id: str = "",
+    rtc_mode: str = "off",
+    guided_steps: int = 0,
 ) -> ParsedChunk:
     """Check an ActionChunk's fields and reshape; raises :class:`ChunkFormatError` with a reason key."""
     names = list(joint_names)
@@ -160,7 +170,7 @@ def parse_chunk(
     return ParsedChunk(
         stamp_s=join_stamp(*stamp), chunk_id=int(chunk_id), step_period_s=float(step_period_s),
         joint_names=names, positions=p, velocities=v, committed_steps=int(committed_steps),
-        latency_s=float(latency_s), model_id=model_id,
+        latency_s=float(latency_s), model_id=model_id, rtc_mode=str(rtc_mode), guided_steps=int(guided_steps),
     )
 
 

@@ -1,5 +1,6 @@
 """Everything the controller node does, without ROS: chunk intake, latching e-stop, enable/reset,
-URDF limits, per-group commands in the configured output mode, the committed prefix, diagnostics.
+URDF limits, per-group commands in the configured output mode, the executing plan (for real-time chunking),
+diagnostics.
 
 Time: every method takes ``now_s`` (ROS time, seconds).
 """
@@ -68,7 +69,7 @@ def group_command(mode: str, name: str, g: Any, period_s: float) -> GroupCommand
 class ControllerRuntime:
     """Owns the :class:`ChunkController`; the node shell feeds it and publishes :meth:`tick`'s outputs."""
 
-    PREFIX_PERIOD_S = 0.05  # committed prefix published at most at 20 Hz
+    PREFIX_PERIOD_S = 0.05  # executing plan published at most at 20 Hz
 
     def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
         """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
@@ -127,6 +128,7 @@ class ControllerRuntime:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"
         self.last_chunk = (pc.chunk_id, pc.stamp_s)
+        self._last_prefix_s = None  # publish the plan containing this chunk at the next tick (RTC waits for it)
         if self.enable_requested and not self.estop_latched:
             self.core.enable(now_s)
         return None
@@ -168,7 +170,7 @@ class ControllerRuntime:
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self, now_s: float) -> TickOutputs:
-        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory")
+        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=False)
         self.last_out = out
         cmds = []
         modes = {}
@@ -179,17 +181,30 @@ class ControllerRuntime:
                 cmds.append(c)
         self.commands_sent += len(cmds)
         prefix = None
-        cp = out.committed_prefix
         due = self._last_prefix_s is None or now_s < self._last_prefix_s \
             or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
-        if cp is not None and cp.num_steps > 0 and due and np.all(np.isfinite(cp.positions)):
-            self._last_prefix_s = now_s
-            prefix = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,
-                                  chunk_id=-1 if cp.newest_chunk_id is None else int(cp.newest_chunk_id),
-                                  step_period_s=cp.step_period_s, committed_steps=int(cp.num_steps),
-                                  model_id="committed_prefix", with_velocities=False)
-            prefix.chunk_id = max(prefix.chunk_id, 0)
+        if due:
+            prefix = self.executing_plan(now_s, out)
+            if prefix is not None:
+                self._last_prefix_s = now_s
         return TickOutputs(cmds, prefix, modes)
+
+    def executing_plan(self, now_s: float, out: ControlOutput) -> ChunkFields | None:
+        """The whole remaining plan from ``now_s`` to its end (at least ``rtc_prefix_s``; where a group is not
+        running: where it comes to rest) on the newest chunk's step grid, stamped ``now_s`` (its first row):
+        what the policy's real-time chunking aligns the next chunk to. ``committed_steps``: the rows inside
+        ``rtc_prefix_s``; ``guided_steps``: all rows. None when there is nothing to publish."""
+        horizon_s = max(self.config.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
+        cp = self.core.committed_prefix(now_s, duration_s=horizon_s)
+        if cp.num_steps <= 0 or not np.all(np.isfinite(cp.positions)):
+            return None
+        committed = min(cp.num_steps, int(np.ceil(self.config.rtc_prefix_s / cp.step_period_s - 1e-9)))
+        f = chunk_fields(np.asarray(cp.positions), list(out.joint_names), stamp_s=cp.stamp_s,
+                         chunk_id=-1 if cp.newest_chunk_id is None else int(cp.newest_chunk_id),
+                         step_period_s=cp.step_period_s, committed_steps=committed, model_id="committed_prefix",
+                         with_velocities=False, rtc_mode="plan", guided_steps=int(cp.num_steps))
+        f.chunk_id = max(f.chunk_id, 0)
+        return f
 
     # -- diagnostics ---------------------------------------------------------------------------------
 

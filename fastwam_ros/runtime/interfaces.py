@@ -25,7 +25,8 @@ class ChunkPolicy(Protocol):
 
     def predict(self, frame: np.ndarray, instruction: str | None, proprio: np.ndarray | None, *,
                 seed: int | None = None, prefix: np.ndarray | None = None,
-                prefix_weight: np.ndarray | None = None) -> PolicyOutputLike | np.ndarray: ...
+                prefix_weight: np.ndarray | None = None, rtc_mode: str = "inpaint",
+                guidance_beta: float = 5.0) -> PolicyOutputLike | np.ndarray: ...
 
 
 @dataclass(frozen=True)

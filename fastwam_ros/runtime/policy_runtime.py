@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from fastwam_ros.model.rtc import rtc_weights
+
 from .chunks import (
     ChunkFields,
     LineMarker,
@@ -100,33 +102,92 @@ class ChunkOutputs:
 
 @dataclass
 class PrefixState:
+    """The plan the controller is executing, as last published: rows at ``stamp_s + j * step_period_s``."""
+
     stamp_s: float
     positions: np.ndarray  # [K, J] in the policy's joint order, row j at stamp_s + j * step_period_s
     received_s: float
     step_period_s: float
+    chunk_id: int | None = None  # the newest chunk the controller had accepted when it published this plan
 
 
-def align_prefix(prefix: PrefixState, obs_stamp_s: float, step_period_s: float
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The controller's committed positions on the new chunk's step grid ``obs_stamp_s + k * step_period_s``.
+def align_plan(plan: PrefixState, obs_stamp_s: float, step_period_s: float, horizon: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The executing plan on the new chunk's step grid ``obs_stamp_s + k * step_period_s``.
 
-    Returns (positions [d, J], weights [d]) for the steps k up to the end of the committed window: weight 1 for
-    steps inside it (interpolated linearly between the prefix rows), weight 0 for steps before its start (already
-    executed; left free). None when no step of the new chunk falls inside the window."""
-    pos = np.asarray(prefix.positions, dtype=np.float64)
+    Returns (positions [L, J], known [L] bool) for the L steps (at most ``horizon``) up to the end of the
+    plan: positions interpolated linearly between the plan rows; ``known`` False for steps before the plan's
+    first row (already executed when it was published: no data, left free). None when no step of the new
+    chunk falls inside the plan."""
+    pos = np.asarray(plan.positions, dtype=np.float64)
     if pos.ndim != 2 or len(pos) == 0 or not step_period_s > 0:
         return None
-    t_pre = prefix.stamp_s + prefix.step_period_s * np.arange(len(pos))
+    t_pre = plan.stamp_s + plan.step_period_s * np.arange(len(pos))
     end = t_pre[-1] + 1e-9
     if obs_stamp_s > end:
         return None
-    d = int(np.floor((end - obs_stamp_s) / step_period_s)) + 1
-    t_new = obs_stamp_s + step_period_s * np.arange(d)
+    n = int(np.floor((end - obs_stamp_s) / step_period_s)) + 1
+    if horizon is not None:
+        n = min(n, int(horizon))
+    t_new = obs_stamp_s + step_period_s * np.arange(n)
     out = np.stack([np.interp(t_new, t_pre, pos[:, j]) for j in range(pos.shape[1])], axis=1)
-    weights = (t_new >= t_pre[0] - 1e-9).astype(np.float64)
+    known = t_new >= t_pre[0] - 1e-9
+    if not known.any():
+        return None
+    return out, known
+
+
+class DelayEstimator:
+    """The executed delay d of real-time chunking, in chunk steps, from measured latency.
+
+    ``add(latency_s)`` records one replan's end-to-end latency (observation capture stamp -> chunk published,
+    seconds); :meth:`delay_steps` is ``ceil((q-th percentile of the last window latencies + margin_s) /
+    step_period_s)``: the new chunk's steps that will be in the past (or inside the controller's hand-off margin)
+    when it arrives. Before the first measurement the caller's ``fallback_s`` (e.g. the observation's age at
+    submission, a lower bound) stands in for the percentile."""
+
+    def __init__(self, percentile: float = 90.0, window: int = 20, margin_s: float = 0.02):
+        if not 0.0 <= percentile <= 100.0:
+            raise ValueError(f"delay percentile must be in [0, 100], got {percentile}")
+        if int(window) < 1:
+            raise ValueError(f"delay window must be >= 1, got {window}")
+        if not margin_s >= 0.0:
+            raise ValueError(f"delay margin must be >= 0 s, got {margin_s}")
+        self.percentile, self.window, self.margin_s = float(percentile), int(window), float(margin_s)
+        self._lat: list[float] = []
+
+    def add(self, latency_s: float) -> None:
+        if np.isfinite(latency_s) and latency_s >= 0.0:
+            self._lat.append(float(latency_s))
+            del self._lat[: -self.window]
+
+    def reset(self) -> None:
+        self._lat.clear()
+
+    @property
+    def samples(self) -> int:
+        return len(self._lat)
+
+    def latency_s(self, fallback_s: float = 0.0) -> float:
+        return float(np.percentile(self._lat, self.percentile)) if self._lat else max(float(fallback_s), 0.0)
+
+    def delay_steps(self, step_period_s: float, fallback_s: float = 0.0) -> int:
+        return max(0, int(np.ceil((self.latency_s(fallback_s) + self.margin_s) / step_period_s - 1e-9)))
+
+
+def rtc_request(plan: PrefixState, obs_stamp_s: float, step_period_s: float, delay_steps: int, mask: str = "soft",
+                horizon: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(previous plan [L, J] on the new chunk's grid, weights [L]) for the sampler: the RTC schedule of
+    :func:`fastwam_ros.model.rtc.rtc_weights` with delay ``delay_steps`` and overlap L, zero where the plan has
+    no data. None when the plan does not reach the new chunk."""
+    aligned = align_plan(plan, obs_stamp_s, step_period_s, horizon)
+    if aligned is None:
+        return None
+    positions, known = aligned
+    weights = rtc_weights(len(positions), delay_steps, len(positions), mask) * known
     if not weights.any():
         return None
-    return out, weights
+    return positions, weights
 
 
 @dataclass
@@ -138,7 +199,13 @@ class PolicyRuntimeConfig:
     trigger_rate_hz: float = 2.0
     seed_policy: str = "fixed"
     seed: int = 42
-    rtc_enabled: bool = True
+    rtc_mode: str = "inpaint"
+    rtc_mask: str = "soft"
+    rtc_guidance_beta: float = 5.0
+    rtc_delay_percentile: float = 90.0
+    rtc_delay_window: int = 20
+    rtc_delay_margin_s: float = 0.02
+    rtc_plan_wait_s: float = 0.1
     max_prefix_age_s: float = 0.5
     model_id: str = ""
     tiled_image_rate_hz: float = 2.0
@@ -157,7 +224,13 @@ class PolicyRuntimeConfig:
             trigger_rate_hz=float(p["trigger.rate_hz"]),
             seed_policy=p["model.seed_policy"],
             seed=int(p["model.seed"]),
-            rtc_enabled=bool(p["rtc.enabled"]),
+            rtc_mode=p["rtc.mode"],
+            rtc_mask=p["rtc.mask"],
+            rtc_guidance_beta=float(p["rtc.guidance_beta"]),
+            rtc_delay_percentile=float(p["rtc.delay_percentile"]),
+            rtc_delay_window=int(p["rtc.delay_window"]),
+            rtc_delay_margin_s=float(p["rtc.delay_margin_s"]),
+            rtc_plan_wait_s=float(p["rtc.plan_wait_s"]),
             max_prefix_age_s=float(p["rtc.max_prefix_age_s"]),
             model_id=model_id,
             tiled_image_rate_hz=float(p["debug.tiled_image_rate_hz"]),
@@ -196,6 +269,10 @@ class PolicyRuntime:
         self.camera_rates = {c: RateMeter() for c in config.cameras}
         self.joint_rate = RateMeter()
         self.prefix: PrefixState | None = None
+        self.delay = DelayEstimator(config.rtc_delay_percentile, config.rtc_delay_window, config.rtc_delay_margin_s)
+        self.last_delay_steps: int | None = None
+        self._published_id: int | None = None  # newest chunk id published, and when (for the plan wait)
+        self._published_s = 0.0
         self.submissions = 0
         self.published = 0
         self.last_obs = None
@@ -236,9 +313,11 @@ class PolicyRuntime:
         return None
 
     def on_committed_prefix(self, stamp_s: float, joint_names: Sequence[str], positions: np.ndarray,
-                            now_s: float, step_period_s: float | None = None) -> str | None:
-        """Store the controller's committed prefix (reordered to the policy's joints); row j is meant for
-        ``stamp_s + j * step_period_s`` (default: the chunk step period)."""
+                            now_s: float, step_period_s: float | None = None, chunk_id: int | None = None
+                            ) -> str | None:
+        """Store the plan the controller is executing (the whole remaining plan; reordered to the policy's
+        joints); row j is meant for ``stamp_s + j * step_period_s`` (default: the chunk step period);
+        ``chunk_id``: the newest chunk the controller had accepted (None: unknown)."""
         idx = {n: i for i, n in enumerate(joint_names)}
         missing = [n for n in self.cfg.joint_names if n not in idx]
         if missing:
@@ -249,8 +328,20 @@ class PolicyRuntime:
         if p.ndim != 2 or p.shape[1] != len(joint_names) or not np.all(np.isfinite(p)):
             self.rejections.count("prefix:malformed")
             return f"committed prefix has shape {p.shape} or non-finite values"
-        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s, dt)
+        self.prefix = PrefixState(stamp_s, p[:, [idx[n] for n in self.cfg.joint_names]], now_s, dt,
+                                  None if chunk_id is None else int(chunk_id))
         return None
+
+    def waiting_for_plan(self, now_s: float) -> bool:
+        """True while real-time chunking waits (at most ``rtc_plan_wait_s`` after publishing a chunk) for the
+        controller's plan that contains the chunk just published: a replan guided by the plan from before it
+        would steer the new chunk towards a plan the robot no longer executes."""
+        if self.cfg.rtc_mode == "off" or self._published_id is None:
+            return False
+        if now_s < self._published_s or now_s - self._published_s >= self.cfg.rtc_plan_wait_s:
+            return False
+        have = None if self.prefix is None else self.prefix.chunk_id
+        return have is None or have < self._published_id
 
     def request(self) -> str:
         self.trigger.request()
@@ -266,6 +357,8 @@ class PolicyRuntime:
         """Forget chunk ids, pending work, prefix and statistics; reset the model on its thread."""
         self.trigger.reset()
         self.prefix = None
+        self.delay.reset()
+        self._published_id = None
         self.last_chunk_stamp_s = None
         self.worker.reset()
         self.latency.reset()
@@ -289,16 +382,20 @@ class PolicyRuntime:
         self._pending_frame = rgb if rgb is not None else frame_to_rgb8(obs.frame)
         if not self.enabled or not self.trigger.should_submit(now_s, float(obs.stamp_s)):
             return False
+        if self.waiting_for_plan(now_s):
+            return False
         prefix = prefix_weight = None
-        if self.cfg.rtc_enabled and self.prefix is not None:
+        if self.cfg.rtc_mode != "off" and self.prefix is not None:
             if now_s - self.prefix.received_s > self.cfg.max_prefix_age_s:
                 self.rejections.count("prefix:stale")
             else:
-                aligned = align_prefix(self.prefix, float(obs.stamp_s), self.cfg.step_period_s)
-                if aligned is None:
+                d = self.delay.delay_steps(self.cfg.step_period_s, fallback_s=now_s - float(obs.stamp_s))
+                self.last_delay_steps = d
+                req = rtc_request(self.prefix, float(obs.stamp_s), self.cfg.step_period_s, d, self.cfg.rtc_mask)
+                if req is None:
                     self.rejections.count("prefix:outside_chunk")
                 else:
-                    prefix, prefix_weight = aligned
+                    prefix, prefix_weight = req
         job = InferenceJob(
             frame=obs.frame,
             proprio=getattr(obs, "proprio", None),
@@ -307,6 +404,8 @@ class PolicyRuntime:
             seed=seed_for(self.cfg.seed_policy, self.cfg.seed, self.submissions),
             prefix=prefix,
             prefix_weight=prefix_weight,
+            rtc_mode=self.cfg.rtc_mode,
+            guidance_beta=self.cfg.rtc_guidance_beta,
             meta={"submitted_s": now_s},
         )
         self.worker.submit(job)
@@ -338,10 +437,11 @@ class PolicyRuntime:
         latency = now_s - stamp
         self.latency.add_many(r.timing_s)
         self.latency.add("end_to_end", latency)
+        self.delay.add(latency)
         cf = chunk_fields(r.actions, self.cfg.joint_names, stamp_s=stamp, chunk_id=r.chunk_id,
                           step_period_s=self.cfg.step_period_s, latency_s=latency,
                           inference_s=r.timing_s.get("inference", 0.0), model_id=self.cfg.model_id,
-                          committed_steps=r.committed_steps)
+                          committed_steps=r.committed_steps, rtc_mode=r.rtc_mode, guided_steps=r.guided_steps)
         previews = {
             arm: trajectory_fields(r.actions, self.cfg.joint_names, joints, step_period_s=self.cfg.step_period_s,
                                    stamp_s=stamp)
@@ -352,6 +452,7 @@ class PolicyRuntime:
             if self.cfg.markers else []
         self.published += 1
         self.last_chunk_stamp_s = stamp
+        self._published_id, self._published_s = int(r.chunk_id), now_s
         return ChunkOutputs(cf, previews, names, pos, markers, latency)
 
     def tiled_image_due(self, now_s: float) -> np.ndarray | None:
@@ -399,7 +500,9 @@ class PolicyRuntime:
             ("superseded (newest observation won)", str(self.worker.superseded)),
             ("chunks published", str(self.published)),
             ("errors", str(self.worker.errors)),
-            ("rtc prefix", "none" if self.prefix is None else f"{len(self.prefix.positions)} steps"),
+            ("rtc mode", f"{self.cfg.rtc_mode} ({self.cfg.rtc_mask} mask)"),
+            ("rtc executing plan", "none" if self.prefix is None else f"{len(self.prefix.positions)} steps"),
+            ("rtc delay estimate (steps)", "none" if self.last_delay_steps is None else str(self.last_delay_steps)),
         ]
         inf.values += latency_values(self.latency)
         rej = self.rejections.as_dict()

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fastwam_ros.model.rtc import DEFAULT_GUIDANCE_BETA, RTC_MASKS, RTC_MODES
+
 from .params import ParamSpec, Schema
 
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
@@ -109,14 +111,32 @@ POLICY_SCHEMA = Schema(
                   "When to run inference: continuous (whenever the worker is free, newest observation), "
                   "on_request (once per ~/request_chunk call), rate (at trigger.rate_hz).", choices=TRIGGER_MODES),
         ParamSpec("trigger.rate_hz", "double", 2.0, "Inference rate in mode rate, Hz.", min=0.01, max=1000.0),
-        ParamSpec("rtc.enabled", "bool", True,
-                  "Pass the controller's committed prefix to the sampler (real-time chunking) when the model "
-                  "supports it."),
+        ParamSpec("rtc.mode", "string", "inpaint",
+                  "Real-time chunking: off (plain sampler), inpaint (per-step inpainting of the executing plan "
+                  "with the RTC soft mask) or guided (the RTC paper's VJP guidance; eager action steps, no CUDA "
+                  "graphs for them). Default from benchmarks/bench_rtc.py.", choices=RTC_MODES),
+        ParamSpec("rtc.mask", "string", "soft",
+                  "Weights over the executing plan: soft (1 over the estimated delay d, then the paper's "
+                  "exponentially decaying weights to the end of the plan) or hard (1 over d, 0 after).",
+                  choices=RTC_MASKS),
+        ParamSpec("rtc.guidance_beta", "double", DEFAULT_GUIDANCE_BETA,
+                  "Guided mode: clip of the guidance weight (the paper's beta).", min=1e-3, max=1000.0),
+        ParamSpec("rtc.delay_percentile", "double", 90.0,
+                  "The delay d is this percentile of the recent end-to-end latencies (capture stamp to chunk "
+                  "publication), in chunk steps, rounded up.", min=0.0, max=100.0),
+        ParamSpec("rtc.delay_window", "int", 20, "Number of recent replans the delay percentile is taken over.",
+                  min=1, max=10000),
+        ParamSpec("rtc.delay_margin_s", "double", 0.02,
+                  "Added to the latency percentile before converting to steps (the controller's hand-off "
+                  "margin), seconds.", min=0.0, max=10.0),
+        ParamSpec("rtc.plan_wait_s", "double", 0.1,
+                  "After publishing a chunk, wait at most this long for the controller's plan that contains it "
+                  "before the next inference starts (inpaint / guided modes), seconds.", min=0.0, max=10.0),
         ParamSpec("rtc.prefix_topic", "string", "committed_prefix",
-                  "fastwam_ros/ActionChunk topic with the controller's committed prefix.", read_only=True,
-                  check=_topic),
+                  "fastwam_ros/ActionChunk topic with the plan the controller is executing (whole remaining "
+                  "plan).", read_only=True, check=_topic),
         ParamSpec("rtc.max_prefix_age_s", "double", 0.5,
-                  "A committed prefix older than this is ignored, seconds.", min=0.0, max=60.0),
+                  "An executing-plan message older than this is ignored, seconds.", min=0.0, max=60.0),
         ParamSpec("enable_on_activate", "bool", True,
                   "Start inferring as soon as the node is activated (otherwise wait for ~/enable)."),
         ParamSpec("tick_rate_hz", "double", 100.0,
@@ -159,7 +179,8 @@ CONTROLLER_SCHEMA = Schema(
                   "std_msgs/Bool; true latches the e-stop (every group brakes to a hold and stays there; chunks "
                   "and enables refused) until ~/reset; false does not release it. Reliable, volatile, depth 1.", read_only=True, check=_topic),
         ParamSpec("committed_prefix_topic", "string", "committed_prefix",
-                  "fastwam_ros/ActionChunk with the steps the controller has committed to (real-time chunking).",
+                  "fastwam_ros/ActionChunk with the whole remaining plan the controller is executing, from now "
+                  "(real-time chunking; at most 20 Hz).",
                   read_only=True, check=_topic),
         ParamSpec("robot_description.source", "string", "topic",
                   "Where URDF limits come from: topic (transient-local robot_description), parameter "

@@ -37,8 +37,10 @@ class InferenceJob:
 
     ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
     observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
-    real-time chunking (absolute, denormalised), row k meant for chunk step k; ``prefix_weight``: optional
-    [K] in [0, 1] (0 = step free, e.g. already in the past); ``meta``: anything to carry to the result.
+    real-time chunking (absolute, denormalised): the previous plan, row k meant for chunk step k;
+    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.rtc.rtc_weights`);
+    ``rtc_mode``: ``inpaint`` | ``guided`` | ``off``; ``guidance_beta``: the guided mode's weight clip;
+    ``meta``: anything to carry to the result.
     """
 
     frame: np.ndarray
@@ -48,13 +50,17 @@ class InferenceJob:
     seed: int | None = None
     prefix: np.ndarray | None = None
     prefix_weight: np.ndarray | None = None
+    rtc_mode: str = "inpaint"
+    guidance_beta: float = 5.0
     meta: dict = field(default_factory=dict)
     submitted_perf_s: float = 0.0
 
 
 @dataclass
 class InferenceResult:
-    """A finished job. ``actions`` [H, A] (denormalised) or None with ``error`` set."""
+    """A finished job. ``actions`` [H, A] (denormalised) or None with ``error`` set. ``committed_steps``:
+    steps hard-constrained to the previous plan; ``guided_steps``: steps with a non-zero weight; ``rtc_mode``:
+    the real-time-chunking mode used (``off`` without a previous plan)."""
 
     job: InferenceJob
     chunk_id: int
@@ -62,6 +68,8 @@ class InferenceResult:
     timing_s: dict[str, float]
     error: str | None = None
     committed_steps: int = 0
+    guided_steps: int = 0
+    rtc_mode: str = "off"
 
     @property
     def ok(self) -> bool:
@@ -286,14 +294,15 @@ class PolicyWorker:
         try:
             if job.instruction != self.current_instruction:
                 timing["instruction"] = self._apply_instruction(job.instruction)
-            prefix = job.prefix if job.prefix is not None and len(job.prefix) > 0 else None
-            weight = job.prefix_weight if prefix is not None else None
+            rtc = job.rtc_mode != "off" and job.prefix is not None and len(job.prefix) > 0
+            prefix = job.prefix if rtc else None
+            weight = job.prefix_weight if rtc else None
             t0 = self._clock()
             # the typed seam (runtime.interfaces.ChunkPolicy): every keyword is passed; the policy reports how
             # many prefix steps it honoured (``committed_steps``; a policy without RTC ignores the prefix)
             out = self.policy.predict(job.frame, job.instruction, job.proprio, seed=job.seed, prefix=prefix,
-                                      prefix_weight=weight)
-            committed = int(getattr(out, "committed_steps", 0) or 0)
+                                      prefix_weight=weight, rtc_mode=job.rtc_mode if rtc else "off",
+                                      guidance_beta=job.guidance_beta)
             timing["inference"] = self._clock() - t0
             actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
             if actions.ndim != 2 or actions.shape[0] < 1:
@@ -305,7 +314,11 @@ class PolicyWorker:
             self.completed += 1
             cid = self._chunk_id
             self._chunk_id += 1
-            return InferenceResult(job, cid, actions, timing, None, committed)
+            # the policy reports what it honoured (a policy without RTC ignores the prefix: 0 steps, mode off)
+            committed = int(getattr(out, "committed_steps", 0) or 0)
+            guided = int(getattr(out, "guided_steps", committed) or 0)
+            mode = str(getattr(out, "rtc_mode", "off" if not committed else job.rtc_mode))
+            return InferenceResult(job, cid, actions, timing, None, committed, guided, mode)
         except Exception as exc:  # noqa: BLE001 - counted, thread survives
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -176,7 +176,8 @@ def test_frame_to_rgb8():
 class LinearPolicy:
     """A stand-in model: a chunk that ramps from the proprio by +0.01 per step."""
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
         return SimpleNamespace(actions=np.asarray(proprio)[None, :] + 0.01 * np.arange(8)[:, None],
                                timing_s={"sample": 0.001})
 
@@ -255,7 +256,8 @@ def test_policy_runtime_end_to_end_with_real_pipeline():
 
 def test_policy_runtime_counts_dimension_mismatch():
     class WrongDim:
-        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
             return np.zeros((4, 3))
 
     p = resolve(POLICY_SCHEMA, {})

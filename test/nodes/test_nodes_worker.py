@@ -38,7 +38,8 @@ class GatedPolicy:
         self.threads.add(threading.get_ident())
         self.resets += 1
 
-    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+    def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
         self.threads.add(threading.get_ident())
         assert self.gate.acquire(timeout=5.0)
         self.seen_stamps.append(float(frame.flat[0]))
@@ -130,7 +131,8 @@ def test_instruction_change_runs_on_worker(worker):
 
 def test_bad_model_output_is_an_error_not_a_crash():
     class NaNPolicy:
-        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None):
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
             return np.array([[np.nan, 1.0]])
 
     w = PolicyWorker(NaNPolicy)
@@ -170,7 +172,8 @@ def test_prefix_reaches_the_policy_and_it_reports_what_it_honoured():
         def __init__(self):
             self.prefixes = []
 
-        def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None):
+        def predict(self, frame, instruction, proprio, *, seed=None, prefix=None, prefix_weight=None,
+                rtc_mode="inpaint", guidance_beta=5.0):
             self.prefixes.append(prefix)
             return SimpleNamespace(actions=np.zeros((4, 2)), committed_steps=0 if prefix is None else len(prefix))
 

@@ -24,8 +24,21 @@ def test_every_shipped_robot_file_loads(path):
     r = load_robot(path)
     assert r.name == path.stem
     pc, cc = r.perception_config(), r.controller_config()
-    assert pc.camera_names == r.camera_names and pc.joint_names == r.joints
+    assert pc.camera_names == r.camera_names and pc.joint_names == r.state_names
     assert set(cc.joint_names) <= set(r.joints)
+
+
+def test_state_columns_default_to_joints_and_can_differ():
+    """`state` (optional) names the proprio columns when they are not the action columns (LIBERO: 8 vs 7)."""
+    towel = load_robot("towel_fold_bimanual")
+    assert towel.state == () and towel.state_names == towel.joints
+    doc = _doc()
+    doc["state"] = ["ee_x", "ee_y", "ee_z"]
+    r = load_robot(doc)
+    assert r.perception_config().joint_names == ("ee_x", "ee_y", "ee_z") and r.joint_names == towel.joints
+    doc["state"] = ["ee_x", "ee_x"]
+    with pytest.raises(ConfigError, match="state"):
+        load_robot(doc)
 
 
 def test_bare_name_resolves_under_config_robots():
