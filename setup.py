@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 NAME = "fastwam_ros"
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / NAME / "version.py").read_text()).group(1)
 
-CORE = ["numpy>=1.22", "pyyaml>=5.4", "opencv-python-headless>=4.5", "transforms3d>=0.4"]
+# simplejpeg: libjpeg-turbo with warnings-as-errors (corrupt JPEG data refused) and DCT-scaled decoding
+CORE = ["numpy>=1.22", "pyyaml>=5.4", "opencv-python-headless>=4.5", "transforms3d>=0.4", "simplejpeg>=1.8"]
 MODEL = [
     "torch>=2.1",
     "diffusers>=0.35",

@@ -20,7 +20,14 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     buffer_size: 16                           # frames kept per camera
     joint_buffer_size: 256                    # joint states kept
     stream_timeout_s: 1.0                     # a stream whose newest stamp is older than this is "stopped"
-    clock_jump_threshold_s: 1.0               # a backwards jump larger than this resets the buffers
+    clock_jump_threshold_s: 1.0               # a stamp further than this from its stream (and the others) is
+                                              # implausible; so is a receiver clock going back by more
+    jump_confirm_count: 3                     # this many consecutive agreeing implausible stamps = a real time
+                                              # jump: that stream alone is reset
+    max_image_pixels: 16777216                # compressed images whose header says more pixels are refused
+    scaled_decode: true                       # decode JPEG at 1/2, 1/4, 1/8 (DCT scaling) and box-reduce raw
+                                              # images by 2, 4, 8 when the tile needs no more pixels; false:
+                                              # full resolution, bit-identical to preprocess_frames
     resize_backend: auto                      # auto | torch | numpy
     resize: training                          # training: apply each camera's pre_resize_hw first (as the training
                                               #   data pipeline did); deploy: straight from the camera image into
@@ -37,7 +44,16 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .tiling import BACKENDS, FITS, LAYOUTS, TRANSFORMS, TilingSpec, make_tiling_spec
+from .tiling import (
+    BACKENDS,
+    FITS,
+    LAYOUTS,
+    TRANSFORMS,
+    TilingSpec,
+    crop_geometry,
+    make_tiling_spec,
+    transformed_hw,
+)
 
 __all__ = ["CameraConfig", "ConfigError", "PerceptionConfig"]
 
@@ -132,6 +148,9 @@ class PerceptionConfig:
     joint_buffer_size: int = 256
     stream_timeout_s: float = 1.0
     clock_jump_threshold_s: float = 1.0
+    jump_confirm_count: int = 3
+    max_image_pixels: int = 4096 * 4096
+    scaled_decode: bool = True
     resize_backend: str = "auto"
     resize: str = "training"
     fit: str = "stretch"
@@ -215,6 +234,7 @@ class PerceptionConfig:
         )
         out["stream_timeout_s"] = _pos_float(d.get("stream_timeout_s", 1.0), "stream_timeout_s")
         out["clock_jump_threshold_s"] = _pos_float(d.get("clock_jump_threshold_s", 1.0), "clock_jump_threshold_s")
+        out["jump_confirm_count"] = _pos_int(d.get("jump_confirm_count", 3), "jump_confirm_count")
         jn = d.get("joint_names", ())
         if not isinstance(jn, (list, tuple)) or not all(isinstance(n, str) and n for n in jn):
             raise ConfigError("joint_names", f"must be a list of non-empty strings, got {jn!r}")
@@ -224,6 +244,11 @@ class PerceptionConfig:
         out["joint_names"] = tuple(jn)
         out["buffer_size"] = _pos_int(d.get("buffer_size", 16), "buffer_size")
         out["joint_buffer_size"] = _pos_int(d.get("joint_buffer_size", 256), "joint_buffer_size")
+        out["max_image_pixels"] = _pos_int(d.get("max_image_pixels", 4096 * 4096), "max_image_pixels")
+        jsd = d.get("scaled_decode", True)
+        if not isinstance(jsd, bool):
+            raise ConfigError("scaled_decode", f"must be true or false, got {jsd!r}")
+        out["scaled_decode"] = jsd
         backend = d.get("resize_backend", "auto")
         if backend not in BACKENDS:
             raise ConfigError("resize_backend", f"must be one of {BACKENDS}, got {backend!r}")
@@ -257,6 +282,21 @@ class PerceptionConfig:
     @property
     def camera_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.cameras)
+
+    def decode_target_hw(self, name: str, camera_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(H, W) the decoded image of camera ``name`` is resized to first, in the camera's own orientation:
+        ``pre_resize_hw`` if set and ``resize`` is ``training``, else its tile -- with ``fit: crop`` the covering
+        size of the tile for a ``camera_hw`` image (the tile itself when the camera size is not given). With
+        :func:`~fastwam_ros.perception.decode.decode_scale_for` this decides the camera's decode scale."""
+        i = self.camera_names.index(name)
+        cam = self.cameras[i]
+        slot = next(s for s in self._spec.slots if s.camera_index == i)
+        if cam.pre_resize_hw is not None and self.resize == "training":
+            return transformed_hw(cam.pre_resize_hw, cam.transform)
+        hw = (slot.h, slot.w)
+        if self.fit == "crop" and camera_hw is not None:
+            hw = crop_geometry(transformed_hw(camera_hw, cam.transform), hw)[0]
+        return transformed_hw(hw, cam.transform)  # rotations by 90 degrees swap H and W (their own inverse)
 
     def camera(self, name: str) -> CameraConfig:
         for c in self.cameras:

@@ -25,17 +25,13 @@ Supported raw encodings (case-insensitive) and their conversion to RGB:
 ==================================  ==========================================================================
 
 YUV → RGB uses OpenCV's ``COLOR_YUV2RGB_UYVY`` / ``_YUY2`` (ITU-R BT.601, video range), which is exactly what
-cv_bridge calls. Compressed images are decoded with ``cv2.imdecode(IMREAD_COLOR)`` (BGR, true colours) and
-swapped to RGB; ``format`` may be a bare ``"jpeg"``/``"png"`` or the image_transport form
-``"rgb8; jpeg compressed bgr8"`` (the codec is what matters: the JPEG/PNG stream always holds true colours).
-``compressedDepth`` streams are rejected (``unsupported_format``).
-
-Malformed input raises :class:`DecodeError` with a reason code; nothing else escapes.
+cv_bridge calls. Compressed images: :mod:`fastwam_ros.perception.compressed` (strict JPEG, pixel budget from
+the header, DCT-scaled decoding); its functions are re-exported here. Malformed input raises
+:class:`DecodeError` with a reason code; nothing else escapes.
 """
 
 from __future__ import annotations
 
-import array
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -44,16 +40,31 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .buffers import MAX_DIM, as_uint8_buffer, field, int_field
+from .compressed import (
+    DEFAULT_MAX_PIXELS,
+    JPEG_MIN_FRACTION,
+    compressed_size,
+    decode_compressed,
+    decode_scale_for,
+    jpeg_decoder_status,
+)
 from .errors import DecodeError
 
 __all__ = [
     "DecodeError",
     "ImageDecoder",
+    "DEFAULT_MAX_PIXELS",
+    "JPEG_MIN_FRACTION",
     "RAW_ENCODINGS",
+    "compressed_size",
     "decode_compressed",
     "decode_image",
     "decode_message",
+    "image_planes",
     "is_compressed_message",
+    "jpeg_decoder_status",
+    "decode_scale_for",
 ]
 
 
@@ -87,65 +98,6 @@ RAW_ENCODINGS: dict[str, _Enc] = {
     "bayer_grbg8": _Enc(1, "bayer", cv2.COLOR_BayerGB2RGB),
 }
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_MAX_DIM = 1 << 16  # 65536 pixels per side: far above any camera, below overflow trouble
-
-
-# ----------------------------------------------------------------------------------------------------------
-# helpers
-# ----------------------------------------------------------------------------------------------------------
-def _as_uint8_buffer(data: Any) -> np.ndarray:
-    """A 1-D uint8 array over ``data``, without copying where the buffer protocol allows."""
-    try:
-        if isinstance(data, np.ndarray):
-            if data.dtype == np.uint8:
-                arr = data
-            elif data.dtype.itemsize == 1 and data.dtype.kind in "iub":
-                arr = data.view(np.uint8)
-            else:
-                raise DecodeError("bad_data", f"data array has dtype {data.dtype}, expected uint8")
-            if arr.ndim != 1:
-                arr = arr.reshape(-1)
-            return arr
-        if isinstance(data, (bytes, bytearray)):
-            return np.frombuffer(data, dtype=np.uint8)
-        if isinstance(data, memoryview):
-            return np.frombuffer(data.cast("B") if data.format != "B" else data, dtype=np.uint8)
-        if isinstance(data, array.array):
-            if data.typecode not in ("B", "b"):
-                raise DecodeError("bad_data", f"data array('{data.typecode}') is not a byte array")
-            return np.frombuffer(data, dtype=np.uint8)
-        if isinstance(data, (list, tuple)):
-            if len(data) == 0:
-                return np.zeros(0, np.uint8)
-            ints = np.asarray(data)
-            if ints.ndim != 1 or ints.dtype.kind not in "iu":
-                raise DecodeError("bad_data", "data list must hold integers 0..255")
-            if ints.min() < 0 or ints.max() > 255:
-                raise DecodeError("bad_data", "data list holds values outside 0..255")
-            return ints.astype(np.uint8)
-    except DecodeError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise DecodeError("bad_data", f"unusable data buffer: {exc}") from None
-    raise DecodeError("bad_data", f"unsupported data type {type(data).__name__}")
-
-
-def _field(msg: Any, name: str) -> Any:
-    try:
-        return getattr(msg, name)
-    except AttributeError:
-        raise DecodeError("bad_message", f"message has no field {name!r}") from None
-
-
-def _int_field(msg: Any, name: str) -> int:
-    value = _field(msg, name)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise DecodeError("bad_message", f"field {name!r} must be an integer, got {type(value).__name__}")
-    return int(value)
-
-
 def lookup_encoding(encoding: Any) -> tuple[str, _Enc]:
     """(canonical lower-case name, spec) for a ROS encoding string; DecodeError('unknown_encoding') if unknown."""
     if not isinstance(encoding, str):
@@ -167,22 +119,22 @@ def is_compressed_message(msg: Any) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 def _raw_rows(msg: Any) -> tuple[np.ndarray, np.ndarray, int, int, int, str, _Enc]:
     """Validate an Image message; return (flat buffer, row view [h, w*bpp], h, w, step, key, spec)."""
-    key, spec = lookup_encoding(_field(msg, "encoding"))
-    h = _int_field(msg, "height")
-    w = _int_field(msg, "width")
-    step = _int_field(msg, "step")
+    key, spec = lookup_encoding(field(msg, "encoding"))
+    h = int_field(msg, "height")
+    w = int_field(msg, "width")
+    step = int_field(msg, "step")
     if h < 0 or w < 0:
         raise DecodeError("bad_dims", f"negative size {h}x{w}")
     if h == 0 or w == 0:
         raise DecodeError("zero_size", f"image is {h}x{w}")
-    if h > _MAX_DIM or w > _MAX_DIM:
-        raise DecodeError("bad_dims", f"image size {h}x{w} exceeds {_MAX_DIM} per side")
+    if h > MAX_DIM or w > MAX_DIM:
+        raise DecodeError("bad_dims", f"image size {h}x{w} exceeds {MAX_DIM} per side")
     row_bytes = w * spec.bytes_per_pixel
     if step < row_bytes:
         raise DecodeError("bad_step", f"step {step} < width {w} x {spec.bytes_per_pixel} bytes per pixel")
     if spec.kind in ("uyvy", "yuyv") and w % 2:
         raise DecodeError("bad_dims", f"{key} needs an even width, got {w}")
-    buf = _as_uint8_buffer(_field(msg, "data"))
+    buf = as_uint8_buffer(field(msg, "data"))
     need = step * h
     if buf.size == 0:
         raise DecodeError("zero_size", "image data is empty")
@@ -192,6 +144,21 @@ def _raw_rows(msg: Any) -> tuple[np.ndarray, np.ndarray, int, int, int, str, _En
         buf = np.ascontiguousarray(buf)
     rows = buf[:need].reshape(h, step)[:, :row_bytes]
     return buf, rows, h, w, step, key, spec
+
+
+# encodings that are only a channel order: resized as they are, reordered on the small tile (tiling.tile_planar)
+_CHANNEL_ORDER = {"rgb": (0, 1, 2), "bgr": (2, 1, 0), "rgba": (0, 1, 2), "bgra": (2, 1, 0), "mono8": (0, 0, 0)}
+
+
+def image_planes(msg: Any) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+    """Zero-copy view H×W×C of an Image whose encoding is only a channel order (rgb8, bgr8, rgba8, bgra8,
+    mono8 and their 8UC aliases) and that order (output R, G, B ← channels), or None for encodings that need a
+    conversion (YUV, Bayer, 16-bit). Validates like :func:`decode_image`."""
+    _, rows, h, w, _, _, spec = _raw_rows(msg)
+    order = _CHANNEL_ORDER.get(spec.kind)
+    if order is None:
+        return None
+    return rows.reshape(h, w, spec.bytes_per_pixel), order
 
 
 def decode_image(msg: Any) -> np.ndarray:
@@ -205,7 +172,7 @@ def decode_image(msg: Any) -> np.ndarray:
     if spec.kind == "rgb":
         return rows.reshape(h, w, 3)
     if spec.kind == "mono16":
-        bigendian = _field(msg, "is_bigendian")
+        bigendian = field(msg, "is_bigendian")
         dtype = np.dtype(">u2" if bigendian else "<u2")
         words = np.ndarray(shape=(h, w), dtype=dtype, buffer=buf, offset=0, strides=(step, 2))
         gray = (words >> 8).astype(np.uint8)
@@ -224,65 +191,6 @@ def decode_image(msg: Any) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(src), spec.cv_code)
     except cv2.error as exc:
         raise DecodeError("bad_dims", f"OpenCV cannot convert a {h}x{w} {key} image: {exc}") from None
-
-
-# ----------------------------------------------------------------------------------------------------------
-# compressed images
-# ----------------------------------------------------------------------------------------------------------
-def _codec_of(fmt: str, head: bytes) -> str:
-    """'jpeg' or 'png' from the format string (image_transport form or bare), else from the magic bytes."""
-    f = fmt.lower()
-    if "compresseddepth" in f:
-        raise DecodeError("unsupported_format", f"compressedDepth streams are not colour images: {fmt!r}")
-    if "jpeg" in f or "jpg" in f:
-        return "jpeg"
-    if "png" in f:
-        return "png"
-    if f.strip() == "":
-        if head.startswith(_JPEG_MAGIC):
-            return "jpeg"
-        if head.startswith(_PNG_MAGIC):
-            return "png"
-        raise DecodeError("bad_compressed", "empty format and data is neither JPEG nor PNG")
-    raise DecodeError("unsupported_format", f"compressed format {fmt!r} is neither jpeg nor png")
-
-
-def _validated_compressed(msg: Any) -> tuple[np.ndarray, str]:
-    """(contiguous uint8 buffer, codec) of a CompressedImage-like message; DecodeError if malformed."""
-    fmt = _field(msg, "format")
-    if not isinstance(fmt, str):
-        raise DecodeError("bad_message", f"format must be a string, got {type(fmt).__name__}")
-    buf = _as_uint8_buffer(_field(msg, "data"))
-    if buf.size == 0:
-        raise DecodeError("zero_size", "compressed data is empty")
-    head = bytes(buf[:8])
-    codec = _codec_of(fmt, head)
-    if codec == "jpeg":
-        if not head.startswith(_JPEG_MAGIC):
-            raise DecodeError("bad_compressed", "format says jpeg but data has no JPEG SOI marker")
-        # libjpeg decodes a cut stream with a grey bottom and only a warning: require the EOI marker.
-        if b"\xff\xd9" not in bytes(buf[-64:]):
-            raise DecodeError("truncated", "JPEG stream has no EOI marker (cut short)")
-    else:
-        if not head.startswith(_PNG_MAGIC):
-            raise DecodeError("bad_compressed", "format says png but data has no PNG signature")
-        if b"IEND" not in bytes(buf[-64:]):
-            raise DecodeError("truncated", "PNG stream has no IEND chunk (cut short)")
-    if not buf.flags.c_contiguous:
-        buf = np.ascontiguousarray(buf)
-    return buf, codec
-
-
-def decode_compressed(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage``-like message (JPEG or PNG) to RGB uint8 [H, W, 3]."""
-    buf, codec = _validated_compressed(msg)
-    try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except cv2.error as exc:
-        raise DecodeError("bad_compressed", f"OpenCV could not decode the {codec} stream: {exc}") from None
-    if bgr is None or bgr.size == 0:
-        raise DecodeError("bad_compressed", f"corrupt or truncated {codec} stream")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def decode_message(msg: Any) -> np.ndarray:
@@ -325,7 +233,10 @@ class ImageDecoder:
     cv_bridge. Thread-safe counters.
     """
 
-    def __init__(self, use_cv_bridge: bool | None = None, bridge: Any = None):
+    def __init__(self, use_cv_bridge: bool | None = None, bridge: Any = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.max_pixels = max_pixels
+        self.jpeg_decoder = jpeg_decoder_status()
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._bridge = None
@@ -368,11 +279,24 @@ class ImageDecoder:
         with self._lock:
             self.counts[key] += 1
 
-    def decode(self, msg: Any) -> np.ndarray:
-        """RGB uint8 [H, W, 3] for an Image or CompressedImage message; DecodeError on malformed input."""
+    def decode(self, msg: Any, need_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """RGB uint8 [H, W, 3] for an Image or CompressedImage message; DecodeError on malformed input.
+        ``need_hw``: the size the image is resized to next (a JPEG may then be decoded at a reduced scale)."""
         if is_compressed_message(msg):
-            return self.decode_compressed(msg)
+            return self.decode_compressed(msg, need_hw)
         return self.decode_image(msg)
+
+    def decode_planes(self, msg: Any, need_hw: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """(uint8 H×W×C pixels, channel order) for :func:`~fastwam_ros.perception.tiling.tile_planar`: a
+        zero-copy view of the message buffer for encodings that are only a channel order (no decode pass at
+        all), else the decoded RGB image. DecodeError on malformed input."""
+        if not is_compressed_message(msg):
+            planes = image_planes(msg)
+            if planes is not None:
+                self._count("zero_copy")
+                return planes
+        return self.decode(msg, need_hw), (0, 1, 2)
 
     def decode_image(self, msg: Any) -> np.ndarray:
         if self._bridge is not None:
@@ -384,14 +308,11 @@ class ImageDecoder:
         self._count("numpy")
         return decode_image(msg)
 
-    def decode_compressed(self, msg: Any) -> np.ndarray:
-        if self._bridge is not None:
-            _validated_compressed(msg)  # our validation first: same reasons with or without cv_bridge
-            out = self._try_bridge(lambda: self._bridge.compressed_imgmsg_to_cv2(msg, "rgb8"), None)
-            if out is not None:
-                return out
+    def decode_compressed(self, msg: Any, need_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Always our decoder (never cv_bridge, whose ``imdecode`` accepts corrupt JPEG data and has no pixel
+        budget): strict JPEG, header-checked size, reduced-scale JPEG decoding for ``need_hw``."""
         self._count("numpy")
-        return decode_compressed(msg)
+        return decode_compressed(msg, max_pixels=self.max_pixels, need_hw=need_hw)
 
     def _try_bridge(self, call, hw: tuple[int, int] | None) -> np.ndarray | None:
         try:

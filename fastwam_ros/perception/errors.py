@@ -15,14 +15,16 @@ class DecodeError(PerceptionError):
     """An image message could not be decoded.
 
     Reasons: ``unknown_encoding``, ``unsupported_format``, ``truncated``, ``zero_size``, ``bad_step``,
-    ``bad_dims``, ``bad_data``, ``bad_message``, ``bad_compressed``.
+    ``bad_dims``, ``bad_data``, ``bad_message``, ``bad_compressed``, ``corrupt_jpeg`` (libjpeg reported damaged
+    entropy-coded data), ``too_many_pixels`` (the header's size exceeds the pixel budget).
     """
 
 
 class ProprioError(PerceptionError):
     """The proprio vector could not be assembled; ``joint`` names the offending joint (or None).
 
-    Reasons: ``missing_joint``, ``nonfinite_joint``, ``bad_joint_state``, ``bad_pose``.
+    Reasons: ``missing_joint``, ``nonfinite_joint``, ``out_of_range_joint``, ``duplicate_joint``,
+    ``bad_joint_state``, ``bad_pose``.
     """
 
     def __init__(self, reason: str, joint: str | None = None, message: str = ""):

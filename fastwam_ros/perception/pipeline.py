@@ -8,6 +8,7 @@ another thread polls.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -17,13 +18,15 @@ from typing import Any
 import numpy as np
 
 from .config import PerceptionConfig
-from .decode import ImageDecoder
+from .decode import ImageDecoder, decode_scale_for
 from .errors import DecodeError, ProprioError
-from .proprio import ProprioAssembler
+from .joint_state import check_joint_state, checked_float32
 from .sync import MultiStreamSync, stamp_to_seconds
-from .tiling import normalize_frame, tile_images
+from .tiling import normalize_planar, tile_images, tile_planar
 
 __all__ = ["Observation", "ObservationPipeline", "preprocess_frames", "tile_frames"]
+
+_LOG = logging.getLogger("fastwam_ros.perception")
 
 
 def tile_frames(
@@ -47,10 +50,31 @@ def tile_frames(
     )
 
 
+def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, int]] | None,
+                 config: PerceptionConfig, reduce: Sequence[int] | None = None) -> np.ndarray:
+    return tile_planar(
+        list(images),
+        config.tiling,
+        transforms=[c.transform for c in config.cameras],
+        pre_resize_hw=[c.pre_resize_hw for c in config.cameras] if config.resize == "training" else None,
+        backend=config.resize_backend,
+        orders=None if orders is None else list(orders),
+        reduce=None if reduce is None else list(reduce),
+        fit=config.fit,
+    )
+
+
 def preprocess_frames(images: Mapping[str, np.ndarray], config: PerceptionConfig) -> np.ndarray:
     """THE image preprocessing of training and deployment: camera images (RGB uint8 [H, W, 3] by camera name)
     → float32 [3, H_out, W_out] in [-1, 1] (tiled per ``config.layout``)."""
-    return normalize_frame(tile_frames(images, config))
+    missing = [c.name for c in config.cameras if c.name not in images]
+    if missing:
+        raise KeyError(f"images missing for cameras {missing}")
+    for c in config.cameras:
+        img = images[c.name]
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"camera {c.name!r}: expected uint8 HxWx3 RGB, got {getattr(img, 'shape', img)}")
+    return normalize_planar(_tile_planar([images[c.name] for c in config.cameras], None, config))
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,7 @@ class Observation:
     age_s: float  # now_s − stamp_s at poll time
     camera_stamps_s: dict[str, float]
     joint_stamp_s: float | None = None
-    image_rgb: np.ndarray | None = None  # the tiled uint8 [H, W, 3] frame (debug image topic)
+    image_rgb: np.ndarray | None = None  # the tiled uint8 [H, W, 3] frame (debug image topic; a strided view)
 
 
 class ObservationPipeline:
@@ -78,7 +102,13 @@ class ObservationPipeline:
 
     def __init__(self, config: PerceptionConfig, decoder: ImageDecoder | None = None):
         self.config = config
-        self.decoder = decoder if decoder is not None else ImageDecoder(use_cv_bridge=config.use_cv_bridge)
+        self.decoder = decoder if decoder is not None else ImageDecoder(
+            use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
+        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
+        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it; with
+        # fit: crop that size depends on the camera's, unknown before the header is read: JPEG decoded in full)
+        self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode and config.fit == "stretch"
+                         else None for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
         self.sync = MultiStreamSync(
             config.camera_names,
@@ -91,8 +121,10 @@ class ObservationPipeline:
             joint_buffer_size=config.joint_buffer_size,
             stream_timeout_s=config.stream_timeout_s,
             clock_jump_threshold_s=config.clock_jump_threshold_s,
+            joint_names=config.joint_names if self._needs_joints else None,
+            jump_confirm_count=config.jump_confirm_count,
+            log=_LOG.warning,
         )
-        self._proprio = ProprioAssembler(config.joint_names)
         self._lock = threading.Lock()
         self._rejections: Counter[str] = Counter()
         self._last_error: dict[str, str] = {}
@@ -106,8 +138,9 @@ class ObservationPipeline:
             self._last_error[key] = message
 
     # -- input ---------------------------------------------------------------------------------------------
-    def add_image(self, camera: str, msg: Any, stamp_s: float | None = None) -> bool:
-        """Decode and buffer one Image/CompressedImage of ``camera``; ``stamp_s`` (s) defaults to the header stamp.
+    def add_image(self, camera: str, msg: Any, stamp_s: float | None = None, now_s: float | None = None) -> bool:
+        """Decode and buffer one Image/CompressedImage of ``camera``; ``stamp_s`` (s) defaults to the header stamp;
+        ``now_s`` (s, optional) is the receiver's time, the reference for implausible stamps.
         Returns False if rejected (counted)."""
         if camera not in self.sync.streams:
             self._reject("unknown_camera", f"camera {camera!r} is not configured")
@@ -121,7 +154,7 @@ class ObservationPipeline:
                 self._reject("no_stamp", f"{camera}: message has no header.stamp and no stamp_s was given")
                 return False
         try:
-            rgb = self.decoder.decode(msg)
+            planes = self.decoder.decode_planes(msg, self._need_hw[camera])
         except DecodeError as exc:
             self._reject(f"decode:{exc.reason}", f"{camera}: {exc}")
             return False
@@ -130,7 +163,7 @@ class ObservationPipeline:
             return False
         with self._lock:
             self._decoded[camera] += 1
-            return self.sync.add(camera, stamp_s, rgb)
+            return self.sync.add(camera, stamp_s, planes, now_s)
 
     def add_decoded(self, camera: str, rgb: np.ndarray, stamp_s: float) -> bool:
         """Buffer an already decoded RGB uint8 [H, W, 3] image (replay / simulators)."""
@@ -143,13 +176,25 @@ class ObservationPipeline:
         with self._lock:
             self._received[camera] += 1
             self._decoded[camera] += 1
-            return self.sync.add(camera, stamp_s, rgb)
+            return self.sync.add(camera, stamp_s, (rgb, (0, 1, 2)))
 
-    def add_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float]) -> bool:
-        """Buffer a joint state stamped ``stamp_s`` (s). Its contents are checked when it is joined."""
+    def add_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
+                        now_s: float | None = None) -> bool:
+        """Buffer a joint state stamped ``stamp_s`` (s), merged per joint with the other publishers' (see
+        :class:`~fastwam_ros.perception.proprio.JointStore`). A malformed message (duplicate names, lengths,
+        non-numbers) is refused now (``joint_state:<reason>``); values are checked when joined."""
         with self._lock:
             self._joint_received += 1
-            return self.sync.add_joint_state(stamp_s, (tuple(names), positions))
+            if not self._needs_joints:  # no proprio configured: nothing to do (an event, not a rejection)
+                self.sync.events["joint_state_unused"] += 1
+                return False
+        try:
+            key, pos = check_joint_state(names, positions)
+        except ProprioError as exc:
+            self._reject(f"joint_state:{exc.reason}", str(exc))
+            return False
+        with self._lock:
+            return self.sync.add_joint_state(stamp_s, (key, pos), now_s)
 
     # -- output --------------------------------------------------------------------------------------------
     def poll(self, now_s: float) -> Observation | None:
@@ -162,17 +207,23 @@ class ObservationPipeline:
         if self._needs_joints:
             names, positions = s.joint_state
             try:
-                proprio = self._proprio(names, positions)
+                proprio = checked_float32(positions, names)
             except ProprioError as exc:
                 self._reject(f"proprio:{exc.reason}", str(exc))
                 return None
         try:
-            image = tile_frames(s.items, self.config)
+            cams = [s.items[c.name] for c in self.config.cameras]
+            images = [p for p, _ in cams]
+            reduce = None
+            if self.config.scaled_decode:  # raw images: box-reduce like a JPEG's DCT-scaled decode
+                reduce = [decode_scale_for(img.shape[:2], self.config.decode_target_hw(c.name, img.shape[:2]))
+                          for img, c in zip(images, self.config.cameras)]
+            planar = _tile_planar(images, [o for _, o in cams], self.config, reduce)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback
             self._reject("tiling", f"{type(exc).__name__}: {exc}")
             return None
         return Observation(
-            frame=normalize_frame(image),
+            frame=normalize_planar(planar),
             stamp_s=s.stamp_s,
             proprio=proprio,
             joint_names=self.config.joint_names,
@@ -180,7 +231,7 @@ class ObservationPipeline:
             age_s=s.age_s,
             camera_stamps_s=dict(s.stamps_s),
             joint_stamp_s=s.joint_stamp_s,
-            image_rgb=image,
+            image_rgb=planar.transpose(1, 2, 0),
         )
 
     def reset(self) -> None:
@@ -205,8 +256,11 @@ class ObservationPipeline:
                 "joint_states_received": self._joint_received,
                 "decoder": dict(self.decoder.counts),
                 "cv_bridge": self.decoder.cv_bridge_status,
+                "jpeg_decoder": getattr(self.decoder, "jpeg_decoder", "?"),
                 "wait_reason": self.sync.wait_reason,
             }
+            if self.sync.last_missing_joint is not None:
+                out["last_missing_joint"] = self.sync.last_missing_joint
             if now_s is not None:
                 out["streams"] = self.sync.stream_status(now_s)
                 out["stopped_streams"] = self.sync.stopped_streams(now_s)

@@ -13,15 +13,28 @@ Semantics of :meth:`MultiStreamSync.poll`:
 * The set's stamp is the **reference stream's** (the first stream's) stamp; ``age_s = now_s − stamp_s``.
   A set with ``age_s > max_age_s`` is rejected (``too_old``), one with ``age_s < −max_future_s`` too
   (``future_stamp``); rejected sets are consumed (older ones can never be chosen later).
-* Joint state, if required, is joined "as of" the set stamp: the newest joint state with stamp ≤ set stamp,
-  accepted if ``set stamp − joint stamp ≤ joint_tolerance_s``. If none qualifies and a joint state newer than the
-  set stamp exists (so none will arrive in between, joint states being in order), the set is rejected
-  (``joint_state_gap``); otherwise the set waits for the joint state (until it is too old).
+* Joint state, if required, is joined "as of" the set stamp. With ``joint_names`` given, joint states are merged
+  **per joint** (:class:`~fastwam_ros.perception.proprio.JointStore`): every configured joint's newest sample with
+  stamp ≤ set stamp, from whichever publisher carries it, accepted if ``set stamp − sample stamp ≤
+  joint_tolerance_s``. Without ``joint_names`` the payload is opaque and the newest whole message is joined the
+  same way. If a joint has no usable sample but a newer one exists (so none will arrive in between, each publisher
+  being in order) the set is rejected (``joint_state_gap``); otherwise the set waits -- unless no publisher has
+  sent that joint for ``stream_timeout_s`` (or ever), or until the set is too old: both counted as
+  ``missing_joint``, the joint named in ``wait_reason``, ``last_missing_joint`` and ``stale_joints``.
 * After an emission, frames at or before the emitted stamps are dropped (counted as ``superseded`` events when
   they were not part of the set).
-* Clock jumps backwards (bag replay loops with ``use_sim_time``): ``now_s`` going back by more than
-  ``clock_jump_threshold_s`` since the previous poll, or a stream's stamp going back by more than that from the
-  newest stamp of that stream, resets all buffers (events ``clock_jump_back`` / ``stamp_jump_back``).
+* Stamps are checked **per stream** (each camera, each joint-state publisher) before anything is buffered: zero
+  (unset) stamps once the stream or the others (or ``now_s``) are past ``clock_jump_threshold_s`` (``zero_stamp``;
+  a simulation starting at t = 0 is fine), non-finite, negative or absurd (> 1e10 s) ones (``bad_stamp``) and implausible ones
+  (``implausible_stamp``: more than ``clock_jump_threshold_s`` from the stream's own newest stamp and from the
+  reference -- ``now_s`` when the caller passes it, else the median of the other streams' newest stamps; a
+  stream's first stamp is checked only against ``now_s``) are rejected and counted for that stream only; nothing
+  else is touched. ``jump_confirm_count`` consecutive implausible stamps
+  that agree with each other are a real time jump (bag loop, sim-time reset): that stream alone is reset, the
+  confirming frames are kept, one ``time_jump`` event is counted and one line logged.
+* ``now_s`` going back by more than ``clock_jump_threshold_s`` since the previous poll (the receiver's clock was
+  reset) resets the streams whose newest stamp is still in the old time base (event ``clock_jump_back``, logged
+  once).
 * A stream is *stopped* when its newest stamp is older than ``stream_timeout_s`` (or it never delivered):
   see :meth:`stopped_streams` and ``wait_reason``.
 
@@ -34,13 +47,18 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+
+from .proprio import JointStore
 
 __all__ = ["JOINT_STREAM", "MultiStreamSync", "SyncedSet", "stamp_to_seconds"]
 
 JOINT_STREAM = "joint_states"
+MAX_STAMP_S = 1e10  # stamps beyond the year 2286 are garbage, whatever the other streams say
 _EPS_S = 1e-9  # 1 ns: boundaries (slop, age, tolerance) are inclusive despite float round-off of stamps
 
 
@@ -109,6 +127,47 @@ class _Buffer:
         return len(self.stamps)
 
 
+class _OpaqueJoints:
+    """Whole joint-state messages (opaque payloads) joined as of a time: the newest one within tolerance."""
+
+    def __init__(self, tolerance_s: float, capacity: int):
+        self.tolerance_s = tolerance_s
+        self._buf = _Buffer(capacity)
+
+    def add(self, stamp_s: float, item: Any) -> str:
+        inserted, ooo, _ = self._buf.insert(stamp_s, item)
+        return "duplicate_stamp" if not inserted else ("out_of_order" if ooo else "ok")
+
+    def join(self, t: float) -> tuple[str, Any, float | None]:
+        j = self._buf.newest_at_or_before(t, -math.inf)
+        if j is not None and t - self._buf.stamps[j] <= self.tolerance_s + _EPS_S:
+            return "ok", self._buf.items[j], self._buf.stamps[j]
+        if self._buf.stamps and self._buf.stamps[-1] >= t:
+            return "gap", None, None
+        return "wait", None, None
+
+    def drop_group(self, names: Any) -> None:
+        self._buf.clear()
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+
+class _StampCheck:
+    """Per-stream stamp plausibility: the stream's newest accepted stamp and a run of consecutive suspects."""
+
+    __slots__ = ("newest", "suspects", "rejected", "jumps")
+
+    def __init__(self):
+        self.newest: float | None = None
+        self.suspects: list[tuple[float, Any]] = []
+        self.rejected: Counter[str] = Counter()
+        self.jumps = 0
+
+
 class MultiStreamSync:
     """Synchronises ``streams`` (camera names) and optionally joint states. See the module docstring."""
 
@@ -125,6 +184,9 @@ class MultiStreamSync:
         joint_buffer_size: int = 256,
         stream_timeout_s: float = 1.0,
         clock_jump_threshold_s: float = 1.0,
+        joint_names: Sequence[str] | None = None,
+        jump_confirm_count: int = 3,
+        log: Callable[[str], None] | None = None,
     ):
         if not streams:
             raise ValueError("need at least one stream")
@@ -140,12 +202,19 @@ class MultiStreamSync:
         self.joint_tolerance_s = float(joint_tolerance_s)
         self.stream_timeout_s = float(stream_timeout_s)
         self.clock_jump_threshold_s = float(clock_jump_threshold_s)
+        self.jump_confirm_count = max(1, int(jump_confirm_count))
+        self._log = log
         self._buf = {s: _Buffer(buffer_size) for s in self.streams}
-        self._joint = _Buffer(joint_buffer_size)
+        if joint_names is not None:
+            self._joint: Any = JointStore(joint_names, self.joint_tolerance_s, joint_buffer_size)
+        else:
+            self._joint = _OpaqueJoints(self.joint_tolerance_s, joint_buffer_size)
         self.rejections: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.wait_reason: str | None = None
+        self.last_missing_joint: str | None = None
         self._last_now: float | None = None
+        self._checks: dict[Any, _StampCheck] = {s: _StampCheck() for s in self.streams}
         self._reset_state()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -154,7 +223,11 @@ class MultiStreamSync:
             b.clear()
         self._joint.clear()
         self._emitted = {s: -math.inf for s in self.streams}
-        self._newest = {s: None for s in (*self.streams, JOINT_STREAM)}
+        for key in list(self._checks):
+            if key in self._buf:
+                self._checks[key].newest, self._checks[key].suspects = None, []
+            else:
+                del self._checks[key]  # joint-state publishers are re-learnt
         self._last_now = None  # a reset triggered by stamps must not be followed by a second one from the clock
 
     def reset(self, reason: str = "manual_reset") -> None:
@@ -162,22 +235,89 @@ class MultiStreamSync:
         self._reset_state()
         self.events[reason] += 1
 
-    def _check_jump(self, stream: str, stamp_s: float) -> None:
-        newest = self._newest[stream]
-        if newest is not None and stamp_s < newest - self.clock_jump_threshold_s:
-            self.reset("stamp_jump_back")
+    def _reset_stream(self, key: Any) -> None:
+        """Forget one stream's buffered data (its clock jumped); the others are untouched."""
+        if key in self._buf:
+            self._buf[key].clear()
+            self._emitted[key] = -math.inf
+        else:
+            self._joint.drop_group(key[1])
+        self._checks[key].newest, self._checks[key].suspects = None, []
+
+    def _newest(self, stream: str) -> float | None:
+        """Newest accepted stamp of a camera, or of the joint states (any publisher)."""
+        if stream != JOINT_STREAM:
+            return self._checks[stream].newest
+        stamps = [c.newest for k, c in self._checks.items() if k not in self._buf and c.newest is not None]
+        return max(stamps) if stamps else None
+
+    def _stamp_verdict(self, key: Any, label: str, stamp_s: Any, item: Any, now_s: float | None) -> list:
+        """Check ``stamp_s`` of stream ``key``: the (stamp, item) pairs to buffer now (empty if rejected)."""
+        check = self._checks.get(key)
+        if check is None:
+            check = self._checks[key] = _StampCheck()
+        reason = None
+        if not _finite(stamp_s) or float(stamp_s) < 0 or float(stamp_s) > MAX_STAMP_S:
+            reason = "bad_stamp"
+        t = 0.0 if reason is not None else float(stamp_s)
+        thr = self.clock_jump_threshold_s
+        if now_s is not None and _finite(now_s):
+            ref = float(now_s)
+        else:
+            others = sorted(c.newest for k, c in self._checks.items() if k != key and c.newest is not None)
+            ref = others[len(others) // 2] if others else None  # the median: one stream with a bad base is outvoted
+        own = check.newest
+        if reason is None and t == 0.0 and ((own is not None and own > thr) or (ref is not None and ref > thr)):
+            reason = "zero_stamp"  # an unset header stamp; a stamp of 0 s at the start of sim time is real
+        if reason is not None:
+            check.rejected[reason] += 1
+            self.rejections[reason if key in self._buf else f"joint_{reason}"] += 1
+            return []
+        # the first stamp of a stream is its own reference unless the receiver's time is known
+        plausible = (own is not None and abs(t - own) <= thr) or (ref is not None and abs(t - ref) <= thr) or (
+            own is None and (ref is None or now_s is None)
+        )
+        if plausible:
+            check.suspects = []
+            if own is not None and t < own - thr:  # back in time, where the other streams already are: a jump
+                self._time_jump(key, label, t - own, 1)
+            return [(t, item)]
+        run = check.suspects
+        if run and abs(t - run[-1][0]) > thr:
+            run = []  # suspects that disagree with each other are noise, not a new time base
+        run.append((t, item))
+        if len(run) < self.jump_confirm_count:
+            check.suspects = run
+            check.rejected["implausible_stamp"] += 1
+            self.rejections["implausible_stamp" if key in self._buf else "joint_implausible_stamp"] += 1
+            return []
+        # sustained: a real time jump on this stream alone
+        self._time_jump(key, label, t - (own if own is not None else ref), len(run))
+        return run
+
+    def _time_jump(self, key: Any, label: str, jump_s: float, n_messages: int) -> None:
+        self._reset_stream(key)
+        check = self._checks[key]
+        check.suspects = []
+        check.jumps += 1
+        self.events["time_jump"] += 1
+        if self._log is not None:
+            why = f"{n_messages} consecutive messages" if n_messages > 1 else "as the other streams did"
+            self._log(f"perception: {label} stamps jumped by {jump_s:+.3f} s ({why}); reset that stream only")
 
     # -- input ---------------------------------------------------------------------------------------------
-    def add(self, stream: str, stamp_s: float, item: Any) -> bool:
-        """Buffer a frame of ``stream`` captured at ``stamp_s`` (s). False (and counted) if refused."""
+    def add(self, stream: str, stamp_s: float, item: Any, now_s: float | None = None) -> bool:
+        """Buffer a frame of ``stream`` captured at ``stamp_s`` (s). False (and counted) if refused.
+        ``now_s`` (s, optional) is the receiver's time, the reference for implausible stamps."""
         if stream not in self._buf:
             self.rejections["unknown_stream"] += 1
             return False
-        if not _finite(stamp_s):
-            self.rejections["bad_stamp"] += 1
-            return False
-        stamp_s = float(stamp_s)
-        self._check_jump(stream, stamp_s)
+        ok = False
+        for t, it in self._stamp_verdict(stream, f"camera {stream!r}", stamp_s, item, now_s):
+            ok = self._insert_frame(stream, t, it)
+        return ok
+
+    def _insert_frame(self, stream: str, stamp_s: float, item: Any) -> bool:
         if stamp_s <= self._emitted[stream]:
             self.rejections["older_than_emitted"] += 1
             return False
@@ -189,26 +329,39 @@ class MultiStreamSync:
             self.events["out_of_order"] += 1
         if evicted:
             self.events["evicted_unmatched"] += evicted
-        if self._newest[stream] is None or stamp_s > self._newest[stream]:
-            self._newest[stream] = stamp_s
+        check = self._checks[stream]
+        if check.newest is None or stamp_s > check.newest:
+            check.newest = stamp_s
         return True
 
-    def add_joint_state(self, stamp_s: float, item: Any) -> bool:
-        """Buffer a joint state (any payload) stamped ``stamp_s`` (s). False (and counted) if refused."""
-        if not _finite(stamp_s):
-            self.rejections["bad_joint_stamp"] += 1
-            return False
-        stamp_s = float(stamp_s)
-        self._check_jump(JOINT_STREAM, stamp_s)
-        inserted, ooo, _ = self._joint.insert(stamp_s, item)
-        if not inserted:
-            self.rejections["duplicate_joint_stamp"] += 1
-            return False
-        if ooo:
-            self.events["joint_out_of_order"] += 1
-        if self._newest[JOINT_STREAM] is None or stamp_s > self._newest[JOINT_STREAM]:
-            self._newest[JOINT_STREAM] = stamp_s
-        return True
+    def add_joint_state(self, stamp_s: float, item: Any, now_s: float | None = None) -> bool:
+        """Buffer a joint state stamped ``stamp_s`` (s). With ``joint_names`` the item is ``(names, positions)``
+        (checked with :func:`~fastwam_ros.perception.joint_state.check_joint_state`); otherwise it is opaque.
+        False (and counted) if refused."""
+        names = tuple(item[0]) if isinstance(self._joint, JointStore) else None
+        key = (JOINT_STREAM, names)
+        label = JOINT_STREAM if names is None else f"{JOINT_STREAM} publisher {list(names[:3])}"
+        ok = False
+        for t, it in self._stamp_verdict(key, label, stamp_s, item, now_s):
+            res = self._joint.add(t, *it) if names is not None else self._joint.add(t, it)
+            if res == "duplicate_stamp":
+                self.rejections["duplicate_joint_stamp"] += 1
+                continue
+            if res == "unused":
+                self.events["joint_state_unused"] += 1
+                self._checks.pop(key, None)  # a publisher of none of our joints is not tracked
+                continue
+            if res == "out_of_order":
+                self.events["joint_out_of_order"] += 1
+            check = self._checks[key]
+            if check.newest is None or t > check.newest:
+                check.newest = t
+            ok = True
+        if len(self._checks) > len(self._buf) + 2 * getattr(self._joint, "max_groups", 1):
+            live = {(JOINT_STREAM, n) for n in getattr(self._joint, "_groups", {})}
+            for k in [k for k in self._checks if k not in self._buf and k not in live and k != key]:
+                del self._checks[k]  # publishers seen once (or dropped by the store) are not kept forever
+        return ok
 
     # -- output --------------------------------------------------------------------------------------------
     def _find_newest_set(self) -> dict[str, int] | None:
@@ -251,7 +404,14 @@ class MultiStreamSync:
             raise ValueError(f"now_s must be a finite number of seconds, got {now_s!r}")
         now_s = float(now_s)
         if self._last_now is not None and now_s < self._last_now - self.clock_jump_threshold_s:
-            self.reset("clock_jump_back")
+            stale = [k for k, c in self._checks.items() if c.newest is not None
+                     and c.newest > now_s + self.clock_jump_threshold_s]
+            for k in stale:  # streams still in the old time base; those already in the new one keep their data
+                self._reset_stream(k)
+            self.events["clock_jump_back"] += 1
+            if self._log is not None:
+                self._log(f"perception: the clock went back by {self._last_now - now_s:.3f} s; "
+                          f"reset {len(stale)} stream(s) still stamped in the old time base")
         self._last_now = now_s
 
         missing = [s for s in self.streams if not any(t > self._emitted[s] for t in self._buf[s].stamps[-1:])]
@@ -267,8 +427,14 @@ class MultiStreamSync:
         age = now_s - ref
         if age > self.max_age_s + _EPS_S:
             self._consume(chosen)
-            self.rejections["too_old"] += 1
-            self.wait_reason = "too_old"
+            reason = "too_old"
+            if self.require_joint_state and isinstance(self._joint, JointStore):
+                status, joint, _ = self._joint.join(ref)
+                if status == "wait":  # it expired waiting for a joint no publisher sent: say which
+                    reason = "missing_joint"
+                    self.last_missing_joint = joint
+            self.rejections[reason] += 1
+            self.wait_reason = reason if reason == "too_old" else f"{reason}:{self.last_missing_joint}"
             return None
         if age < -self.max_future_s - _EPS_S:
             self._consume(chosen)
@@ -277,18 +443,22 @@ class MultiStreamSync:
             return None
         joint = joint_stamp = None
         if self.require_joint_state:
-            j = self._joint.newest_at_or_before(ref, -math.inf)
-            if j is not None and ref - self._joint.stamps[j] <= self.joint_tolerance_s + _EPS_S:
-                joint, joint_stamp = self._joint.items[j], self._joint.stamps[j]
-            else:
-                newest_joint = self._newest[JOINT_STREAM]
-                if newest_joint is not None and newest_joint >= ref:
+            status, joint, joint_stamp = self._joint.join(ref)
+            if status != "ok":
+                if status == "gap":
                     self._consume(chosen)
                     self.rejections["joint_state_gap"] += 1
-                    self.wait_reason = "joint_state_gap"
+                    self.wait_reason = "joint_state_gap" + (f":{joint}" if joint else "")
+                elif joint is not None and joint in self._stale_joints(now_s, include_never=False):
+                    self._consume(chosen)  # no publisher has sent this joint for stream_timeout_s: stop waiting
+                    self.rejections["missing_joint"] += 1
+                    self.last_missing_joint = joint
+                    self.wait_reason = f"missing_joint:{joint}"
                 else:
-                    self.wait_reason = "waiting_for:" + JOINT_STREAM
+                    self.wait_reason = "waiting_for:" + JOINT_STREAM + (f":{joint}" if joint else "")
                 return None
+            if isinstance(self._joint, JointStore):
+                joint = (self._joint.joint_names, joint)
         items = {s: self._buf[s].items[i] for s, i in chosen.items()}
         self._consume(chosen)
         self.events["emitted"] += 1
@@ -309,15 +479,32 @@ class MultiStreamSync:
         names = list(self.streams) + ([JOINT_STREAM] if self.require_joint_state else [])
         out = {}
         for s in names:
-            newest = self._newest[s]
+            newest = self._newest(s)
             age = None if newest is None else now_s - newest
+            checks = [self._checks[s]] if s != JOINT_STREAM else [
+                c for k, c in self._checks.items() if k not in self._buf]
+            rejected: Counter[str] = Counter()
+            for c in checks:
+                rejected.update(c.rejected)
             out[s] = {
                 "newest_stamp_s": newest,
                 "age_s": age,
                 "buffered": len(self._joint if s == JOINT_STREAM else self._buf[s]),
                 "stopped": newest is None or age > self.stream_timeout_s,
+                "stamp_rejections": dict(rejected),
+                "time_jumps": sum(c.jumps for c in checks),
             }
+            if s == JOINT_STREAM:
+                out[s]["stale_joints"] = self._stale_joints(now_s)
         return out
+
+    def _stale_joints(self, now_s: float, include_never: bool = True) -> list[str]:
+        """Configured joints whose newest sample (any publisher) is older than ``stream_timeout_s`` (or absent)."""
+        if not isinstance(self._joint, JointStore):
+            return []
+        newest = self._joint.newest_per_joint()
+        return [j for j, t in zip(self._joint.joint_names, newest)
+                if now_s - t > self.stream_timeout_s and (include_never or np.isfinite(t))]
 
     def stopped_streams(self, now_s: float) -> list[str]:
         """Streams whose newest stamp is older than ``stream_timeout_s`` at ``now_s`` (or that never sent)."""

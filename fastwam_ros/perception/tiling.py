@@ -52,9 +52,11 @@ __all__ = [
     "apply_transform",
     "make_tiling_spec",
     "normalize_frame",
+    "normalize_planar",
     "resize_aa",
     "resize_backend_available",
     "tile_images",
+    "tile_planar",
 ]
 
 LAYOUTS = ("horizontal", "robotwin", "grid")
@@ -191,17 +193,23 @@ def resize_aa(img: np.ndarray, hw: tuple[int, int], backend: str = "auto") -> np
     raise ValueError(f"unknown resize backend {backend!r}; expected one of {BACKENDS}")
 
 
+def crop_geometry(src_hw: tuple[int, int], hw: tuple[int, int]) -> tuple[tuple[int, int], int, int]:
+    """``fit: crop``: the covering resize size (H, W) of a ``src_hw`` image for a ``hw`` tile and the top-left
+    (y0, x0) of the centred cut (module docstring)."""
+    (th, tw), (sh, sw) = hw, src_hw
+    s = max(tw / sw, th / sh)
+    rh, rw = max(round(sh * s), th), max(round(sw * s), tw)
+    return (rh, rw), (rh - th) // 2, (rw - tw) // 2
+
+
 def fit_to_tile(img: np.ndarray, hw: tuple[int, int], fit: str = "stretch", backend: str = "auto") -> np.ndarray:
     """Resize a uint8 H×W×C image into a tile of ``hw`` = (H, W) per ``fit`` (module docstring); uint8 [H, W, C]."""
     if fit == "stretch":
         return resize_aa(img, hw, backend)
     if fit != "crop":
         raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
-    (th, tw), (sh, sw) = hw, img.shape[:2]
-    s = max(tw / sw, th / sh)
-    rh, rw = max(round(sh * s), th), max(round(sw * s), tw)
-    y0, x0 = (rh - th) // 2, (rw - tw) // 2
-    return resize_aa(img, (rh, rw), backend)[y0 : y0 + th, x0 : x0 + tw]
+    (rh, rw), y0, x0 = crop_geometry(img.shape[:2], hw)
+    return resize_aa(img, (rh, rw), backend)[y0 : y0 + hw[0], x0 : x0 + hw[1]]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -266,6 +274,88 @@ def make_tiling_spec(
     raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
 
 
+RGB = (0, 1, 2)  # channel order: output plane k comes from input channel order[k]
+
+
+def _resize_planar(img: np.ndarray, hw: tuple[int, int], backend: str) -> np.ndarray:
+    """Antialiased resize of a uint8 H×W×C image to planar [C, h, w] (the torch kernel's own output layout)."""
+    if img.shape[:2] == tuple(hw):
+        return img.transpose(2, 0, 1)
+    if backend == "auto":
+        backend = "torch" if _torch() else "numpy"
+    if backend == "torch":
+        resized = resize_aa(img, hw, "torch")  # an H×W×C view of contiguous planes
+        planes = resized.transpose(2, 0, 1)
+        return planes if planes.flags.c_contiguous else np.ascontiguousarray(planes)
+    return resize_aa(img, hw, backend).transpose(2, 0, 1)
+
+
+def tile_planar(
+    images: list[np.ndarray],
+    spec: TilingSpec,
+    *,
+    transforms: list[str] | None = None,
+    pre_resize_hw: list[tuple[int, int] | None] | None = None,
+    backend: str = "auto",
+    orders: list[tuple[int, int, int]] | None = None,
+    reduce: list[int] | None = None,
+    fit: str = "stretch",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``.
+
+    ``reduce[i]`` (1, 2, 4 or 8; default 1) first shrinks camera i by that integer factor with an exact box filter
+    (2×2 averages, OpenCV ``INTER_AREA``, halving while both sides are even): the raw-image counterpart of a
+    JPEG's DCT-scaled decode, chosen by :func:`~fastwam_ros.perception.decode.decode_scale_for`.
+
+    Each image is H×W×C (C = 1, 3 or 4); ``orders[i]`` (default RGB) says which of its channels feed the output's
+    R, G and B planes, so BGR, BGRA and mono images are resized *as they arrived* and their channels reordered
+    on the small tile (channel reorder and replication commute exactly with a per-channel resize). Each tile is
+    written straight into its slice of ``out`` (allocated when None). ``pre_resize_hw[i]`` (optional) resizes
+    camera i to that size first (the official RoboTwin training path resizes to 240×320 before the tile size;
+    reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
+    """
+    if fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
+    if len(images) != len(spec.slots):
+        raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
+    if out is None:
+        out = np.zeros((3, *spec.out_hw), np.uint8)
+    elif spec.layout == "grid":
+        out[...] = 0
+    for slot in spec.slots:
+        i = slot.camera_index
+        img = images[i]
+        order = RGB if orders is None else tuple(orders[i])
+        if (not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3
+                or img.shape[2] not in (1, 3, 4) or max(order) >= img.shape[2]):
+            raise ValueError(f"camera {i}: expected uint8 HxWx3 RGB, got "
+                             f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}")
+        d = 1 if reduce is None else int(reduce[i])
+        while d > 1 and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0:
+            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            img = img[:, :, None] if img.ndim == 2 else img
+            d //= 2
+        if transforms is not None:
+            img = apply_transform(img, transforms[i])
+            if img.ndim == 2:  # OpenCV drops a single channel axis
+                img = img[:, :, None]
+        if pre_resize_hw is not None and pre_resize_hw[i] is not None:
+            img = resize_aa(img, pre_resize_hw[i], backend)
+        if fit == "crop":
+            (rh, rw), y0, x0 = crop_geometry(img.shape[:2], (slot.h, slot.w))
+            planes = _resize_planar(img, (rh, rw), backend)[:, y0 : y0 + slot.h, x0 : x0 + slot.w]
+        else:
+            planes = _resize_planar(img, (slot.h, slot.w), backend)
+        dst = out[:, slot.y : slot.y + slot.h, slot.x : slot.x + slot.w]
+        if order == RGB and planes.shape[0] == 3:
+            dst[...] = planes
+        else:
+            for k in range(3):
+                dst[k] = planes[order[k]]
+    return out
+
+
 def tile_images(
     images: list[np.ndarray],
     spec: TilingSpec,
@@ -276,32 +366,32 @@ def tile_images(
     fit: str = "stretch",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Transform, resize and place RGB uint8 images into one uint8 [H, W, 3] frame per ``spec``.
-
-    ``pre_resize_hw[i]`` (optional) resizes camera i to that size first (the official RoboTwin training path
-    resizes to 240×320 before the tile size; reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
-    """
-    if len(images) != len(spec.slots):
-        raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
+    """Transform, resize and place RGB uint8 images into one uint8 [H, W, 3] frame per ``spec`` (the interleaved
+    form of :func:`tile_planar`; written into ``out`` when given). ``pre_resize_hw[i]`` (optional) resizes camera
+    i to that size first (the official RoboTwin training path resizes to 240×320 before the tile size; reference
+    §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`."""
+    for i, img in enumerate(images):
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"camera {i}: expected uint8 HxWx3 RGB, got "
+                             f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}")
+    planar = tile_planar(images, spec, transforms=transforms, pre_resize_hw=pre_resize_hw, backend=backend, fit=fit)
     if out is None:
-        out = np.zeros((*spec.out_hw, 3), np.uint8)
-    elif spec.layout == "grid":
-        out[...] = 0
-    for slot in spec.slots:
-        img = images[slot.camera_index]
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"camera {slot.camera_index}: expected uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
-        if transforms is not None:
-            img = apply_transform(img, transforms[slot.camera_index])
-        if pre_resize_hw is not None and pre_resize_hw[slot.camera_index] is not None:
-            img = resize_aa(img, pre_resize_hw[slot.camera_index], backend)
-        out[slot.y : slot.y + slot.h, slot.x : slot.x + slot.w] = fit_to_tile(img, (slot.h, slot.w), fit, backend)
+        return np.ascontiguousarray(planar.transpose(1, 2, 0))
+    out[...] = planar.transpose(1, 2, 0)
     return out
+
+
+_SCALE = np.float32(2.0 / 255.0)
+
+
+def normalize_planar(planes: np.ndarray) -> np.ndarray:
+    """uint8 [3, H, W] → float32 [3, H, W] in [-1, 1], ``x * (2/255) − 1`` in float32 (the same numbers as
+    (x/255 − 0.5)/0.5 up to float32 rounding), C-contiguous, two vectorised passes and no temporary."""
+    chw = np.multiply(planes, _SCALE, dtype=np.float32, order="C")
+    chw -= np.float32(1.0)
+    return chw
 
 
 def normalize_frame(frame: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3] → float32 [3, H, W] in [-1, 1] (x/255 − 0.5)/0.5, C-contiguous."""
-    chw = frame.transpose(2, 0, 1).astype(np.float32)
-    chw *= np.float32(2.0 / 255.0)
-    chw -= np.float32(1.0)
-    return chw
+    return normalize_planar(frame.transpose(2, 0, 1))

@@ -128,8 +128,8 @@ def test_demo_chunks_pass_through_the_shipped_runtimes(tmp_path, monkeypatch):
     spy(PolicyWorker, "_infer", lambda s, a, kw, out: worker_threads.append(
         __import__("threading").current_thread().name))
     spy(pipeline_mod.ObservationPipeline, "poll", lambda s, a, kw, out: out is not None and observations.append(out))
-    real_tile = pipeline_mod.tile_frames
-    monkeypatch.setattr(pipeline_mod, "tile_frames", lambda *a, **kw: tiled.append(1) or real_tile(*a, **kw))
+    real_tile = pipeline_mod._tile_planar  # the pipeline's one tiling step (camera set → planar uint8 frame)
+    monkeypatch.setattr(pipeline_mod, "_tile_planar", lambda *a, **kw: tiled.append(1) or real_tile(*a, **kw))
 
     s = run_demo(seconds=2.0, out_dir=tmp_path, sim_mode="kinematic", policy="scripted", latency=0.15, video=False)
     n = s["chunks_produced"]

@@ -447,12 +447,15 @@ def test_sixteen_bit_and_8uc3_never_go_to_the_bridge():
     assert bridge.calls == []
 
 
-def test_compressed_bridge_failure_falls_back():
-    dec = ImageDecoder(bridge=TableBridge())
+def test_compressed_images_never_go_to_the_bridge():
+    """cv_bridge decodes compressed images with imdecode (corrupt JPEG data accepted, no pixel budget): ours only."""
+    bridge = TableBridge()
+    dec = ImageDecoder(bridge=bridge)
+    bridge.calls.clear()
     rgb = known_rgb(9, 11)
     ok, enc = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     np.testing.assert_array_equal(dec.decode(SimpleNamespace(format="png", data=enc.tobytes())), rgb)
-    assert dec.counts["cv_bridge_fallback"] == 1
+    assert bridge.calls == [] and dec.counts["cv_bridge_fallback"] == 0
 
 
 def test_validation_is_ours_even_with_a_bridge():

@@ -164,14 +164,28 @@ def test_clock_jump_backwards_resets_buffers():
     assert s.rejections["older_than_emitted"] == 0
 
 
-def test_stamp_jump_backwards_resets_even_before_the_clock_is_polled():
-    s = make()
+def test_sustained_stamp_jump_resets_that_stream_only_and_logs_once():
+    """A real time jump (bag loop) on one stream: after jump_confirm_count agreeing stamps that stream alone is
+    reset (its confirming frames kept); the other streams' buffers are untouched; one log line."""
+    logged = []
+    s = make(jump_confirm_count=3, log=logged.append)
     feed(s, {c: [100.0] for c in CAMS})
     assert s.poll(100.01) is not None
-    assert s.add("head", 3.0, None)  # jumped back > threshold → reset, then accepted
-    assert s.events["stamp_jump_back"] == 1
-    feed(s, {"left": [3.0], "right": [3.0]})
-    assert s.poll(3.01).stamp_s == 3.0
+    feed(s, {"left": [100.1], "right": [100.1]})
+    assert not s.add("head", 3.0, "h0") and not s.add("head", 3.033, "h1")  # suspects, counted for head only
+    assert s.rejections["implausible_stamp"] == 2 and s.events["time_jump"] == 0
+    assert s.add("head", 3.066, "h2")  # third agreeing stamp: a real jump
+    assert s.events["time_jump"] == 1 and len(logged) == 1 and "'head'" in logged[0]
+    st = s.stream_status(3.1)
+    assert st["head"]["time_jumps"] == 1 and st["head"]["stamp_rejections"] == {"implausible_stamp": 2}
+    assert st["head"]["buffered"] == 3 and st["left"]["buffered"] == 1 and st["right"]["buffered"] == 1
+    assert st["left"]["stamp_rejections"] == {} and st["left"]["time_jumps"] == 0
+    for c in ("left", "right"):  # the others follow with their own jumps; no stream is ever reset twice
+        for t in (3.0, 3.033, 3.066):
+            s.add(c, t, c)
+    assert s.events["time_jump"] == 3 and len(logged) == 3
+    out = s.poll(3.07)
+    assert out is not None and out.stamp_s == 3.066
 
 
 def test_small_backwards_jitter_does_not_reset():

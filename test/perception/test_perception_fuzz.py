@@ -1,0 +1,34 @@
+"""The decoder + pipeline fuzz (benchmarks/fuzz_perception.py) at a CI-sized count; run it by hand with
+``--messages 10000`` or more."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_perception.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("fuzz_perception", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fuzz_no_crash_no_detectable_corruption_accepted_every_refusal_counted(seed):
+    out = load().run(messages=800, seed=seed)
+    assert out["messages"] >= 800
+    assert out["crashes"] == 0
+    assert out["corrupt_detectable_sent"] > 50 and out["corrupt_accepted"] == 0
+    assert out["good_compressed_sent"] > 50 and out["good_compressed_refused_by_decoder"] == 0
+    assert out["uncounted_refusals"] == 0 and out["bad_observations"] == 0
+    assert out["observations"] > 0
+    rej = out["rejections"]  # the reasons reach stats() (→ /diagnostics)
+    for reason in ("decode:truncated", "decode:too_many_pixels", "joint_state:duplicate_joint", "bad_stamp"):
+        assert rej.get(reason, 0) > 0, reason
+    flips = out["byte_flips"]
+    assert flips["rejected"] > 0  # libjpeg's corruption warnings are errors
