@@ -22,7 +22,9 @@ contract (:mod:`fastwam_ros.contract`) all read robots through this one loader. 
         kind: arm                             # arm | gripper
         joints: [left_waist, ...]
         limits: {lower: [...], upper: [...], max_velocity: 2.0, max_acceleration: 12.0}  # scalar or per joint
-        command: {topic: left_arm_controller/joint_trajectory, output: trajectory}  # trajectory|position|joint_state
+        command: {topic: left_arm_controller/joint_trajectory, output: trajectory}  # trajectory|position|
+                                              #   joint_state (controller_node) | rows (row_executor_node: one
+                                              #   chunk row per step; groups sharing a topic share one message)
     control: {control_rate_hz: 60.0, chunk_step_period_s: 0.0333333333, blend_window_s: 0.1}  # ControllerConfig
     urdf: sim                                 # optional: sim (the built-in simulator's URDF) | a file path
     sim: {camera_hw: {head: [64, 128]}}       # optional: simulator settings (fastwam_ros.sim.SimConfig)
@@ -47,7 +49,7 @@ __all__ = ["CameraSpec", "GroupSpec", "RobotSpec", "load_robot", "resolve_robot_
 
 ROBOTS_DIR = ("config", "robots")
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
-OUTPUT_KINDS = ("trajectory", "position", "joint_state")
+OUTPUT_KINDS = ("trajectory", "position", "joint_state", "rows")
 TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw", "resize", "fit")
 LIMIT_KEYS = ("lower", "upper", "max_velocity", "max_acceleration", "max_jerk")
 TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "state", "joint_states", "groups", "control", "urdf",
@@ -364,6 +366,9 @@ def robot_from_dict(doc: Any, source: str = "<dict>") -> RobotSpec:
             raise ConfigError("groups", f"every group must use the same command output, got {outputs}")
         control = dict(_mapping(doc.get("control"), "control"))
         _unknown(control, (*_control_keys(), "chunk_step_period_s"), "control")
+        if control.get("action_space") == "ee_delta" and outputs != ["rows"]:
+            raise ConfigError("control.action_space", "ee_delta actions must not be interpolated or held: they are "
+                                                      "executed row by row (set every group's command.output: rows)")
         step = control.pop("chunk_step_period_s", DEFAULT_STEP_PERIOD_S)
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not (0 < step < 10):
             raise ConfigError("control.chunk_step_period_s", f"must be a period in (0, 10) s, got {step!r}")

@@ -21,6 +21,7 @@ from fastwam_ros.errors import ConfigError  # the package's one config error (re
 from .gripper import GRIPPER_POSTPROCESS
 
 SPLICE_MODES = ("splice", "ensemble", "replace")
+ACTION_SPACES = ("joint_positions", "ee_delta")
 GROUP_KINDS = ("arm", "gripper")
 
 
@@ -60,6 +61,7 @@ class ControllerConfig:
     splice_mode: ``splice`` (blend the new chunk in over ``blend_window_s``), ``ensemble`` (ACT-style
         exponentially weighted average of overlapping chunks) or ``replace`` (execute the first
         ``replace_execute_steps`` steps open-loop, then wait: the official evaluation loop, for comparison).
+        ``replace_execute_steps`` is also the number of rows per chunk of the row executor.
     handoff_margin_s: a new chunk takes over no earlier than ``now + handoff_margin_s`` (≥ one period).
     stale_chunk_s: hold when the newest accepted chunk's observation is older than this.
     stale_state_s: hold a group when its joint state is older than this.
@@ -73,6 +75,14 @@ class ControllerConfig:
     gripper_postprocess: how the chunk's values for joints of ``kind: gripper`` groups become commands
         (:mod:`fastwam_ros.control.gripper`): ``none`` or ``libero`` (the official LIBERO evaluation's binary
         command, −1 = open, +1 = close).
+    action_space: what the chunk's columns are: ``joint_positions`` (absolute targets: holding the last one is
+        safe) or ``ee_delta`` (end-effector deltas, e.g. LIBERO's OSC_POSE input: repeating one keeps moving, so
+        these are executed row by row by :class:`~fastwam_ros.control.row_executor.RowExecutor`, whose idle
+        action is zero deltas with the gripper held; robot files need ``command.output: rows``).
+    warmup_steps: row execution only: no-op steps at the start of an episode before the first row (the
+        official LIBERO evaluation waits 30).
+    idle_gripper_command: row execution only: the gripper command of no-op / idle rows before any row has been
+        executed (LIBERO's no-op action has −1 = open); afterwards idle rows hold the last gripper command.
     """
 
     groups: tuple[JointGroup, ...]
@@ -93,6 +103,9 @@ class ControllerConfig:
     max_future_s: float = 0.5
     max_step_period_s: float = 1.0
     gripper_postprocess: str = "none"
+    action_space: str = "joint_positions"
+    warmup_steps: int = 0
+    idle_gripper_command: float = 0.0
 
     @property
     def period_s(self) -> float:
@@ -298,6 +311,11 @@ def _validate(c: ControllerConfig) -> None:
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
     if c.gripper_postprocess not in GRIPPER_POSTPROCESS:
         raise ConfigError(f"gripper_postprocess: expected one of {GRIPPER_POSTPROCESS}, got {c.gripper_postprocess!r}")
+    if c.action_space not in ACTION_SPACES:
+        raise ConfigError(f"action_space: expected one of {ACTION_SPACES}, got {c.action_space!r}")
+    if isinstance(c.warmup_steps, bool) or not isinstance(c.warmup_steps, int) or c.warmup_steps < 0:
+        raise ConfigError(f"warmup_steps: expected an integer >= 0, got {c.warmup_steps!r}")
+    _num("idle_gripper_command", c.idle_gripper_command)
 
 
 # ---------------------------------------------------------------------------------------------- URDF

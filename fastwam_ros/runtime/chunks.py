@@ -118,6 +118,13 @@ class ParsedChunk:
     rtc_mode: str = "off"
     guided_steps: int = 0
 
+    def core_chunk(self):
+        """The control cores' :class:`fastwam_ros.control.Chunk` (ChunkController, RowExecutor)."""
+        from fastwam_ros.control import Chunk
+
+        return Chunk(stamp_s=self.stamp_s, step_period_s=self.step_period_s, joint_names=self.joint_names,
+                     positions=self.positions, velocities=self.velocities, chunk_id=self.chunk_id)
+
 
 class ChunkFormatError(ValueError):
     """An incoming chunk message is malformed (counted as a rejection by the controller)."""
@@ -172,6 +179,16 @@ def parse_chunk(
         joint_names=names, positions=p, velocities=v, committed_steps=int(committed_steps),
         latency_s=float(latency_s), model_id=model_id, rtc_mode=str(rtc_mode), guided_steps=int(guided_steps),
     )
+
+
+def parse_chunk_counted(rejections, **fields) -> tuple[ParsedChunk | None, str | None]:
+    """:func:`parse_chunk` for the runtimes: (chunk, None), or (None, error text) with the reason counted as
+    ``chunk:<reason>`` in ``rejections`` (a :class:`~fastwam_ros.runtime.stats.ReasonCounter`)."""
+    try:
+        return parse_chunk(**fields), None
+    except ChunkFormatError as exc:
+        rejections.count(f"chunk:{exc.reason}")
+        return None, str(exc)
 
 
 @dataclass

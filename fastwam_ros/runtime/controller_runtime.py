@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.control import Chunk, ChunkController, ControlOutput
+from fastwam_ros.control import ChunkController, ControlOutput
 
-from .chunks import ChunkFields, ChunkFormatError, TrajectoryFields, chunk_fields, parse_chunk, split_stamp
+from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
 from .diagnostics import DiagStatus
 from .stats import RateMeter, ReasonCounter
 
@@ -74,6 +74,11 @@ class ControllerRuntime:
     def __init__(self, params: Mapping[str, Any], robot: Any, urdf: str | None = None):
         """``params``: the node's deployment parameters; ``robot``: the RobotSpec (groups, limits, rates);
         ``urdf``: a robot_description that narrows the limits (default: the robot file's ``urdf:``)."""
+        if robot.output_mode == "rows":
+            from fastwam_ros.errors import ConfigError
+
+            raise ConfigError(f"robot file {robot.source}: command output `rows` is executed by row_executor_node "
+                              "(one chunk row per step), not controller_node")
         self.p = dict(params)
         self.robot = robot
         self.mode = robot.output_mode
@@ -116,14 +121,10 @@ class ControllerRuntime:
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
         self.chunk_rate.tick(now_s)
-        try:
-            pc = parse_chunk(**fields)
-        except ChunkFormatError as exc:
-            self.rejections.count(f"chunk:{exc.reason}")
-            return str(exc)
-        res = self.core.submit_chunk(
-            Chunk(stamp_s=pc.stamp_s, step_period_s=pc.step_period_s, joint_names=pc.joint_names,
-                  positions=pc.positions, velocities=pc.velocities, chunk_id=pc.chunk_id), now_s)
+        pc, err = parse_chunk_counted(self.rejections, **fields)
+        if pc is None:
+            return err
+        res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
             return f"chunk {pc.chunk_id} rejected: {res.reason} ({res.detail})"

@@ -13,7 +13,9 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
     ("config", "", "Robot/parameter YAML (ros__parameters per node). Empty = share/fastwam_ros/config/"
                    "towel_fold.yaml, plus config/demo.yaml on top when demo:=true."),
     ("robot", "", "Robot file: a name under share/fastwam_ros/config/robots (towel_fold_bimanual, demo_aloha) or a "
-                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true."),
+                  "path; sets every node's robot_file. Empty = the YAML's robot_file; demo_aloha with demo:=true. "
+                  "A robot file with command.output rows (libero_franka) runs row_executor_node instead of "
+                  "controller_node."),
     ("checkpoint", "", "Fast-WAM checkpoint directory or file (sets policy_node model.checkpoint). Empty = the "
                        "value in the YAML; with demo:=true the bundled models/demo."),
     ("device", "", "Torch device for the policy (cuda, cuda:N, cpu). Empty = the YAML's model.device "
@@ -56,6 +58,20 @@ class LaunchPlan:
     autostart: list[str]  # lifecycle nodes to configure + activate
 
 
+def executor_for(robot: str) -> str:
+    """The node that executes a robot's chunks: ``row_executor_node`` for robot files whose groups use
+    ``command.output: rows`` (LIBERO), else ``controller_node`` (also when the file cannot be read here: that
+    node then reports the error)."""
+    if not robot:
+        return "controller_node"
+    from fastwam_ros.robot import load_robot
+
+    try:
+        return "row_executor_node" if load_robot(robot).output_mode == "rows" else "controller_node"
+    except (ValueError, OSError):
+        return "controller_node"
+
+
 def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     """The nodes to start for these launch arguments. ``share``: the package's share directory."""
     demo = parse_bool("demo", args.get("demo", "true"))
@@ -81,9 +97,13 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
         policy_over["model.device"] = args["device"]
     elif demo:
         policy_over["model.device"] = "cpu"
+    executor = executor_for(robot)
+    if executor == "row_executor_node":
+        policy_over["trigger.mode"] = "on_request"  # one chunk per executed block, as the official loop
+        policy_over["rtc.mode"] = "off"  # the official sampler; the row executor publishes no plan
     nodes = [
         NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
-        NodeSpec("fastwam_ros", "controller_node", "controller_node", [*files, common]),
+        NodeSpec("fastwam_ros", executor, executor, [*files, common]),
     ]
     if demo:
         # The simulator's timers run on wall time even when it publishes /clock.

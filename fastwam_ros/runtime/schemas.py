@@ -1,4 +1,4 @@
-"""The parameter schemas of the three nodes (policy_node, controller_node, sim_node).
+"""The parameter schemas of the nodes (policy_node, controller_node, row_executor_node, sim_node).
 
 ROS parameters hold deployment knobs only (checkpoint, device, dtype, trigger, topics of the node's own
 outputs, debug). Every robot fact (cameras, tiling, joints, groups, limits, rates, step period) is in the
@@ -206,6 +206,39 @@ CONTROLLER_SCHEMA.cross_checks.append(_controller_cross)
 
 
 # ---------------------------------------------------------------------------------------------------
+# row_executor_node
+# ---------------------------------------------------------------------------------------------------
+
+
+def _service(v: str):
+    return None if not v else _topic(v)
+
+
+ROW_EXECUTOR_SCHEMA = Schema(
+    node="row_executor_node",
+    specs=[
+        _robot_spec("libero_franka"),
+        ParamSpec("chunk_topic", "string", "action_chunk", "fastwam_ros/ActionChunk input topic.",
+                  read_only=True, check=_topic),
+        ParamSpec("estop_topic", "string", "e_stop",
+                  "std_msgs/Bool; true latches the e-stop (idle rows only, chunks refused) until ~/reset.",
+                  read_only=True, check=_topic),
+        ParamSpec("request_service", "string", "policy_node/request_chunk",
+                  "std_srvs/Trigger called when the executor needs a chunk (the policy node's ~/request_chunk, "
+                  "with its trigger.mode on_request); empty = never call (trigger.mode continuous or rate: the "
+                  "first chunk observed after the last executed row is taken).", read_only=True, check=_service),
+        ParamSpec("request_retry_s", "double", 2.0,
+                  "While waiting for a chunk, call request_service again after this long, seconds (0 = once).",
+                  min=0.0, max=3600.0),
+        ParamSpec("publish_idle", "bool", True,
+                  "Publish the idle action (ee_delta: zero deltas, gripper held) on steps without a fresh row; "
+                  "false = publish nothing then (a bridge that steps its simulator per message then pauses "
+                  "during inference, like the official evaluations)."),
+    ],
+)
+
+
+# ---------------------------------------------------------------------------------------------------
 # sim_node
 # ---------------------------------------------------------------------------------------------------
 
@@ -241,7 +274,7 @@ def readme_tables() -> str:
     """The README's parameter tables (one per node), generated from the schemas."""
     parts = []
     for node, schema in (("policy_node", POLICY_SCHEMA), ("controller_node", CONTROLLER_SCHEMA),
-                         ("sim_node", SIM_SCHEMA)):
+                         ("row_executor_node", ROW_EXECUTOR_SCHEMA), ("sim_node", SIM_SCHEMA)):
         parts.append(f"#### `{node}`\n{markdown_table(schema)}\n")
     return "\n".join(parts)
 
