@@ -15,7 +15,20 @@ consecutive chunks that disagree a little) is run through each splice mode at 10
   tracking_rms / tracking_max  output vs. the newest arrived chunk at the same time (rad)
   hold_fraction            share of enabled ticks spent holding (waiting for a chunk)
 
-Usage: python benchmarks/bench_controller.py [--json] [--seconds 20] [--seeds 3]
+Tick cost (CPU time of the calling thread per call, ms -- robust on a shared machine; ``--wall`` for wall time;
+14 joints: two 6-joint arms + a gripper each, 100 Hz):
+
+  tick_bare      ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
+  tick_position  ``tick(with_trajectory=False)``: what controller_node computes in position/joint_state mode
+  tick_trajectory ``tick()``: the default trajectory output mode (short trajectory + committed prefix)
+  tick_node_trajectory  what controller_node pays per tick in trajectory mode: the trajectory every tick, the
+                 committed prefix on every 5th (it is published at 20 Hz)
+  submit         ``submit_chunk`` per chunk
+  on the normal stream above, and on an adversarial one: a chunk every tick (lengths up to the cap, without
+  velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, wrong joints), joint states every tick.
+  ``long_chunk_refusal_ms``: the time to refuse one 5,000-step chunk (median of 200).
+
+Usage: python benchmarks/bench_controller.py [--json] [--seconds 20] [--seeds 3] [--cost-seconds 10]
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastwam_ros.control import ChunkController, ControllerConfig  # noqa: E402
+from fastwam_ros.control import Chunk, ChunkController, ControllerConfig  # noqa: E402
 from fastwam_ros.control.synthetic import bimanual_config_dict, chunk_stream  # noqa: E402
 
 MODES = ("splice", "ensemble", "replace")
@@ -109,14 +122,114 @@ def run_mode(mode: str, seconds: float, seed: int, rate_hz: float = 100.0) -> di
     }
 
 
+def _percentiles(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def _adversarial_chunk(rng: np.random.Generator, names: tuple[str, ...], now: float, n: int, cap: int) -> Chunk:
+    J = len(names)
+    h = int(rng.integers(2, cap + 1))
+    pos = rng.uniform(-2, 2, size=J) + np.cumsum(rng.normal(0, 0.3, size=(h, J)), axis=0)
+    chunk_names: tuple[str, ...] | list[str] = names
+    if n % 10 == 9:  # garbage: refused, but it must cost little
+        kind = n // 10 % 3
+        if kind == 0:
+            pos[0, 0] = np.nan
+        elif kind == 1:
+            pos = np.zeros((5000, J))
+        else:
+            chunk_names = list(names[:-1]) + ["mystery_joint"]
+    return Chunk(stamp_s=now - float(rng.uniform(0.0, 0.2)), step_period_s=1 / 30, joint_names=chunk_names,
+                 positions=pos, chunk_id=n)
+
+
+def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_hz: float = 100.0,
+              clock=time.thread_time) -> dict:
+    """Cost of tick() (three variants, interleaved on the same controller state) and submit_chunk()."""
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=rate_hz, splice_mode=mode,
+                                                          replace_execute_steps=8))
+    names = cfg.joint_names
+    grip = tuple(i for i, n in enumerate(names) if "gripper" in n)
+    events, truth = chunk_stream(names, seconds, seed=seed, gripper_cols=grip)
+    rng = np.random.default_rng(seed)
+    cap = int(getattr(cfg, "max_chunk_steps", 128))
+    ctl = ChunkController(cfg)
+    dt = 1.0 / rate_hz
+    ctl.update_joint_state(0.0, names, truth(0.0)[0])
+    ctl.enable(0.0)
+    times: dict[str, list[float]] = {"tick_bare": [], "tick_position": [], "tick_trajectory": [],
+                                     "tick_node_trajectory": [], "submit": []}
+    variants = (("tick_bare", False, False), ("tick_position", False, True), ("tick_trajectory", True, True),
+                ("tick_node_trajectory", True, None))
+    ev = 0
+    pc = clock
+    for n in range(int(seconds * rate_hz)):
+        t = (n + 1) * dt
+        if adversarial:
+            ch = _adversarial_chunk(rng, names, t, n, cap)
+            t0 = pc()
+            ctl.submit_chunk(ch, t)
+            times["submit"].append(pc() - t0)
+        while not adversarial and ev < len(events) and events[ev].arrival_s <= t:
+            t0 = pc()
+            ctl.submit_chunk(events[ev].chunk, events[ev].arrival_s)
+            times["submit"].append(pc() - t0)
+            ev += 1
+        key, traj, pref = variants[n % len(variants)]
+        if pref is None:
+            pref = n // len(variants) % 5 == 0
+        t0 = pc()
+        out = ctl.tick(t, with_trajectory=traj, with_prefix=pref)
+        times[key].append(pc() - t0)
+        p = np.concatenate([out.groups[g.name].positions for g in cfg.groups])
+        ctl.update_joint_state(t, names, p)
+    res = {k: _percentiles(v) for k, v in times.items() if v}
+    m = ctl.metrics
+    res["chunks_accepted"] = m.chunks_accepted
+    res["chunks_rejected"] = int(sum(m.rejections.values()))
+    return res
+
+
+def numpy_op_us(clock=time.thread_time) -> float:
+    """Calibration: the cost of one small NumPy operation (np.minimum on 14 floats, µs) on this machine now --
+    the tick is ~100 such operations plus Python, so a loaded machine scales every figure by about this."""
+    a, b = np.ones(14), np.ones(14)
+    best = float("inf")
+    for _ in range(5):
+        t0 = clock()
+        for _ in range(2000):
+            np.minimum(a, b)
+        best = min(best, (clock() - t0) / 2000)
+    return best * 1e6
+
+
+def long_chunk_refusal_ms(repeats: int = 200, clock=time.thread_time) -> float:
+    cfg = ControllerConfig.from_dict(bimanual_config_dict())
+    ctl = ChunkController(cfg)
+    names = cfg.joint_names
+    ctl.update_joint_state(0.0, names, np.zeros(len(names)))
+    pos = np.zeros((5000, len(names)))
+    ts = []
+    for i in range(repeats):
+        ch = Chunk(stamp_s=1.0 + i * 1e-3, step_period_s=1 / 30, joint_names=names, positions=pos)
+        t0 = clock()
+        ctl.submit_chunk(ch, 1.0 + i * 1e-3)
+        ts.append(clock() - t0)
+    return float(np.median(ts) * 1e3)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print JSON only")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--cost-seconds", type=float, default=10.0, help="simulated seconds per tick-cost run")
+    ap.add_argument("--wall", action="store_true", help="tick cost in wall time instead of thread CPU time")
+    ap.add_argument("--cost-only", action="store_true", help="skip the smoothness/tracking runs")
     args = ap.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
-    for mode in MODES:
+    for mode in (() if args.cost_only else MODES):
         runs = [run_mode(mode, args.seconds, seed) for seed in range(args.seeds)]
         agg: dict[str, float] = {}
         for k in runs[0]:
@@ -126,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"stream": {"steps": 32, "step_hz": 30, "latency_s": 0.19, "jitter_s": 0.03, "every_steps": [8, 24],
                          "control_hz": 100, "seconds": args.seconds, "seeds": args.seeds},
               "modes": results}
+    clock = time.perf_counter if args.wall else time.thread_time
+    cost = {f"{mode}/{'adversarial' if adv else 'normal'}": tick_cost(mode, args.cost_seconds, adv, clock=clock)
+            for adv in (False, True) for mode in MODES}
+    report["tick_cost"] = cost
+    report["tick_cost_clock"] = "wall" if args.wall else "thread_cpu"
+    report["long_chunk_refusal_ms"] = long_chunk_refusal_ms(clock=clock)
+    report["numpy_op_us"] = numpy_op_us(clock)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -134,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mode':10s} " + " ".join(f"{c:>24s}" for c in cols))
         for mode, r in results.items():
             print(f"{mode:10s} " + " ".join(f"{r[c]:24.4f}" for c in cols))
+        print(f"\ntick cost, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
+        for case, r in cost.items():
+            line = "  ".join(f"{k} {r[k]['p50_ms']:.3f}/{r[k]['p99_ms']:.3f}/{r[k]['max_ms']:.2f}"
+                             for k in ("tick_bare", "tick_position", "tick_trajectory", "tick_node_trajectory", "submit")
+                             if k in r)
+            print(f"{case:22s} {line}")
+        print(f"5,000-step chunk refused in {report['long_chunk_refusal_ms']:.3f} ms (median)")
+        print(f"calibration: one small NumPy op = {report['numpy_op_us']:.2f} us (~0.5 on an idle x86-64 core)")
     return 0
 
 

@@ -240,7 +240,8 @@ def write_model_card(policy_dir: str | Path, repo_id: str | None = None) -> Path
 
 
 # ------------------------------------------------------------------------------------------------ Hub ids
-def _is_hub_id(name: str) -> bool:
+def is_hub_id(name: str) -> bool:
+    """True for ``org/name`` or ``org/name@revision`` (not a relative, absolute or home path)."""
     base = name.split("@")[0]
     return base.count("/") == 1 and not base.startswith((".", "/", "~")) and all(base.split("/"))
 
@@ -264,7 +265,7 @@ def resolve_policy_dir(name_or_path: str | Path, revision: str | None = None) ->
     Local paths win; a Hub id is served from the local cache when present (always so with ``HF_HUB_OFFLINE``),
     otherwise downloaded. Errors name the id, the cache folder and what to do."""
     p = Path(name_or_path).expanduser()
-    if p.exists() or not _is_hub_id(str(name_or_path)):
+    if p.exists() or not is_hub_id(str(name_or_path)):
         return p
     repo_id, _, rev = str(name_or_path).partition("@")
     revision = revision or rev or None

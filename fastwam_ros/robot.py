@@ -52,6 +52,7 @@ QOS_CHOICES = ("sensor_data", "reliable", "best_effort")
 OUTPUT_KINDS = ("trajectory", "position", "joint_state", "rows")
 TILING_KEYS = ("layout", "tile_hw", "top_hw", "bottom_tile_hw", "grid_rows", "grid_cols", "output_hw", "resize", "fit")
 LIMIT_KEYS = ("lower", "upper", "max_velocity", "max_acceleration", "max_jerk")
+GROUP_WATCHDOG_KEYS = ("tracking_error_rad", "tracking_error_s")  # per-group overrides of ControllerConfig's
 TOP_KEYS = ("robot", "cameras", "tiling", "sync", "joints", "state", "joint_states", "groups", "control", "urdf",
             "sim")
 CAMERA_KEYS = ("name", "topic", "transport", "qos", "transform", "pre_resize_hw")
@@ -101,6 +102,7 @@ class GroupSpec:
     limits: Mapping[str, Any] = field(default_factory=dict)
     command_topic: str = ""
     output: str = "trajectory"
+    watchdog: Mapping[str, Any] = field(default_factory=dict)  # tracking_error_rad / tracking_error_s (JointGroup)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class RobotSpec:
         groups, joint_limits = [], {}
         for g in self.groups:
             scalar = {k: v for k, v in g.limits.items() if not isinstance(v, (list, tuple))}
-            entry: dict[str, Any] = {"name": g.name, "joints": list(g.joints), "kind": g.kind}
+            entry: dict[str, Any] = {"name": g.name, "joints": list(g.joints), "kind": g.kind, **g.watchdog}
             if scalar:
                 entry["limits"] = scalar
             groups.append(entry)
@@ -306,7 +308,7 @@ def _camera(d: Any, where: str) -> CameraSpec:
 
 def _group(d: Any, where: str, joints: tuple[str, ...]) -> GroupSpec:
     d = _mapping(d, where)
-    _unknown(d, ("name", "kind", "joints", "limits", "command"), where)
+    _unknown(d, ("name", "kind", "joints", "limits", "command", *GROUP_WATCHDOG_KEYS), where)
     name = d.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name", f"must be a non-empty string, got {name!r}")
@@ -331,6 +333,7 @@ def _group(d: Any, where: str, joints: tuple[str, ...]) -> GroupSpec:
         limits=limits, command_topic=_topic(cmd.get("topic", f"{name}_controller/joint_trajectory"),
                                             f"{where}.command.topic"),
         output=_choice(cmd.get("output", "trajectory"), OUTPUT_KINDS, f"{where}.command.output"),
+        watchdog={k: d[k] for k in GROUP_WATCHDOG_KEYS if k in d},  # validated by ControllerConfig
     )
 
 

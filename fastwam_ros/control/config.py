@@ -46,11 +46,18 @@ class JointLimits:
 
 @dataclass(frozen=True)
 class JointGroup:
-    """A named set of joints controlled (enabled, held) together, e.g. one arm or one gripper."""
+    """A named set of joints controlled (enabled, held) together, e.g. one arm or one gripper.
+
+    tracking_error_rad / tracking_error_s: this group's tracking-error watchdog thresholds (joint units, s):
+    one number, or (threshold only) one per joint; None uses :class:`ControllerConfig`'s. ``inf`` turns the
+    watchdog off for a joint (e.g. a gripper that grasps: it is meant to stop short of its command).
+    """
 
     name: str
     joints: tuple[str, ...]
     kind: str = "arm"
+    tracking_error_rad: float | tuple[float, ...] | None = None
+    tracking_error_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,20 @@ class ControllerConfig:
     ensemble_decay: ACT weight exp(-decay · Δstamp/step) — positive favours older chunks (ACT's choice).
     max_future_s: chunks stamped further than this into the future are rejected.
     max_step_period_s: chunks whose step period exceeds this are rejected.
+    max_chunk_steps: chunks with more steps are refused before any work (``too_long``): bounds the cost of a
+        chunk (the model's horizon is 32 steps).
+    max_plan_chunks: at most this many chunks make up the plan (bounds the tick cost under chunk floods):
+        ``ensemble`` averages at most this many (a new chunk beyond it drops the member with the smallest weight
+        at the hand-off); ``splice`` nests at most this many blends (a new chunk arriving while as many blends
+        are still in progress drops the oldest chunk from the blend chain). Normal streams (a chunk every few
+        hundred ms, blend windows of 0.1-0.3 s) never reach it.
+    tracking_error_rad / tracking_error_s / tracking_lag_s: tracking-error watchdog: when an enabled group's
+        joint stays further than ``tracking_error_rad`` (joint units) from every position commanded during the
+        last ``tracking_lag_s`` (the lag a following robot may have) for ``tracking_error_s``, the group faults:
+        it is disabled (decelerates to a hold) and stays so until enabled again; counted in
+        ``Metrics.tracking_faults``. ``inf`` turns it off. Threshold and duration are overridable per group
+        (:class:`JointGroup`); ``kind: gripper`` groups are not watched unless their group sets a threshold
+        (a gripper that grasps stops short of its command).
     gripper_postprocess: how the chunk's values for joints of ``kind: gripper`` groups become commands
         (:mod:`fastwam_ros.control.gripper`): ``none`` or ``libero`` (the official LIBERO evaluation's binary
         command, −1 = open, +1 = close).
@@ -102,6 +123,11 @@ class ControllerConfig:
     replace_execute_steps: int = 16
     max_future_s: float = 0.5
     max_step_period_s: float = 1.0
+    max_chunk_steps: int = 128
+    max_plan_chunks: int = 8
+    tracking_error_rad: float = 0.15
+    tracking_error_s: float = 0.5
+    tracking_lag_s: float = 0.1
     gripper_postprocess: str = "none"
     action_space: str = "joint_positions"
     warmup_steps: int = 0
@@ -152,7 +178,7 @@ class ControllerConfig:
             path = f"groups[{i}]"
             if not isinstance(g, Mapping):
                 raise ConfigError(f"{path}: expected a mapping")
-            extra = set(g) - {"name", "joints", "kind", "limits"}
+            extra = set(g) - {"name", "joints", "kind", "limits", "tracking_error_rad", "tracking_error_s"}
             if extra:
                 raise ConfigError(f"{path}.{sorted(extra)[0]}: unknown field")
             name = g.get("name")
@@ -164,7 +190,10 @@ class ControllerConfig:
             kind = g.get("kind", "arm")
             if kind not in GROUP_KINDS:
                 raise ConfigError(f"{path}.kind: expected one of {GROUP_KINDS}, got {kind!r}")
-            groups.append(JointGroup(name=name, joints=tuple(joints), kind=kind))
+            thr = g.get("tracking_error_rad")
+            groups.append(JointGroup(name=name, joints=tuple(joints), kind=kind,
+                                     tracking_error_rad=tuple(thr) if isinstance(thr, (list, tuple)) else thr,
+                                     tracking_error_s=g.get("tracking_error_s")))
             if "limits" in g:
                 if not isinstance(g["limits"], Mapping):
                     raise ConfigError(f"{path}.limits: expected a mapping")
@@ -270,6 +299,15 @@ def _validate(c: ControllerConfig) -> None:
             raise ConfigError(f"groups[{i}].kind: expected one of {GROUP_KINDS}, got {g.kind!r}")
         if not g.joints:
             raise ConfigError(f"groups[{i}].joints: empty")
+        if isinstance(g.tracking_error_rad, tuple):
+            if len(g.tracking_error_rad) != len(g.joints):
+                raise ConfigError(f"groups[{i}].tracking_error_rad: needs one value per joint ({len(g.joints)})")
+            for x in g.tracking_error_rad:
+                _threshold(f"groups[{i}].tracking_error_rad", x)
+        elif g.tracking_error_rad is not None:
+            _threshold(f"groups[{i}].tracking_error_rad", g.tracking_error_rad)
+        if g.tracking_error_s is not None:
+            _num(f"groups[{i}].tracking_error_s", g.tracking_error_s, lo=0.0)
         for j in g.joints:
             if j in seen_j:
                 raise ConfigError(f"groups[{i}].joints: joint {j!r} is already in group {seen_j[j]!r}")
@@ -309,6 +347,11 @@ def _validate(c: ControllerConfig) -> None:
         raise ConfigError(f"replace_execute_steps: expected an integer >= 1, got {c.replace_execute_steps!r}")
     _num("max_future_s", c.max_future_s, lo=0.0)
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
+    _int("max_chunk_steps", c.max_chunk_steps, lo=1, hi=10000)
+    _int("max_plan_chunks", c.max_plan_chunks, lo=1, hi=1000)
+    _threshold("tracking_error_rad", c.tracking_error_rad)
+    _num("tracking_error_s", c.tracking_error_s, lo=0.0)
+    _num("tracking_lag_s", c.tracking_lag_s, lo=0.0, hi=10.0)
     if c.gripper_postprocess not in GRIPPER_POSTPROCESS:
         raise ConfigError(f"gripper_postprocess: expected one of {GRIPPER_POSTPROCESS}, got {c.gripper_postprocess!r}")
     if c.action_space not in ACTION_SPACES:
@@ -316,6 +359,19 @@ def _validate(c: ControllerConfig) -> None:
     if isinstance(c.warmup_steps, bool) or not isinstance(c.warmup_steps, int) or c.warmup_steps < 0:
         raise ConfigError(f"warmup_steps: expected an integer >= 0, got {c.warmup_steps!r}")
     _num("idle_gripper_command", c.idle_gripper_command)
+
+
+def _int(name: str, v: Any, *, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _threshold(name: str, v: Any) -> float:
+    """A watchdog threshold: a number > 0, ``inf`` allowed (off)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(float(v)) or not float(v) > 0:
+        raise ConfigError(f"{name}: expected a number > 0 (inf: off), got {v!r}")
+    return float(v)
 
 
 # ---------------------------------------------------------------------------------------------- URDF

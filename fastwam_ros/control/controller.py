@@ -19,6 +19,18 @@ Modes per group (``GroupOutput.mode``):
   ``estop``     latched: brake at the full acceleration limit, then freeze; only ``reset`` clears it
                 (all groups come back ``disabled`` and the plan is dropped).
 
+Tracking-error watchdog: when an enabled group's joint stays further than ``tracking_error_rad`` from the
+positions commanded during the last ``tracking_lag_s`` for ``tracking_error_s`` (the robot does not follow),
+the group *faults*: it is disabled (``disabled``,
+reason ``tracking_error``, ``GroupOutput.fault`` set), so the command decelerates to a hold, and only an explicit
+``enable(..., clear_faults=True)`` (the default) re-enables it, re-anchored to the measured pose.
+
+The short trajectory (trajectory output) is the limited command over ``trajectory_horizon_s`` followed by a
+braking tail at the full acceleration limit down to velocity 0, so its last point is at rest: a stock
+joint_trajectory_controller accepts it with its defaults (``allow_nonzero_velocity_at_trajectory_end: false``),
+and should commands stop arriving the robot stops within its limits. The next tick's trajectory replaces it
+long before the tail is reached, so tracking is unaffected.
+
 Enable anchors the command to the *measured* pose (clipped into the position range) once the command is
 at rest: that is the one place the command may jump (to where the robot actually is); ``GroupOutput.anchored``
 flags the tick.
@@ -28,134 +40,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import ControllerConfig
 from .gripper import postprocess_gripper
-from .limits import CLAMP_KINDS, LimitArrays, StepResult, limiter_step
-from .plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, Source, smoothstep5
-
-REJECT_REASONS = (
-    "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",
-    "unknown_joint", "missing_joint", "future_stamp", "stale_chunk", "non_increasing_stamp", "expired",
-    "estopped", "busy",
+from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_step
+from .plan import (
+    BlendSource,
+    ChunkSpline,
+    EnsembleMember,
+    EnsembleSource,
+    Source,
+    cap_members,
+    smoothstep5,
+    smoothstep5_many,
+    trim_blend,
 )
-
-
-@dataclass
-class Chunk:
-    """An action chunk: step k of ``positions`` ([H, J]) is meant for ``stamp_s + k·step_period_s``.
-
-    joint_names: column names (any order, must be exactly the configured joints); velocities: optional [H, J].
-    """
-
-    stamp_s: float
-    step_period_s: float
-    joint_names: Sequence[str]
-    positions: np.ndarray
-    velocities: np.ndarray | None = None
-    chunk_id: int = 0
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    accepted: bool
-    reason: str | None = None
-    detail: str | None = None
-    handoff_s: float | None = None
-
-
-@dataclass
-class Trajectory:
-    """Short-horizon trajectory for one group: point i is at ``start_stamp_s + time_from_start_s[i]``.
-
-    positions/velocities: [N, Jg]; time_from_start_s strictly positive. Maps 1:1 onto a
-    trajectory_msgs/JointTrajectory (header.stamp = start_stamp_s, which is ≥ one control period ahead).
-    """
-
-    joint_names: tuple[str, ...]
-    start_stamp_s: float
-    time_from_start_s: np.ndarray
-    positions: np.ndarray
-    velocities: np.ndarray
-
-
-@dataclass
-class GroupOutput:
-    name: str
-    joint_names: tuple[str, ...]
-    mode: str
-    reason: str | None
-    valid: bool
-    positions: np.ndarray | None
-    velocities: np.ndarray | None
-    accelerations: np.ndarray | None
-    trajectory: Trajectory | None = None
-    anchored: bool = False
-
-
-@dataclass
-class CommittedPrefix:
-    """What will execute during the next ``duration_s``, sampled on a chunk-step grid.
-
-    times_s[k] = stamp_s + k·step_period_s (absolute, seconds), k = 0..num_steps-1; positions [K, J] in the
-    controller's joint order; newest_chunk_step[k]: the same times as (fractional) step indices of the newest
-    accepted chunk (NaN before any chunk). For RTC: pass the observation stamp as ``stamp_s`` and the
-    steps 0..num_steps-1 of the next chunk should agree with ``positions``.
-    """
-
-    stamp_s: float
-    step_period_s: float
-    duration_s: float
-    times_s: np.ndarray
-    positions: np.ndarray
-    num_steps: int
-    newest_chunk_id: int | None
-    newest_chunk_step: np.ndarray
-
-
-@dataclass
-class Metrics:
-    """Counters and gauges; ``clamps[kind][j]`` counts ticks where joint j was clamped (kinds in CLAMP_KINDS)."""
-
-    joint_names: tuple[str, ...]
-    ticks: int = 0
-    chunks_accepted: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)
-    clamps: dict[str, np.ndarray] = field(default_factory=dict)
-    state_rejections: int = 0
-    time_errors: int = 0
-    seams: int = 0
-    last_seam_position_jump: float = 0.0
-    last_seam_velocity_jump: float = 0.0
-    max_seam_position_jump: float = 0.0
-    max_seam_velocity_jump: float = 0.0
-    max_seam_disagreement: float = 0.0
-    plan_depth_s: float = 0.0
-    time_to_exhaustion_s: float = 0.0
-
-    def clamp_counts(self) -> dict[str, dict[str, int]]:
-        """{joint: {kind: count}}."""
-        return {j: {k: int(self.clamps[k][i]) for k in CLAMP_KINDS} for i, j in enumerate(self.joint_names)}
-
-    def snapshot(self) -> Metrics:
-        m = Metrics(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        m.rejections = dict(self.rejections)
-        m.clamps = {k: v.copy() for k, v in self.clamps.items()}
-        return m
-
-
-@dataclass
-class ControlOutput:
-    stamp_s: float
-    joint_names: tuple[str, ...]
-    groups: dict[str, GroupOutput]
-    committed_prefix: CommittedPrefix | None
-    metrics: Metrics
-    plan_active: bool
-    plan_reason: str | None
+from .types import (  # noqa: F401 - re-exported: the public names live here too
+    FLOAT32_MAX,
+    REJECT_REASONS,
+    Chunk,
+    CommittedPrefix,
+    ControlOutput,
+    GroupOutput,
+    Metrics,
+    SubmitResult,
+    Trajectory,
+)
+from .watchdog import TrackingWatchdog
 
 
 @dataclass
@@ -170,6 +84,8 @@ class _GroupState:
     running: bool = False
     mode: str = "no_state"
     reason: str | None = None
+    fault: str | None = None
+    valid: bool = False  # every joint of the group has had a joint state
 
 
 class ChunkController:
@@ -190,6 +106,7 @@ class ChunkController:
         self.v = np.zeros(self.J)
         self.a = np.zeros(self.J)
         self.initialised = np.zeros(self.J, dtype=bool)
+        self._all_initialised = False
         self.meas_p = np.full(self.J, np.nan)
         self.meas_stamp = np.full(self.J, -np.inf)
         self.estopped = False
@@ -204,7 +121,17 @@ class ChunkController:
         self._last_tick: float | None = None
         self._last_output: ControlOutput | None = None
         self.metrics = Metrics(joint_names=self.names, rejections={r: 0 for r in REJECT_REASONS},
-                               clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS})
+                               clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS},
+                               tracking_error=np.zeros(self.J))
+        thr, dur = np.empty(self.J), np.empty(self.J)
+        for g in config.groups:
+            i = self._groups[g.name].idx
+            if g.tracking_error_rad is not None:
+                thr[i] = np.asarray(g.tracking_error_rad)
+            else:  # grippers grasp (stop short of their command): watched only when the group says so
+                thr[i] = np.inf if g.kind == "gripper" else config.tracking_error_rad
+            dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
+        self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
 
     # ------------------------------------------------------------------ inputs
 
@@ -233,6 +160,8 @@ class ChunkController:
             return self._reject("bad_shape", f"positions/velocities/joint_names not numeric arrays ({e})")
         if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] != len(names):
             return self._reject("bad_shape", f"positions shape {pos.shape} is not [H>=1, {len(names)} joint_names]")
+        if pos.shape[0] > self.cfg.max_chunk_steps:
+            return self._reject("too_long", f"{pos.shape[0]} steps > max_chunk_steps={self.cfg.max_chunk_steps}")
         if vel is not None and vel.shape != pos.shape:
             return self._reject("bad_shape", f"velocities shape {vel.shape} != positions shape {pos.shape}")
         if not np.isfinite(pos).all() or (vel is not None and not np.isfinite(vel).all()):
@@ -275,7 +204,8 @@ class ChunkController:
         old = self._source if self._plan_usable(now) is None else None
         if mode == "splice":
             new_spline = ChunkSpline(stamp, dt, pos, vel)
-            src: Source = new_spline if old is None else BlendSource(old, new_spline, t_h, self.cfg.blend_window_s)
+            src: Source = new_spline if old is None else BlendSource(
+                trim_blend(old, self.cfg.max_plan_chunks - 1), new_spline, t_h, self.cfg.blend_window_s)
             self._plan_end_s = new_spline.end_s
         elif mode == "ensemble":
             new_spline = ChunkSpline(stamp, dt, pos, vel)
@@ -284,6 +214,7 @@ class ChunkController:
             members = [m for m in self._members if m.end_s + self.cfg.blend_window_s > now] if old is not None else []
             members.append(EnsembleMember(new_spline, -self.cfg.ensemble_decay * (stamp - self._ens_anchor) / dt,
                                           t_h, new_spline.end_s))
+            members = cap_members(members, self.cfg.max_plan_chunks, t_h, self.cfg.blend_window_s, self.J)
             self._members = members
             src = EnsembleSource(members, self.cfg.blend_window_s, self.J)
             self._plan_end_s = max(m.end_s for m in members)
@@ -316,8 +247,10 @@ class ChunkController:
     def update_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float],
                            now_s: float | None = None) -> SubmitResult:
         """Measured joint positions at ``stamp_s``. Unknown names are ignored (joint_states often carry more
-        joints); non-finite entries and stamps older than the last one for that joint are skipped and counted;
-        with ``now_s``, stamps more than ``max_future_s`` ahead are rejected."""
+        joints); entries that are non-finite or outside the float32 range (a JointState carries float64, but
+        1e300 is no joint position) and stamps older than the last one for that joint are skipped and counted;
+        a message naming a joint twice is rejected whole (``duplicate_joint``: neither value is trusted, the
+        same rule as perception's); with ``now_s``, stamps more than ``max_future_s`` ahead are rejected."""
         if not _finite_number(stamp_s):
             self.metrics.state_rejections += 1
             return SubmitResult(False, "bad_stamp", f"stamp_s={stamp_s!r}")
@@ -333,12 +266,15 @@ class ChunkController:
         if len(names) != vals.shape[0]:
             self.metrics.state_rejections += 1
             return SubmitResult(False, "bad_shape", f"{len(names)} names but {vals.shape[0]} positions")
+        if len(set(names)) != len(names):
+            self.metrics.state_rejections += 1
+            return SubmitResult(False, "duplicate_joint", "a joint name appears more than once in one message")
         skipped = 0
         for n, x in zip(names, vals):
             i = self._col.get(n)
             if i is None:
                 continue
-            if not math.isfinite(x) or stamp_s < self.meas_stamp[i]:
+            if not abs(x) <= FLOAT32_MAX or stamp_s < self.meas_stamp[i]:
                 skipped += 1
                 continue
             self.meas_p[i] = x
@@ -348,6 +284,7 @@ class ChunkController:
                 self.v[i] = 0.0
                 self.a[i] = 0.0
                 self.initialised[i] = True
+                self._refresh_initialised()
         if skipped:
             self.metrics.state_rejections += skipped
             return SubmitResult(True, "partial", f"{skipped} entries skipped (non-finite or out of order)")
@@ -362,8 +299,12 @@ class ChunkController:
             groups = [groups]
         return list(groups)
 
-    def enable(self, now_s: float, groups: Iterable[str] | str | None = None) -> dict[str, str | None]:
-        """Enable groups (all by default). Returns {group: None if enabled else the reason}."""
+    def enable(self, now_s: float, groups: Iterable[str] | str | None = None,
+               clear_faults: bool = True) -> dict[str, str | None]:
+        """Enable groups (all by default). Returns {group: None if enabled else the reason}.
+
+        A group with a latched fault (``tracking_error``) is enabled only with ``clear_faults`` (an explicit
+        operator request); an automatic enable passes False and the fault stays."""
         out: dict[str, str | None] = {}
         for g in self._resolve_groups(groups):
             st = self._groups.get(g)
@@ -371,7 +312,12 @@ class ChunkController:
                 out[g] = "unknown_group"
             elif self.estopped:
                 out[g] = "estopped"
+            elif st.fault is not None and not clear_faults:
+                out[g] = st.fault
             else:
+                if st.fault is not None:
+                    st.fault = None
+                    self.watchdog.clear(st.idx)
                 if not st.enabled:
                     st.enabled = True
                     st.pending_anchor = True
@@ -404,6 +350,8 @@ class ChunkController:
             st.enabled = False
             st.pending_anchor = False
             st.running = False
+            st.fault = None
+        self.watchdog.clear(np.arange(self.J))
         self._source = None
         self._members = []
         self._plan_end_s = -math.inf
@@ -445,6 +393,24 @@ class ChunkController:
             p[i] = st.ramp_from + s * d
         return p, v
 
+    def _reference_many(self, ts: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_reference` at K times at once ([K, J] each; row k equals ``_reference(ts[k], run)``)."""
+        p, v, _ = self._source.eval_many(ts)  # type: ignore[union-attr]
+        for st in self._groups.values():
+            if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
+                continue
+            x = (ts - st.ramp_start_s) / st.ramp_dur_s
+            rows = np.flatnonzero(x < 1.0)
+            if rows.size == 0:
+                continue
+            s, ds, _ = smoothstep5_many(x[rows])
+            s, ds = s[:, None], (ds / st.ramp_dur_s)[:, None]
+            cell = np.ix_(rows, st.idx)
+            d = p[cell] - st.ramp_from
+            v[cell] = ds * d + s * v[cell]
+            p[cell] = st.ramp_from + s * d
+        return p, v
+
     def _brake_decel(self) -> np.ndarray:
         return self.lim.max_acceleration * (1.0 if self.estopped else self.cfg.hold_decel_fraction)
 
@@ -473,6 +439,7 @@ class ChunkController:
                 if self._members:
                     self._source.members = self._members
         plan_reason = self._plan_usable(now)
+        self._watch(now)
 
         run = np.zeros(self.J, dtype=bool)
         anchored: dict[str, bool] = {}
@@ -481,13 +448,13 @@ class ChunkController:
             anchored[name] = False
             was_running = st.running
             st.running = False
-            state_age = now - float(np.min(self.meas_stamp[i]))
+            state_age = now - float(self.meas_stamp[i].min())
             if self.estopped:
                 st.mode, st.reason = "estop", "estop"
-            elif not self.initialised[i].all():
+            elif not st.valid:
                 st.mode, st.reason = "no_state", "no_joint_state"
             elif not st.enabled:
-                st.mode, st.reason = "disabled", None
+                st.mode, st.reason = "disabled", st.fault
             elif state_age > self.cfg.stale_state_s:
                 st.mode, st.reason = "hold", "stale_state"
             elif st.pending_anchor:
@@ -519,9 +486,12 @@ class ChunkController:
         for kind, arr in (("position", res.clamped_position), ("velocity", res.clamped_velocity),
                           ("acceleration", res.clamped_acceleration), ("non_finite", res.non_finite)):
             m.clamps[kind] += arr
-        self.p = np.where(self.initialised, res.p, self.p)
-        self.v = np.where(self.initialised, res.v, 0.0)
-        self.a = np.where(self.initialised, res.a, 0.0)
+        if self._all_initialised:
+            self.p, self.v, self.a = res.p, res.v, res.a
+        else:
+            self.p = np.where(self.initialised, res.p, self.p)
+            self.v = np.where(self.initialised, res.v, 0.0)
+            self.a = np.where(self.initialised, res.a, 0.0)
 
         depth = self._plan_end_s - now if plan_reason is None else 0.0
         m.plan_depth_s = max(depth, 0.0)
@@ -533,13 +503,13 @@ class ChunkController:
         for g in self.cfg.groups:
             st = self._groups[g.name]
             i = st.idx
-            valid = bool(self.initialised[i].all())
+            valid = st.valid
             groups[g.name] = GroupOutput(
                 name=g.name, joint_names=g.joints, mode=st.mode, reason=st.reason, valid=valid,
                 positions=self.p[i].copy() if valid else None,
                 velocities=self.v[i].copy() if valid else None,
                 accelerations=self.a[i].copy() if valid else None,
-                trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name])
+                trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name], fault=st.fault)
         out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
                             committed_prefix=self.committed_prefix(now, run=run) if with_prefix else None,
                             metrics=m.snapshot(),
@@ -547,12 +517,41 @@ class ChunkController:
         self._last_output = out
         return out
 
-    def _step(self, t: float, dt: float, run: np.ndarray, state=None) -> StepResult:
+    def _refresh_initialised(self) -> None:
+        """Cache which groups have a joint state for every joint (``_GroupState.valid``) and whether all do."""
+        for st in self._groups.values():
+            st.valid = bool(self.initialised[st.idx].all())
+        self._all_initialised = bool(self.initialised.all())
+
+    def _watch(self, now: float) -> None:
+        """Tracking-error watchdog over the joints of enabled groups with fresh state (command = last output)."""
+        watched = np.zeros(self.J, dtype=bool)
+        for st in self._groups.values():
+            if st.enabled and not st.pending_anchor and not self.estopped:
+                watched[st.idx] = True
+        watched &= self.initialised & (now - self.meas_stamp <= self.cfg.stale_state_s)
+        tripped = self.watchdog.update(now, self.p, self.meas_p, watched)
+        m = self.metrics
+        m.tracking_error = self.watchdog.error
+        if watched.any():
+            m.max_tracking_error = max(m.max_tracking_error, float(self.watchdog.error.max()))
+        if tripped.any():
+            for st in self._groups.values():
+                if tripped[st.idx].any():
+                    st.enabled = False
+                    st.pending_anchor = False
+                    st.fault = "tracking_error"
+                    m.tracking_faults += 1
+
+    def _step(self, t: float, dt: float, run: np.ndarray, state=None, ref=None) -> StepResult:
+        """One limiter step to ``t``; ``ref``: the reference (p, v) at ``t`` when already computed."""
         p, v, a = (self.p, self.v, self.a) if state is None else state
-        if run.any():
-            p_ref, v_ref = self._reference(t, run)
-        else:
+        if not run.any():
             p_ref, v_ref = p, np.zeros(self.J)
+        elif ref is not None:
+            p_ref, v_ref = ref
+        else:
+            p_ref, v_ref = self._reference(t, run)
         track = run & self.initialised
         p_in = np.where(self.initialised, p, 0.0)
         return limiter_step(p_in, v, a, dt, self.lim, track, p_ref, v_ref, self._brake_decel())
@@ -562,15 +561,21 @@ class ChunkController:
         tp = self.cfg.trajectory_point_period_s
         n = max(1, int(round(self.cfg.trajectory_horizon_s / tp)))
         start = now + period
-        r = self._step(start, period, run)
+        ts = np.empty(n + 1)  # the first step is one period long, then point periods
+        ts[0] = start
+        ts[1:] = start + np.arange(1, n + 1) * tp
+        refs = self._reference_many(ts, run) if run.any() else None
+        r = self._step(start, period, run, ref=None if refs is None else (refs[0][0], refs[1][0]))
         state = (r.p, r.v, r.a)
         P = np.empty((n, self.J))
         V = np.empty((n, self.J))
         for k in range(n):
-            r = self._step(start + (k + 1) * tp, tp, run, state)
+            ref = None if refs is None else (refs[0][k + 1], refs[1][k + 1])
+            r = self._step(ts[k + 1], tp, run, state, ref)
             state = (r.p, r.v, r.a)
             P[k], V[k] = r.p, r.v
-        tfs = tp * np.arange(1, n + 1)
+        P, V = braking_tail(P, V, tp, self.lim)
+        tfs = tp * np.arange(1, P.shape[0] + 1)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
                                    positions=P[:, self._groups[g.name].idx].copy(),
                                    velocities=V[:, self._groups[g.name].idx].copy())
@@ -597,10 +602,9 @@ class ChunkController:
         with np.errstate(invalid="ignore"):
             rest = np.clip(self.p + self.v * np.abs(self.v) / (2.0 * decel), self.lim.lower, self.lim.upper)
         pos = np.tile(rest, (k, 1))
-        if run.any() and self._source is not None:
-            for r, t in enumerate(times):
-                p_ref, _ = self._reference(max(t, now_s), run)
-                pos[r] = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
+        if run.any() and self._source is not None and k > 0:
+            p_ref, _ = self._reference_many(np.maximum(times, now_s), run)
+            pos = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
                                num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)

@@ -49,6 +49,29 @@ class LimitArrays:
     max_acceleration: np.ndarray
     max_jerk: np.ndarray  # inf where none
 
+    def __post_init__(self) -> None:
+        # per-limits constants of limiter_step (same arithmetic as written there, computed once)
+        self.has_jerk = bool(np.isfinite(self.max_jerk).any())
+        self.accel_c = SQRT_ACCEL_FRACTION * self.max_acceleration
+        self.two_accel_c = 2.0 * self.accel_c
+        self.two_amax = 2.0 * self.max_acceleration
+        self.neg_vmax = -self.max_velocity
+        self._per_dt: dict[float, tuple[np.ndarray, ...]] = {}
+
+    def per_dt(self, dt: float) -> tuple[np.ndarray, ...]:
+        """(amax·dt, (amax·dt)², k = TRACK_GAIN/dt, e0 = a_c/k², 0.5·e0) for a tick of ``dt`` s; the few
+        fixed tick lengths (control period, trajectory point period) are kept (at most 8)."""
+        c = self._per_dt.get(dt)
+        if c is None:
+            amax_dt = self.max_acceleration * dt
+            k = TRACK_GAIN / dt
+            e0 = self.accel_c / (k * k)
+            c = (amax_dt, amax_dt ** 2, k, e0, 0.5 * e0)
+            if len(self._per_dt) >= 8:
+                self._per_dt.clear()
+            self._per_dt[dt] = c
+        return c
+
     @classmethod
     def from_limits(cls, names: Sequence[str], limits: Mapping[str, JointLimits]) -> LimitArrays:
         ls = [limits[n] for n in names]
@@ -97,44 +120,71 @@ def limiter_step(
     (or be a rest state inside the range).
     """
     amax, vmax = lim.max_acceleration, lim.max_velocity
+    amax_dt, amax_dt2, k, e0, half_e0 = lim.per_dt(dt)
     with np.errstate(invalid="ignore", over="ignore"):
         bad = track & ~(np.isfinite(p_ref) & np.isfinite(v_ref))
-        track = track & ~bad
-        pr = np.where(track, p_ref, p)
-        vr = np.where(track, v_ref, 0.0)
-        # position reference outside the range: clamp it (counted)
-        pr_c = np.minimum(np.maximum(pr, lim.lower), lim.upper)
-        clamped_pos = track & (pr_c != pr)
-        vr = np.where(clamped_pos, 0.0, vr)
-        # desired next velocity
-        e = pr_c - (p + 0.5 * (v + vr) * dt)
-        k = TRACK_GAIN / dt
-        ac = SQRT_ACCEL_FRACTION * amax
-        e0 = ac / (k * k)
-        ae = np.abs(e)
-        corr = np.where(ae <= e0, k * e, np.sign(e) * np.sqrt(2.0 * ac * np.maximum(ae - 0.5 * e0, 0.0)))
-        x_track = vr + corr
-        x_brake = brake_velocity(v, np.minimum(np.where(bad, amax, brake_decel), amax), dt)
-        x_des = np.where(track, x_track, x_brake)
+        any_bad = bad.any()
+        if any_bad:
+            track = track & ~bad
+        all_track, any_track = (False, False) if any_bad else (bool(track.all()), bool(track.any()))
+        if any_track or any_bad:
+            # (all_track: the np.where selections below are identities and are skipped)
+            pr = p_ref if all_track else np.where(track, p_ref, p)
+            vr = v_ref if all_track else np.where(track, v_ref, 0.0)
+            # position reference outside the range: clamp it (counted)
+            pr_c = np.minimum(np.maximum(pr, lim.lower), lim.upper)
+            clamped_pos = track & (pr_c != pr)
+            vr = np.where(clamped_pos, 0.0, vr)
+            # desired next velocity
+            e = pr_c - (p + 0.5 * (v + vr) * dt)
+            ae = np.abs(e)
+            corr = np.where(ae <= e0, k * e, np.sign(e) * np.sqrt(lim.two_accel_c * np.maximum(ae - half_e0, 0.0)))
+            x_track = vr + corr
+        else:  # nothing tracks: every joint brakes
+            clamped_pos = track
+            x_track = None
+        if all_track:
+            x_des = x_track
+        else:
+            x_brake = brake_velocity(v, np.minimum(np.where(bad, amax, brake_decel), amax), dt)
+            x_des = x_brake if x_track is None else np.where(track, x_track, x_brake)
         # hard constraints
-        hi_pos = -amax * dt + np.sqrt((amax * dt) ** 2 + 2.0 * amax * np.maximum(lim.upper - p - 0.5 * v * dt, 0.0))
-        lo_pos = amax * dt - np.sqrt((amax * dt) ** 2 + 2.0 * amax * np.maximum(p - lim.lower + 0.5 * v * dt, 0.0))
-        hi = np.minimum(np.minimum(vmax, v + amax * dt), hi_pos)
-        lo = np.maximum(np.maximum(-vmax, v - amax * dt), lo_pos)
-        # soft jerk limit
-        jd = lim.max_jerk * dt
-        hi_j = np.minimum(hi, v + (a_prev + jd) * dt)
-        lo_j = np.maximum(lo, v + (a_prev - jd) * dt)
-        use_j = lo_j <= hi_j
-        hi = np.where(use_j, hi_j, hi)
-        lo = np.where(use_j, lo_j, lo)
+        half_v_dt = 0.5 * v * dt
+        hi_pos = -amax_dt + np.sqrt(amax_dt2 + lim.two_amax * np.maximum(lim.upper - p - half_v_dt, 0.0))
+        lo_pos = amax_dt - np.sqrt(amax_dt2 + lim.two_amax * np.maximum(p - lim.lower + half_v_dt, 0.0))
+        hi = np.minimum(np.minimum(vmax, v + amax_dt), hi_pos)
+        lo = np.maximum(np.maximum(lim.neg_vmax, v - amax_dt), lo_pos)
+        if lim.has_jerk:  # soft jerk limit (without any, the interval is unchanged)
+            jd = lim.max_jerk * dt
+            hi_j = np.minimum(hi, v + (a_prev + jd) * dt)
+            lo_j = np.maximum(lo, v + (a_prev - jd) * dt)
+            use_j = lo_j <= hi_j
+            hi = np.where(use_j, hi_j, hi)
+            lo = np.where(use_j, lo_j, lo)
         x = np.minimum(np.maximum(x_des, lo), hi)
         empty = ~(lo <= hi)
-        x = np.where(empty, brake_velocity(v, amax, dt), x)
-        x = np.minimum(np.maximum(x, -vmax), vmax)
+        if empty.any():
+            x = np.where(empty, brake_velocity(v, amax, dt), x)
+        x = np.minimum(np.maximum(x, lim.neg_vmax), vmax)
         clamped_vel = track & (np.abs(x_des) > vmax) & (x != x_des)
         clamped_acc = track & (x != x_des) & ~clamped_vel
         p_new = np.minimum(np.maximum(p + 0.5 * (v + x) * dt, lim.lower), lim.upper)
         a = np.minimum(np.maximum((x - v) / dt, -amax), amax)
     return StepResult(p=p_new, v=x, a=a, clamped_position=clamped_pos, clamped_velocity=clamped_vel,
                       clamped_acceleration=clamped_acc, non_finite=bad)
+
+
+def braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Extend a trajectory ([N, J] positions/velocities at spacing ``tp``) by braking every joint at its full
+    acceleration limit to velocity 0 (closed form: |v| falls by a_max·tp per point, positions integrate the
+    velocity exactly, clipped to the position range). The last point's velocity is exactly 0."""
+    v0 = V[-1]
+    k = int(np.max(np.ceil(np.abs(v0) / (lim.max_acceleration * tp)))) if np.any(v0 != 0.0) else 0
+    if k == 0:
+        return P, V
+    steps = np.arange(1, k + 1)[:, None]
+    vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
+    vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
+    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
+    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
+    return np.vstack([P, pt]), np.vstack([V, vt])

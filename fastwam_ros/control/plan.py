@@ -36,31 +36,46 @@ def smoothstep5(x: float) -> tuple[float, float, float]:
             60.0 * x * (1.0 - x) * (1.0 - 2.0 * x))
 
 
-_SPLINE_CACHE: dict[int, np.ndarray] = {}
+def smoothstep5_many(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`smoothstep5` over an array (the same arithmetic, element by element)."""
+    x2 = x * x
+    s = x2 * x * (10.0 + x * (-15.0 + 6.0 * x))
+    ds = 30.0 * x2 * (1.0 - x) ** 2
+    dds = 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x)
+    lo, hi = x <= 0.0, x >= 1.0
+    return (np.where(lo, 0.0, np.where(hi, 1.0, s)), np.where(lo | hi, 0.0, ds), np.where(lo | hi, 0.0, dds))
 
 
-def _natural_spline_operator(n: int) -> np.ndarray:
-    """Matrix M (n×n) so that knot slopes·h = M @ (3·Δ-terms): natural cubic spline on a uniform grid."""
-    op = _SPLINE_CACHE.get(n)
-    if op is None:
-        a = np.zeros((n, n))
-        for i in range(n):
-            if i == 0:
-                a[0, 0], a[0, 1] = 2.0, 1.0
-            elif i == n - 1:
-                a[i, i - 1], a[i, i] = 1.0, 2.0
-            else:
-                a[i, i - 1], a[i, i], a[i, i + 1] = 1.0, 4.0, 1.0
-        op = np.linalg.inv(a)
-        _SPLINE_CACHE[n] = op
-    return op
+def natural_spline_slopes(rhs: np.ndarray) -> np.ndarray:
+    """Knot slopes·h of the natural cubic spline on a uniform grid: solves the tridiagonal system
+    ``[2 1; 1 4 1; …; 1 2] · m = rhs`` (rhs [n ≥ 2, J]) by forward elimination and back substitution
+    (Thomas algorithm: O(n·J) time, O(n·J) memory, no cached operator; the system is strictly
+    diagonally dominant, so no pivoting is needed)."""
+    n = rhs.shape[0]
+    sup = np.empty(n)  # eliminated super-diagonal
+    d = np.empty_like(rhs)
+    sup[0] = 0.5
+    d[0] = rhs[0] / 2.0
+    for i in range(1, n):
+        denom = (2.0 if i == n - 1 else 4.0) - sup[i - 1]
+        sup[i] = 1.0 / denom
+        d[i] = (rhs[i] - d[i - 1]) / denom
+    m = d
+    for i in range(n - 2, -1, -1):
+        m[i] = d[i] - sup[i] * m[i + 1]
+    return m
 
 
 class Source:
-    """Interface: ``eval(t_s) -> (positions, velocities, accelerations)`` over all joints."""
+    """Interface: ``eval(t_s) -> (positions, velocities, accelerations)`` over all joints;
+    ``eval_many(ts)`` the same at K times at once ([K, J] each, row k equal to ``eval(ts[k])``)."""
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = [self.eval(float(t)) for t in ts]
+        return tuple(np.array([r[i] for r in rows]).reshape(len(rows), -1) for i in range(3))  # type: ignore
 
 
 class HoldSource(Source):
@@ -72,6 +87,10 @@ class HoldSource(Source):
 
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.p.copy(), self._z.copy(), self._z.copy()
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = len(ts)
+        return np.tile(self.p, (k, 1)), np.zeros((k, self.p.size)), np.zeros((k, self.p.size))
 
 
 class ChunkSpline(Source):
@@ -102,7 +121,7 @@ class ChunkSpline(Source):
             rhs[-1] = 3.0 * (p[-1] - p[-2])
             if self.n > 2:
                 rhs[1:-1] = 3.0 * (p[2:] - p[:-2])
-            m = _natural_spline_operator(self.n) @ rhs
+            m = natural_spline_slopes(rhs)
         self.m = m
         self._z = np.zeros(p.shape[1])
 
@@ -134,6 +153,43 @@ class ChunkSpline(Source):
         acc = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
         return pos, vel, acc
 
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        K, J = ts.shape[0], self.p.shape[1]
+        if self.n == 1:
+            return np.tile(self.p[0], (K, 1)), np.zeros((K, J)), np.zeros((K, J))
+        x = (ts - self.t0) / self.dt
+        out = (x <= 0.0) | (x >= self.n - 1)
+        if not out.any():  # the usual case: every time between the knots
+            return self._hermite(x)
+        P, V, A = np.empty((K, J)), np.empty((K, J)), np.zeros((K, J))
+        # some times outside the knots: linear extrapolation, then hold (as in eval)
+        t = ts[out]
+        k = np.where(x[out] <= 0.0, 0, self.n - 1)
+        v = self.m[k] / self.dt
+        knot = self.t0 + k * self.dt
+        tau = np.minimum(np.maximum(t - knot, -self.extrapolate_s), self.extrapolate_s)
+        inside = np.abs(t - knot) < self.extrapolate_s
+        P[out] = self.p[k] + v * tau[:, None]
+        V[out] = np.where(inside[:, None], v, 0.0)
+        mid = ~out
+        if mid.any():
+            P[mid], V[mid], A[mid] = self._hermite(x[mid])
+        return P, V, A
+
+    def _hermite(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cubic Hermite pieces at knot coordinates ``x`` (all strictly inside the knots), as in eval."""
+        k = np.minimum(np.floor(x).astype(np.intp), self.n - 2)
+        u = (x - k)[:, None]
+        p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
+        u2, u3 = u * u, u * u * u
+        h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
+        d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
+        e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
+        return (h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1,
+                (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt,
+                (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt))
+
 
 class BlendSource(Source):
     """``old`` before ``t_h``, ``new`` after ``t_h + w``, quintic-smoothstep blend in between."""
@@ -154,6 +210,47 @@ class BlendSource(Source):
         return (po + s * dp,
                 vo + s * dv + ds * dp,
                 ao + s * (an - ao) + 2.0 * ds * dv + dds * dp)
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        after = ts >= self.t_h + self.w
+        before = ~after & (ts <= self.t_h)
+        if after.all():
+            return self.new.eval_many(ts)
+        if before.all():
+            return self.old.eval_many(ts)
+        # each side is evaluated once, at every time it contributes to (a chain of blends stays O(depth))
+        mid = ~(after | before)
+        use_old, use_new = ~after, ~before
+        po, vo, ao = self.old.eval_many(ts[use_old])
+        pn, vn, an = self.new.eval_many(ts[use_new])
+        out = tuple(np.empty((ts.shape[0], po.shape[1])) for _ in range(3))
+        for i, (xo, xn) in enumerate(((po, pn), (vo, vn), (ao, an))):
+            out[i][before] = xo[before[use_old]]
+            out[i][after] = xn[after[use_new]]
+        if mid.any():
+            mo, mn = mid[use_old], mid[use_new]
+            po, vo, ao, pn, vn, an = po[mo], vo[mo], ao[mo], pn[mn], vn[mn], an[mn]
+            s, ds, dds = smoothstep5_many((ts[mid] - self.t_h) / self.w)
+            ds, dds = (ds / self.w)[:, None], (dds / (self.w * self.w))[:, None]
+            s = s[:, None]
+            dp, dv = pn - po, vn - vo
+            out[0][mid] = po + s * dp
+            out[1][mid] = vo + s * dv + ds * dp
+            out[2][mid] = ao + s * (an - ao) + 2.0 * ds * dv + dds * dp
+        return out  # type: ignore[return-value]
+
+
+def trim_blend(src: Source, max_chunks: int) -> Source:
+    """Bound a chain of splice blends to ``max_chunks`` chunk sources: the newer side of each blend is one chunk,
+    the older side the chain before it; past the bound the oldest chunks are dropped (the blend that fades
+    them out is replaced by its newer side). Mutates the chain in place and returns its new head."""
+    if not isinstance(src, BlendSource):
+        return src
+    if max_chunks <= 1:
+        return trim_blend(src.new, max_chunks)
+    src.old = trim_blend(src.old, max_chunks - 1)
+    return src
 
 
 @dataclass
@@ -190,6 +287,58 @@ class EnsembleSource(Source):
         db, ddb = -db / self.w, ddb / self.w ** 2
         return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
 
+    def _weights_many(self, m: EnsembleMember, ts: np.ndarray, base: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_weight` at K times (same arithmetic)."""
+        c = math.exp(m.log_weight - base)
+        if self.w <= 0:
+            inside = (m.start_s <= ts) & (ts <= m.end_s)
+            z = np.zeros(ts.shape)
+            return np.where(inside, c, 0.0), z, z.copy()
+        a, da, dda = smoothstep5_many((ts - m.start_s) / self.w)
+        b, db, ddb = smoothstep5_many((m.end_s + self.w - ts) / self.w)
+        da, dda = da / self.w, dda / self.w ** 2
+        db, ddb = -db / self.w, ddb / self.w ** 2
+        return c * a * b, c * (da * b + a * db), c * (dda * b + 2 * da * db + a * ddb)
+
+    def eval_many(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ts = np.asarray(ts, dtype=_FLOAT)
+        K = ts.shape[0]
+        if not self.members:
+            z = np.zeros((K, self.n_joints))
+            return z, z.copy(), z.copy()
+        base = max(m.log_weight for m in self.members)
+        ws = [self._weights_many(m, ts, base) for m in self.members]
+        W, W1, W2 = np.zeros(K), np.zeros(K), np.zeros(K)
+        for w0, w1, w2 in ws:  # summed in member order, as in eval
+            W, W1, W2 = W + w0, W1 + w1, W2 + w2
+        ok = W > 1e-9
+        P, V, A = np.zeros((K, self.n_joints)), np.zeros((K, self.n_joints)), np.zeros((K, self.n_joints))
+        if ok.any():
+            Wk, W1k, W2k = W[ok][:, None], W1[ok][:, None], W2[ok][:, None]
+            tk = ts[ok]
+            for m, (w0, w1, w2) in zip(self.members, ws):
+                w0, w1, w2 = w0[ok][:, None], w1[ok][:, None], w2[ok][:, None]
+                if not (w0.any() or w1.any() or w2.any()):
+                    continue
+                u = w0 / Wk
+                du = (w1 * Wk - w0 * W1k) / Wk ** 2
+                ddu = w2 / Wk - 2 * w1 * W1k / Wk ** 2 - w0 * W2k / Wk ** 2 + 2 * w0 * W1k ** 2 / Wk ** 3
+                p, v, a = m.spline.eval_many(tk)
+                P[ok] += u * p
+                V[ok] += du * p + u * v
+                A[ok] += ddu * p + 2 * du * v + u * a
+        for r in np.flatnonzero(~ok):  # (almost) no member covers t: as in eval
+            P[r], V[r], A[r] = self.eval(float(ts[r]))
+        return P, V, A
+
+    def weights_at(self, t: float) -> list[float]:
+        """Each member's (unnormalised) weight at ``t``."""
+        if not self.members:
+            return []
+        base = max(m.log_weight for m in self.members)
+        return [self._weight(m, t, base)[0] for m in self.members]
+
     def eval(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.members:
             z = np.zeros(self.n_joints)
@@ -220,3 +369,15 @@ class EnsembleSource(Source):
             V += du * p + u * v
             A += ddu * p + 2 * du * v + u * a
         return P, V, A
+
+
+def cap_members(members: list[EnsembleMember], cap: int, t_h: float, w: float, n_joints: int
+                 ) -> list[EnsembleMember]:
+    """At most ``cap`` ensemble members: drop (never the newest, last in the list) those with the smallest
+    weight at the hand-off ``t_h`` (the least influence on the plan there)."""
+    if len(members) <= cap:
+        return members
+    old, new = members[:-1], members[-1]
+    weights = EnsembleSource(old, w, n_joints).weights_at(t_h)
+    keep = sorted(np.argsort(-np.asarray(weights), kind="stable")[: cap - 1])
+    return [old[i] for i in keep] + [new]

@@ -1,8 +1,11 @@
 """policy_node: managed lifecycle node running Fast-WAM on one dedicated worker thread.
 
 configure = validate parameters, build the observation pipeline, load the model on the worker thread, fill the
-instruction cache, warm up; activate = start handing observations over and publishing; deactivate = stop;
-cleanup = stop the worker and free the model. All logic lives in fastwam_ros.runtime.policy_runtime.
+instruction cache, check the normalisation statistics, warm up (a non-finite output fails); activate = start
+handing observations over and publishing; deactivate = stop; cleanup = stop the worker and free the model.
+With ``autostart`` the node configures and activates itself once at start. Every failure of configure is logged
+with its cause (fastwam_ros.runtime.policy_setup); no callback raises into the executor; an unavailable
+transition request is refused, not fatal. All logic lives in fastwam_ros.runtime.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ from visualization_msgs.msg import MarkerArray
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
-from fastwam_ros.runtime.params import validate
-from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig, policy_factory
-from fastwam_ros.runtime.schemas import POLICY_SCHEMA, require_checkpoint
-from fastwam_ros.runtime.worker import PolicyWorker, WorkerError
+from fastwam_ros.nodes.shell import (
+    TeardownOnCleanup,
+    guard,
+    guard_change_state,
+    release,
+    spin_node,
+    start_autostart,
+)
+from fastwam_ros.runtime.policy_runtime import PolicyRuntime
+from fastwam_ros.runtime.policy_setup import configure_policy
+from fastwam_ros.runtime.schemas import POLICY_SCHEMA
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(TeardownOnCleanup, LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("policy_node", **kwargs)
         self.params = rc.declare_schema(self, POLICY_SCHEMA)
@@ -36,9 +46,12 @@ class PolicyNode(LifecycleNode):
         self.updater.setHardwareID("fastwam_policy")
         self.updater.add("policy cameras", lambda s: self._diag(s, 0))
         self.updater.add("policy inference", lambda s: self._diag(s, 1))
-        self.create_service(SetBool, "~/enable", self._srv_enable)
-        self.create_service(Trigger, "~/reset", self._srv_reset)
-        self.create_service(Trigger, "~/request_chunk", self._srv_request)
+        self.create_service(SetBool, "~/enable", guard(self, self._srv_enable, "~/enable", "response"))
+        self.create_service(Trigger, "~/reset", guard(self, self._srv_reset, "~/reset", "response"))
+        self.create_service(Trigger, "~/request_chunk", guard(self, self._srv_request, "~/request_chunk",
+                                                               "response"))
+        guard_change_state(self)
+        start_autostart(self, self.params["autostart"])
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -47,37 +60,29 @@ class PolicyNode(LifecycleNode):
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         p = self.params
-        errors = validate(POLICY_SCHEMA, p) + require_checkpoint(p)
-        if errors:
-            for e in errors:
-                self.get_logger().error(f"parameter {e}")
+        self.get_logger().info(f"configuring: model {p['model.checkpoint']} on {p['model.device']} "
+                               f"({p['model.dtype']})")
+        try:
+            res = configure_policy(p)
+            for e in res.errors:  # a contract mismatch lists every differing field on its own line
+                for k, line in enumerate(e.splitlines()):
+                    self.get_logger().error(f"configure failed: {line}" if k == 0 else line)
+            for d in res.details:
+                self.get_logger().debug(d)
+            if not res.ok:
+                return TransitionCallbackReturn.FAILURE
+            self.rt, self.robot = res.runtime, res.robot
+            r = res.robot
+            self.get_logger().info(f"robot {r.name} ({r.source}): cameras {list(r.camera_names)}, "
+                                   f"{len(r.joints)} joints; model ready: {res.load_timing_s}")
+            self._create_io(p, r)
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it without a word
+            self.get_logger().error(f"configure failed while creating ROS interfaces: {type(exc).__name__}: {exc}")
+            self._teardown()
             return TransitionCallbackReturn.FAILURE
-        from fastwam_ros.errors import ConfigError
-        from fastwam_ros.perception import ObservationPipeline
-        from fastwam_ros.robot import load_robot
+        return TransitionCallbackReturn.SUCCESS
 
-        try:
-            robot = load_robot(p["robot_file"])
-            perception = robot.perception_config()
-        except ConfigError as exc:
-            self.get_logger().error(f"robot file: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.robot = robot
-        self.get_logger().info(f"robot {robot.name} ({robot.source}): cameras {list(robot.camera_names)}, "
-                               f"{len(robot.joints)} joints")
-        # the checkpoint's robot contract is checked by the loader before any model is built
-        worker = PolicyWorker(policy_factory(p, robot), instruction=p["instruction"], warmup=p["model.warmup"])
-        self.get_logger().info(f"loading model {p['model.checkpoint']} on {p['model.device']} ({p['model.dtype']})")
-        try:
-            worker.start(timeout_s=p["model.load_timeout_s"])
-        except WorkerError as exc:
-            for line in str(exc).splitlines():
-                self.get_logger().error(f"model load failed: {line}" if not line.startswith(" ") else line)
-            return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"model ready: {worker.load_timing_s}")
-        model_id = f"{p['model.variant']}:{p['model.checkpoint'].rstrip('/').split('/')[-1]}"
-        self.rt = PolicyRuntime(PolicyRuntimeConfig.from_params(p, robot, model_id), ObservationPipeline(perception),
-                                worker, instruction=p["instruction"], enabled=False)
+    def _create_io(self, p, robot) -> None:
         # publishers (lifecycle: silent until activated)
         self.pub_chunk = self.create_lifecycle_publisher(ActionChunk, p["chunk.topic"], rc.command_qos(10))
         self.pub_preview = {g.name: self.create_lifecycle_publisher(JointTrajectory, f"~/preview/{g.name}", 10)
@@ -92,17 +97,23 @@ class PolicyNode(LifecycleNode):
             if cam.transport == "compressed" and not topic.endswith("/compressed"):
                 topic += "/compressed"
             self._subs.append(self.create_subscription(
-                msg_type, topic, lambda m, c=cam.name: self._on_image(c, m), rc.qos(cam.qos)))
-        self._subs.append(self.create_subscription(JointState, robot.joint_states_topic, self._on_joint_state,
+                msg_type, topic, guard(self, lambda m, c=cam.name: self._on_image(c, m), f"image {cam.name}"),
+                rc.qos(cam.qos)))
+        self._subs.append(self.create_subscription(JointState, robot.joint_states_topic,
+                                                   guard(self, self._on_joint_state, "joint_states"),
                                                    rc.qos(robot.joint_states_qos, depth=50)))
         instr_qos = rc.latched_qos() if p["instruction_qos"] == "transient_local" else rc.command_qos(1)
-        self._subs.append(self.create_subscription(String, p["instruction_topic"], self._on_instruction, instr_qos))
-        self._subs.append(self.create_subscription(ActionChunk, p["rtc.prefix_topic"], self._on_prefix,
+        self._subs.append(self.create_subscription(String, p["instruction_topic"],
+                                                   guard(self, self._on_instruction, "instruction"), instr_qos))
+        self._subs.append(self.create_subscription(ActionChunk, p["rtc.prefix_topic"],
+                                                   guard(self, self._on_prefix, "committed prefix"),
                                                    rc.command_qos(1)))
-        self._timers.append(self.create_timer(1.0 / p["tick_rate_hz"], self._tick))
-        return TransitionCallbackReturn.SUCCESS
+        self._timers.append(self.create_timer(1.0 / p["tick_rate_hz"], guard(self, self._tick, "tick")))
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        if self.rt is None:
+            self.get_logger().error("activate refused: not configured")
+            return TransitionCallbackReturn.FAILURE
         self.active = True
         if self.params["enable_on_activate"]:
             self.rt.set_enabled(True)
@@ -115,29 +126,18 @@ class PolicyNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def _teardown(self) -> None:
-        for t in self._timers:
-            self.destroy_timer(t)
-        for s in self._subs:
-            self.destroy_subscription(s)
+        release(self, self._timers, self._subs,
+                [getattr(self, "pub_chunk", None), getattr(self, "pub_image", None),
+                 getattr(self, "pub_markers", None), getattr(self, "pub_ghost", None),
+                 *getattr(self, "pub_preview", {}).values()])
         self._timers, self._subs = [], []
-        for pub in [getattr(self, "pub_chunk", None), getattr(self, "pub_image", None),
-                    getattr(self, "pub_markers", None), getattr(self, "pub_ghost", None),
-                    *getattr(self, "pub_preview", {}).values()]:
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
         self.pub_preview = {}
         self.pub_chunk = self.pub_image = self.pub_markers = self.pub_ghost = None
         if self.rt is not None:
-            self.rt.worker.stop(timeout_s=30.0)
+            if not self.rt.worker.stop(timeout_s=5.0):
+                self.get_logger().warning("the policy worker did not stop within 5 s (a hung inference); its "
+                                          "thread is abandoned")
             self.rt = None
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     # -- callbacks (convert and hand over; no torch here) -----------------------------------------
 
@@ -171,7 +171,13 @@ class PolicyNode(LifecycleNode):
         if self.rt is None:
             return
         if "instruction" in changes:
-            self.rt.on_instruction(changes["instruction"])
+            err = self.rt.on_instruction(changes["instruction"])
+            if err:
+                self.get_logger().warning(err)
+        if "inference_timeout_s" in changes:
+            self.rt.supervisor.cfg.inference_timeout_s = float(changes["inference_timeout_s"])
+        if "output.max_first_step_distance" in changes:
+            self.rt.limits.max_first_step_distance = float(changes["output.max_first_step_distance"])
         if "trigger.mode" in changes or "trigger.rate_hz" in changes:
             self.rt.trigger.configure(self.params["trigger.mode"], self.params["trigger.rate_hz"])
 
@@ -180,6 +186,8 @@ class PolicyNode(LifecycleNode):
             return
         now = self.now_s()
         self.rt.step(now)
+        for event in self.rt.pop_events():
+            self.get_logger().error(event)
         stamp = self.get_clock().now().to_msg()
         for out in self.rt.collect(now):
             self.pub_chunk.publish(rc.fill_action_chunk(ActionChunk(), out.chunk))
@@ -197,7 +205,11 @@ class PolicyNode(LifecycleNode):
         if self.rt is None:
             stat.summary(rc.DiagnosticStatus.WARN, "unconfigured")
             return stat
-        return rc.fill_diagnostic(stat, self.rt.diagnostics(self.now_s(), active=self.active)[index])
+        try:
+            return rc.fill_diagnostic(stat, self.rt.diagnostics(self.now_s(), active=self.active)[index])
+        except Exception as exc:  # noqa: BLE001 - diagnostics never take the node down
+            stat.summary(rc.DiagnosticStatus.ERROR, f"diagnostics failed: {type(exc).__name__}: {exc}")
+            return stat
 
     # -- services ----------------------------------------------------------------------------------
 
@@ -213,8 +225,8 @@ class PolicyNode(LifecycleNode):
             resp.success, resp.message = False, "not configured"
             return resp
         try:
-            self.rt.reset()
-            resp.success, resp.message = True, "policy reset"
+            self.rt.reset()  # queued on the worker thread; returns at once even while an inference hangs
+            resp.success, resp.message = True, "policy reset (model reset queued on the worker thread)"
         except Exception as exc:  # noqa: BLE001 - report, keep running
             resp.success, resp.message = False, f"reset failed: {exc}"
         return resp
@@ -233,7 +245,7 @@ def _stop_worker(node: PolicyNode) -> None:
 
 
 def main() -> None:
-    rc.spin_node(PolicyNode, "policy_node", on_exit=_stop_worker)
+    spin_node(PolicyNode, "policy_node", on_exit=_stop_worker)
 
 
 if __name__ == "__main__":

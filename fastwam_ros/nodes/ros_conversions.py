@@ -37,33 +37,10 @@ _EMPTY_ARRAY_TYPES = {
 
 
 def spin_node(make_node, label: str, on_exit=None) -> None:
-    """Shared ``main()`` of the node executables: init, build the node (a parameter error is printed and exits
-    with status 2), spin a SingleThreadedExecutor until Ctrl-C or shutdown, then ``on_exit(node)`` and clean up."""
-    import sys
+    """Kept for callers of ``rc.spin_node``: see :func:`fastwam_ros.nodes.shell.spin_node` (clean exit codes)."""
+    from fastwam_ros.nodes.shell import spin_node as _spin
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from fastwam_ros.runtime.params import ParameterError
-
-    rclpy.init()
-    try:
-        node = make_node()
-    except ParameterError as exc:
-        print(f"[{label}] {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if on_exit is not None:
-            on_exit(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    _spin(make_node, label, on_exit)
 
 
 def descriptor(spec) -> ParameterDescriptor:

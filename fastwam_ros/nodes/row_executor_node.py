@@ -15,6 +15,7 @@ from std_srvs.srv import Trigger
 
 from fastwam_ros.msg import ActionChunk
 from fastwam_ros.nodes import ros_conversions as rc
+from fastwam_ros.nodes.shell import spin_node
 from fastwam_ros.runtime.params import ParameterError, validate
 from fastwam_ros.runtime.row_runtime import RowRuntime
 from fastwam_ros.runtime.schemas import ROW_EXECUTOR_SCHEMA
@@ -87,7 +88,7 @@ class RowExecutorNode(Node):
 
 
 def main() -> None:
-    rc.spin_node(RowExecutorNode, "row_executor_node")
+    spin_node(RowExecutorNode, "row_executor_node")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import numpy as np
 from fastwam_ros.control import ChunkController, ControlOutput
 
 from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
-from .diagnostics import DiagStatus
-from .stats import RateMeter, ReasonCounter
+from .diagnostics import DiagStatus, hold_explanation
+from .stats import LatencyStats, RateMeter, ReasonCounter
 
 
 @dataclass
@@ -53,9 +53,10 @@ def group_command(mode: str, name: str, g: Any, period_s: float) -> GroupCommand
                 positions=np.asarray(tr.positions).tolist(), velocities=np.asarray(tr.velocities).tolist(),
                 times_from_start=[split_stamp(float(t)) for t in tr.time_from_start_s],
             )
-        else:  # single point one period ahead ("start now" stamp)
+        else:  # single point one period ahead ("start now" stamp), positions only: a stock JTC rejects a
+            # last point with non-zero velocity, and interpolates positions-only points linearly
             fields = TrajectoryFields(stamp=(0, 0), frame_id="", joint_names=list(g.joint_names),
-                                      positions=[pos.tolist()], velocities=[vel.tolist()],
+                                      positions=[pos.tolist()], velocities=[[]],
                                       times_from_start=[split_stamp(period_s)])
         return GroupCommand(name, name, trajectory=fields)
     if mode == "position":
@@ -87,11 +88,13 @@ class ControllerRuntime:
         self.state_rate = RateMeter()
         self.estop_latched = False
         self.enable_requested = bool(self.p["enable_on_start"])
+        self.disabled_after_reset = False  # after ~/reset, until ~/enable: groups stay disabled
         self.urdf_used = False
         self.last_chunk: tuple[int, float] | None = None
         self.last_out: ControlOutput | None = None
         self._last_prefix_s: float | None = None
         self.commands_sent = 0
+        self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
         self._build(urdf)
 
     def _build(self, urdf: str | None) -> None:
@@ -124,6 +127,8 @@ class ControllerRuntime:
         pc, err = parse_chunk_counted(self.rejections, **fields)
         if pc is None:
             return err
+        self.chunk_age.add("age", now_s - pc.stamp_s)
+        self.chunk_age.add("policy", pc.latency_s)
         res = self.core.submit_chunk(pc.core_chunk(), now_s)
         if not res.accepted:
             self.rejections.count(f"chunk:{res.reason}")
@@ -131,7 +136,7 @@ class ControllerRuntime:
         self.last_chunk = (pc.chunk_id, pc.stamp_s)
         self._last_prefix_s = None  # publish the plan containing this chunk at the next tick (RTC waits for it)
         if self.enable_requested and not self.estop_latched:
-            self.core.enable(now_s)
+            self.core.enable(now_s, clear_faults=False)  # automatic: a latched fault needs ~/enable
         return None
 
     def on_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float], now_s: float) -> None:
@@ -154,6 +159,7 @@ class ControllerRuntime:
             if self.estop_latched:
                 return False, "e-stop latched: call ~/reset first"
             self.enable_requested = True
+            self.disabled_after_reset = False
             res = self.core.enable(now_s)
             bad = {g: r for g, r in res.items() if r}
             return (not bad), ("enabled" if not bad else f"not enabled: {bad}")
@@ -162,11 +168,15 @@ class ControllerRuntime:
         return True, "disabled: decelerating to a hold"
 
     def reset(self, now_s: float) -> str:
-        """Clear the e-stop; groups come back disabled until the next chunk (with enable_on_start) or ~/enable."""
+        """Clear the e-stop; groups come back disabled and stay so until ~/enable, even while chunks stream
+        (``enable_on_start`` applies to the first start only: motion after an e-stop needs a deliberate enable)."""
+        was_latched = self.estop_latched
         self.estop_latched = False
         self.core.reset(now_s)
-        self.enable_requested = bool(self.p["enable_on_start"])
-        return "reset: e-stop cleared, plan dropped"
+        self.enable_requested = False
+        self.disabled_after_reset = True
+        cleared = "e-stop cleared" if was_latched else "no e-stop was latched"
+        return f"reset: {cleared}, plan dropped; groups disabled until ~/enable"
 
     # -- the tick ------------------------------------------------------------------------------------
 
@@ -213,12 +223,24 @@ class ControllerRuntime:
         st = DiagStatus("controller", 0, "ok")
         if self.estop_latched:
             st.escalate(2, "E-STOP latched (call ~/reset)")
+        elif self.disabled_after_reset:
+            # not OK: the arms will not move on their own, however many chunks arrive
+            st.escalate(1, "disabled after e-stop reset (call ~/enable)")
         out = self.last_out
         if out is not None:
+            holding = {}
             for g, go in out.groups.items():
                 st.values.append((f"group {g} mode", go.mode + (f" ({go.reason})" if go.reason else "")))
+                if go.fault is not None:
+                    st.escalate(2, f"group {g} fault: {go.fault} (robot does not follow; call ~/enable)")
                 if go.mode == "hold" and go.reason not in (None, "anchored"):
                     st.escalate(1, f"group {g} holding: {go.reason}")
+                    holding[g] = go.reason
+                elif go.mode == "disabled" and self.enable_requested and not self.estop_latched:
+                    holding[g] = "no chunk accepted yet"  # waiting to enable on the first accepted chunk
+            why = hold_explanation(holding, self.rejections.as_dict(), self.chunk_age, self.config.stale_chunk_s)
+            if why and st.level <= 1:
+                st.level, st.message = 1, why
             m = out.metrics
             st.values += [
                 ("plan", "active" if out.plan_active else f"inactive ({out.plan_reason})"),
@@ -227,6 +249,10 @@ class ControllerRuntime:
                 ("time to exhaustion (s)", f"{m.time_to_exhaustion_s:.3f}"),
                 ("max seam position jump", f"{m.max_seam_position_jump:.4g}"),
                 ("joint-state rejections", str(m.state_rejections)),
+                ("tracking faults", str(m.tracking_faults)),
+                ("tracking error now (max over joints)",
+                 f"{0.0 if m.tracking_error is None else float(np.max(m.tracking_error)):.4g}"),
+                ("max tracking error", f"{m.max_tracking_error:.4g}"),
                 ("time errors", str(m.time_errors)),
             ]
             for k, v in sorted((m.rejections or {}).items()):

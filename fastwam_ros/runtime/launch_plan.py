@@ -5,6 +5,7 @@ Launch arguments (strings, as launch gives them) → node specs with parameter f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ LAUNCH_ARGS: list[tuple[str, str, str]] = [
                      "the first command works without a robot (true/false)."),
     ("namespace", "", "ROS namespace for all nodes (relative topics follow it)."),
     ("use_sim_time", "false", "Use /clock (bag replay, simulators) for every node (true/false)."),
+    ("mock_hardware", "false", "Drive the robot file's joints through ros2_control on mock hardware "
+                               "(mock_components/GenericSystem, the stock controller each group's command topic "
+                               "names, e.g. one JointTrajectoryController per arm, joint_state_broadcaster); with "
+                               "demo:=true sim_node then only renders the cameras at the measured joint states. "
+                               "Needs ros2_control (true/false)."),
 ]
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -55,7 +61,39 @@ class NodeSpec:
 class LaunchPlan:
     namespace: str
     nodes: list[NodeSpec]
-    autostart: list[str]  # lifecycle nodes to configure + activate
+    autostart: list[str]  # lifecycle nodes that configure + activate themselves once (parameter autostart)
+
+
+def _write_yaml_tmp(content: dict[str, Any]) -> str:
+    import tempfile
+
+    import yaml
+
+    with tempfile.NamedTemporaryFile("w", prefix="fastwam_mock_controllers_", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(content, f, sort_keys=False)
+        return f.name
+
+
+def mock_robot_nodes(common: dict[str, Any], robot_file: str,
+                     write_params: Callable[[dict[str, Any]], str] = _write_yaml_tmp,
+                     update_rate_hz: int = 100) -> list[NodeSpec]:
+    """ros2_control on mock hardware for a robot file: controller_manager, robot_state_publisher (the URDF with
+    its <ros2_control> element) and one spawner per controller (broadcaster first)."""
+    from .mock_robot import robot_mock_plan
+
+    mp = robot_mock_plan(robot_file, update_rate_hz)
+    params_file = write_params(mp.params)
+    nodes = [
+        NodeSpec("controller_manager", "ros2_control_node", "controller_manager",
+                 [params_file, {"robot_description": mp.robot_description, **common}],
+                 remappings=[("~/robot_description", "robot_description")]),
+        NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher",
+                 [{"robot_description": mp.robot_description, **common}]),
+    ]
+    for ctrl in mp.controllers:
+        nodes.append(NodeSpec("controller_manager", "spawner", f"spawner_{ctrl}", [common],
+                              arguments=[ctrl, "--controller-manager", "controller_manager"]))
+    return nodes
 
 
 def executor_for(robot: str) -> str:
@@ -72,9 +110,12 @@ def executor_for(robot: str) -> str:
         return "controller_node"
 
 
-def plan(args: dict[str, str], share: Path) -> LaunchPlan:
-    """The nodes to start for these launch arguments. ``share``: the package's share directory."""
+def plan(args: dict[str, str], share: Path,
+         write_params: Callable[[dict[str, Any]], str] | None = None) -> LaunchPlan:
+    """The nodes to start for these launch arguments. ``share``: the package's share directory;
+    ``write_params``: writes a generated parameter file and returns its path (mock hardware only)."""
     demo = parse_bool("demo", args.get("demo", "true"))
+    mock = parse_bool("mock_hardware", args.get("mock_hardware", "false"))
     rviz = parse_bool("rviz", args.get("rviz", "false"))
     sim_time = parse_bool("use_sim_time", args.get("use_sim_time", "false"))
     ns = args.get("namespace", "").strip().strip("/")
@@ -101,11 +142,23 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     if executor == "row_executor_node":
         policy_over["trigger.mode"] = "on_request"  # one chunk per executed block, as the official loop
         policy_over["rtc.mode"] = "off"  # the official sampler; the row executor publishes no plan
+    auto = {"autostart": True}
+    managed = executor == "controller_node"  # a lifecycle node that activates itself once (autostart)
     nodes = [
-        NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, policy_over], lifecycle=True),
-        NodeSpec("fastwam_ros", executor, executor, [*files, common]),
+        NodeSpec("fastwam_ros", "policy_node", "policy_node", [*files, {**policy_over, **auto}], lifecycle=True),
+        NodeSpec("fastwam_ros", executor, executor, [*files, {**common, **auto} if managed else common],
+                 lifecycle=managed),
     ]
-    if demo:
+    if mock:
+        if not robot:
+            raise ValueError("mock_hardware:=true needs a robot file: robot:=<name or path> (or demo:=true)")
+        if demo:  # cameras only: the simulator renders the measured joint states of the mock hardware
+            nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node",
+                                  [*files, {**common, "use_sim_time": False, "follow_joint_states": True,
+                                            "publish_robot_description": False}]))
+        ros2c = {"use_sim_time": sim_time}
+        nodes += mock_robot_nodes(ros2c, robot, *([write_params] if write_params else []))
+    elif demo:
         # The simulator's timers run on wall time even when it publishes /clock.
         nodes.append(NodeSpec("fastwam_ros", "sim_node", "sim_node", [*files, {**common, "use_sim_time": False}]))
         # TF for rviz's robot model: robot_state_publisher over the simulated robot's URDF and joint_states
@@ -117,4 +170,4 @@ def plan(args: dict[str, str], share: Path) -> LaunchPlan:
     if rviz:
         nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", [{"use_sim_time": sim_time}],
                               arguments=["-d", str(share / "config" / "towel_fold.rviz")]))
-    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"])
+    return LaunchPlan(namespace=ns, nodes=nodes, autostart=["policy_node"] + (["controller_node"] if managed else []))

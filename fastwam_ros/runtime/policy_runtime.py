@@ -24,10 +24,12 @@ from .chunks import (
     end_pose,
     trajectory_fields,
 )
-from .diagnostics import DiagStatus, latency_values
+from .diagnostics import DiagStatus, latency_values, truncate_text
 from .interfaces import ObservationSource, PolicyLoader, PolicyLoadRequest, fastwam_loader
+from .plausibility import DEFAULT_MAX_ABS_ACTION, OutputLimits, check_actions, model_horizon
 from .stats import LatencyStats, RateMeter, ReasonCounter
-from .worker import InferenceJob, InferenceResult, PolicyWorker
+from .supervision import SupervisionConfig, WorkerSupervisor
+from .worker import InferenceJob, InferenceResult, PolicyWorker, WorkerError
 
 
 class TriggerPolicy:
@@ -212,6 +214,12 @@ class PolicyRuntimeConfig:
     markers: bool = True
     ghost_prefix: str = ""
     cameras: list[str] = field(default_factory=list)
+    max_instruction_chars: int = 512
+    inference_timeout_s: float = 10.0  # 0 = no overrun check
+    max_worker_restarts: int = 5
+    worker_restart_backoff_s: float = 0.5
+    max_first_step_distance: float = 1.0  # rad (the joint's unit); 0 = no check
+    max_abs_action: float = DEFAULT_MAX_ABS_ACTION
 
     @classmethod
     def from_params(cls, p: Mapping[str, Any], robot: Any, model_id: str = "") -> PolicyRuntimeConfig:
@@ -237,6 +245,12 @@ class PolicyRuntimeConfig:
             markers=bool(p["debug.markers"]),
             ghost_prefix=p["debug.ghost_prefix"],
             cameras=list(robot.camera_names),
+            max_instruction_chars=int(p.get("max_instruction_chars", 512)),
+            inference_timeout_s=float(p.get("inference_timeout_s", 10.0)),
+            max_worker_restarts=int(p.get("worker.max_restarts", 5)),
+            worker_restart_backoff_s=float(p.get("worker.restart_backoff_s", 0.5)),
+            max_first_step_distance=float(p.get("output.max_first_step_distance", 1.0)),
+            max_abs_action=float(p.get("output.max_abs_action", DEFAULT_MAX_ABS_ACTION)),
         )
 
 
@@ -280,6 +294,14 @@ class PolicyRuntime:
         self.last_error: str | None = None
         self._last_image_pub_s: float | None = None
         self._pending_frame: np.ndarray | None = None
+        self.supervisor = WorkerSupervisor(worker, SupervisionConfig(
+            config.inference_timeout_s, config.max_worker_restarts, config.worker_restart_backoff_s))
+        self.limits = OutputLimits(horizon=model_horizon(getattr(worker, "policy", None)),
+                                   max_abs=config.max_abs_action,
+                                   max_first_step_distance=config.max_first_step_distance)
+        self.epoch = 0  # bumped by reset(): results of jobs submitted before it are dropped
+        self.events: list[str] = []  # log lines for the shell (restarts, timeouts); drained by pop_events()
+        self.implausible = 0
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -309,6 +331,10 @@ class PolicyRuntime:
         if not text:
             self.rejections.count("instruction:empty")
             return "empty instruction ignored"
+        if len(text) > self.cfg.max_instruction_chars:
+            self.rejections.count("instruction:too_long")
+            return (f"instruction of {len(text)} characters refused (max_instruction_chars "
+                    f"{self.cfg.max_instruction_chars}): {truncate_text(text, 60)}")
         self.instruction = text
         return None
 
@@ -354,21 +380,42 @@ class PolicyRuntime:
         return "inference enabled" if on else "inference disabled"
 
     def reset(self) -> None:
-        """Forget chunk ids, pending work, prefix and statistics; reset the model on its thread."""
+        """Forget chunk ids, pending work, prefix and statistics; the model reset is queued on its thread and
+        this returns at once (a busy or hung model never blocks the caller); results of jobs submitted before
+        the reset are dropped."""
         self.trigger.reset()
         self.prefix = None
         self.delay.reset()
         self._published_id = None
         self.last_chunk_stamp_s = None
-        self.worker.reset()
+        self.epoch += 1
+        try:
+            self.worker.reset_async()
+        except WorkerError as exc:  # stopped worker: nothing to reset on the model side
+            self.last_error = f"reset: {exc}"
         self.latency.reset()
         self.rejections.reset()
         self.submissions = 0
 
+    def pop_events(self) -> list[str]:
+        """Supervision log lines since the last call (the shell logs them)."""
+        out, self.events = self.events, []
+        return out
+
     # -- the tick ------------------------------------------------------------------------------------
 
     def step(self, now_s: float) -> bool:
-        """Poll the pipeline and hand the observation to the worker when the trigger says so."""
+        """Supervise the worker, poll the pipeline and hand the observation to the worker when the trigger says
+        so. Never raises: anything unexpected is counted (``runtime:<Type>``) and kept for diagnostics."""
+        try:
+            self.events += self.supervisor.poll(now_s)
+            return self._step(now_s)
+        except Exception as exc:  # noqa: BLE001 - a tick must never raise into the executor
+            self.rejections.count(f"runtime:{type(exc).__name__}")
+            self.last_error = f"tick: {exc}"
+            return False
+
+    def _step(self, now_s: float) -> bool:
         try:
             obs = self.pipeline.poll(now_s)
         except Exception as exc:  # noqa: BLE001
@@ -406,9 +453,16 @@ class PolicyRuntime:
             prefix_weight=prefix_weight,
             rtc_mode=self.cfg.rtc_mode,
             guidance_beta=self.cfg.rtc_guidance_beta,
-            meta={"submitted_s": now_s},
+            meta={"submitted_s": now_s, "epoch": self.epoch},
         )
-        self.worker.submit(job)
+        if not self.worker.running:
+            self.rejections.count("observation:worker_down")
+            return False
+        try:
+            self.worker.submit(job)
+        except WorkerError:  # died between the check and the hand-over; the supervisor restarts it
+            self.rejections.count("observation:worker_down")
+            return False
         self.trigger.submitted(now_s, float(obs.stamp_s))
         self.submissions += 1
         return True
@@ -416,7 +470,18 @@ class PolicyRuntime:
     def collect(self, now_s: float) -> list[ChunkOutputs]:
         """Finished chunks → outputs to publish (errors are counted and kept for diagnostics)."""
         out = []
-        for r in self.worker.pop_results():
+        try:
+            results = self.worker.pop_results()
+        except Exception as exc:  # noqa: BLE001 - never raise into the executor
+            self.rejections.count(f"runtime:{type(exc).__name__}")
+            return out
+        for r in results:
+            if r.job.meta.get("epoch", self.epoch) != self.epoch:
+                self.rejections.count("chunk:before_reset")
+                continue
+            if self.supervisor.result_timed_out(r):
+                self.rejections.count("chunk:timed_out")
+                continue
             if not r.ok:
                 self.rejections.count("inference:error")
                 self.last_error = r.error.splitlines()[0]
@@ -429,7 +494,17 @@ class PolicyRuntime:
                 self.last_error = (f"model returned {r.actions.shape[1]} action dims for "
                                    f"{len(self.cfg.joint_names)} joint_names")
                 continue
-            out.append(self._outputs(r, now_s))
+            bad = check_actions(r.actions, self.limits, r.job.proprio)
+            if bad is not None:
+                self.rejections.count(f"chunk:{bad[0]}")
+                self.implausible += 1
+                self.last_error = f"chunk refused: {bad[1]}"
+                continue
+            try:
+                out.append(self._outputs(r, now_s))
+            except Exception as exc:  # noqa: BLE001
+                self.rejections.count(f"runtime:{type(exc).__name__}")
+                self.last_error = f"chunk outputs: {exc}"
         return out
 
     def _outputs(self, r: InferenceResult, now_s: float) -> ChunkOutputs:
@@ -492,29 +567,47 @@ class PolicyRuntime:
             inf.escalate(0, "inactive")
         elif not self.enabled:
             inf.escalate(0, "disabled (call ~/enable)")
+        sup = self.supervisor
         inf.values += [
             ("enabled", str(self.enabled)),
             ("trigger", self.trigger.mode),
-            ("instruction", self.instruction),
+            ("instruction", truncate_text(self.instruction, 120)),
             ("submitted", str(self.submissions)),
             ("superseded (newest observation won)", str(self.worker.superseded)),
             ("chunks published", str(self.published)),
             ("errors", str(self.worker.errors)),
+            ("inference timeouts", str(sup.timeouts)),
+            ("worker restarts", str(getattr(self.worker, "restarts", 0))),
+            ("chunks refused as implausible", str(self.implausible)),
             ("rtc mode", f"{self.cfg.rtc_mode} ({self.cfg.rtc_mask} mask)"),
             ("rtc executing plan", "none" if self.prefix is None else f"{len(self.prefix.positions)} steps"),
             ("rtc delay estimate (steps)", "none" if self.last_delay_steps is None else str(self.last_delay_steps)),
         ]
+        kinds = getattr(self.worker, "error_kinds", {}) or {}
+        for k, v in sorted(kinds.items()):
+            inf.values.append((f"errors {k}", str(v)))
         inf.values += latency_values(self.latency)
         rej = self.rejections.as_dict()
         for k, v in sorted(rej.items()):
             inf.values.append((f"rejected {k}", str(v)))
         if self.worker.errors and self.worker.last_error:
-            inf.values.append(("last error", self.worker.last_error))
+            inf.values.append(("last error", truncate_text(self.worker.last_error, 300)))
             inf.escalate(1, "inference errors (see last error)")
-        if not self.worker.running and active:
-            inf.escalate(2, "worker thread not running")
+        if self.implausible:
+            inf.escalate(1, "implausible chunks refused (see last input error)")
+        running_s = sup.running_for_s(now_s)
+        if running_s is not None:
+            inf.values.append(("current replan running (s)", f"{running_s:.2f}"))
+        if sup.overrun_s(now_s) is not None:
+            inf.escalate(2, f"inference overrun: replan running {running_s:.1f} s > inference_timeout_s "
+                            f"{sup.cfg.inference_timeout_s:g} s")
+        if sup.gave_up:
+            inf.escalate(2, f"worker thread dead after {sup.consecutive_restarts} restarts")
+            inf.values.append(("last crash", truncate_text(str(self.worker.last_crash), 300)))
+        elif not self.worker.running and active:
+            inf.escalate(2, "worker thread not running" + (" (restarting)" if self.worker.crashed else ""))
         if self.last_error:
-            inf.values.append(("last input error", self.last_error))
+            inf.values.append(("last input error", truncate_text(self.last_error, 300)))
         return [cam, inf]
 
 

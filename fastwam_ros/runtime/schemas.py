@@ -9,7 +9,8 @@ the ROS-free cores read the same YAML through :func:`fastwam_ros.runtime.params.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastwam_ros.model.rtc import DEFAULT_GUIDANCE_BETA, RTC_MASKS, RTC_MODES
@@ -139,6 +140,31 @@ POLICY_SCHEMA = Schema(
                   "An executing-plan message older than this is ignored, seconds.", min=0.0, max=60.0),
         ParamSpec("enable_on_activate", "bool", True,
                   "Start inferring as soon as the node is activated (otherwise wait for ~/enable)."),
+        ParamSpec("autostart", "bool", False,
+                  "Configure and activate once, by the node itself, right after start (the launch file sets it); "
+                  "later transitions are left to the operator (ros2 lifecycle set).", read_only=True),
+        ParamSpec("max_instruction_chars", "int", 512,
+                  "Longest accepted instruction, characters (longer ones are refused and counted).",
+                  min=1, max=100000, read_only=True),
+        ParamSpec("model.num_threads", "int", 0,
+                  "torch intra-op CPU threads (torch.set_num_threads); 0 = torch's default. On a small CPU-only "
+                  "machine fewer threads leave cores for perception and control.", min=0, max=1024, read_only=True),
+        # worker supervision and output plausibility
+        ParamSpec("inference_timeout_s", "double", 10.0,
+                  "A replan running longer than this is counted as a timeout, makes the inference diagnostic "
+                  "ERROR and its late result is dropped, seconds (0 = no check).", min=0.0, max=3600.0),
+        ParamSpec("worker.max_restarts", "int", 5,
+                  "Restarts of a dead worker thread in a row before giving up (ERROR).", min=0, max=1000,
+                  read_only=True),
+        ParamSpec("worker.restart_backoff_s", "double", 0.5,
+                  "Wait before the first restart; doubles per attempt (at most 30 s), seconds.", min=0.0,
+                  max=60.0, read_only=True),
+        ParamSpec("output.max_first_step_distance", "double", 1.0,
+                  "Refuse a chunk whose first step is farther than this from the joint state it was predicted "
+                  "from, on any joint (rad, or the joint's unit; 0 = no check).", min=0.0, max=100.0),
+        ParamSpec("output.max_abs_action", "double", 1000.0,
+                  "Refuse a chunk with any |action| above this, and a checkpoint whose normalisation statistics "
+                  "can produce one (the joint's unit).", min=1e-3, max=1e9, read_only=True),
         ParamSpec("tick_rate_hz", "double", 100.0,
                   "Rate of the node's internal timer (observation hand-over, chunk publication), Hz.",
                   min=1.0, max=2000.0),
@@ -157,11 +183,31 @@ POLICY_SCHEMA = Schema(
 )
 
 
-def require_checkpoint(p: Mapping[str, Any]) -> list[str]:
-    """Configure-time check (not at declaration: the node must come up to say what is missing)."""
-    if not p["model.checkpoint"]:
+def _policy_cross(p: Mapping[str, Any]) -> list[str]:
+    if len(p["instruction"]) > p["max_instruction_chars"]:
+        return [f"instruction: {len(p['instruction'])} characters > max_instruction_chars "
+                f"{p['max_instruction_chars']}"]
+    return []
+
+
+POLICY_SCHEMA.cross_checks.append(_policy_cross)
+
+
+def require_checkpoint(p: Mapping[str, Any], exists: Callable[[str], bool] | None = None) -> list[str]:
+    """Configure-time check (not at declaration: the node must come up to say what is missing). ``exists``
+    (default: the path exists on disk) tells whether a checkpoint path can be found; a missing path shaped like
+    a Hub id (``org/name[@revision]``) passes here and is resolved (or refused) by the loader."""
+    path = p["model.checkpoint"]
+    if not path:
         return ["model.checkpoint: required (a checkpoint directory or file; the launch file's "
                 "`checkpoint:=` argument sets it, `demo:=true` uses the bundled demo model)"]
+    exists = exists or (lambda s: Path(s).expanduser().exists())
+    if not exists(path):
+        from fastwam_ros.hub import is_hub_id  # light (no torch): Hub ids are resolved by the loader
+
+        if is_hub_id(path):
+            return []
+        return [f"model.checkpoint: {path} not found (no such file or directory, nor an org/name Hub id)"]
     return []
 
 
@@ -173,6 +219,9 @@ CONTROLLER_SCHEMA = Schema(
     node="controller_node",
     specs=[
         _robot_spec(DEFAULT_ROBOT),
+        ParamSpec("autostart", "bool", False,
+                  "Configure and activate once, by the node itself, right after start (the launch file sets it); "
+                  "later transitions are left to the operator (ros2 lifecycle set).", read_only=True),
         ParamSpec("chunk_topic", "string", "action_chunk", "fastwam_ros/ActionChunk input topic.",
                   read_only=True, check=_topic),
         ParamSpec("estop_topic", "string", "e_stop",
@@ -251,6 +300,9 @@ SIM_SCHEMA = Schema(
         ParamSpec("physics_rate_hz", "double", 100.0, "Simulation step / joint-state rate, Hz.", min=1.0, max=2000.0,
                   read_only=True),
         _robot_spec(DEMO_ROBOT),
+        ParamSpec("follow_joint_states", "bool", False,
+                  "Cameras only: follow the measured joint states on the robot's joint_states topic (e.g. "
+                  "ros2_control mock hardware) instead of commands, and publish no joint states.", read_only=True),
         ParamSpec("publish_clock", "bool", False,
                   "Publish /clock from sim time (then run every node with use_sim_time:=true).", read_only=True),
         ParamSpec("publish_robot_description", "bool", True,

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import ParameterError, validate
 from .stats import ReasonCounter
 
 
@@ -94,3 +95,35 @@ class SimBridge:
 def sim_config_dict(robot: Any) -> dict[str, Any]:
     """The robot file's ``sim:`` section (``SimConfig.from_dict`` input); ``robot``: a RobotSpec."""
     return dict(robot.sim)
+
+
+def build_sim(p: Mapping[str, Any], node: str = "sim_node") -> tuple[Any, Any, Any, SimBridge]:
+    """sim_node parameters → (RobotSpec, SimConfig, BimanualSim, SimBridge). Every problem with the parameters
+    (schema, robot file, groups naming joints the simulator does not have) is raised as one
+    :class:`ParameterError` naming the fix, so ``ros2 run fastwam_ros sim_node`` prints a clean message instead
+    of a traceback."""
+    from .schemas import DEMO_ROBOT, SIM_SCHEMA
+
+    errors = validate(SIM_SCHEMA, p)
+    if errors:
+        raise ParameterError(node, errors)
+    from fastwam_ros.robot import load_robot
+    from fastwam_ros.sim.sim import BimanualSim, SimConfig
+
+    try:
+        robot = load_robot(p["robot_file"])
+        cfg = SimConfig.from_dict(sim_config_dict(robot))
+    except (OSError, ValueError) as exc:  # ConfigError is a ValueError
+        raise ParameterError(node, [f"robot_file: {exc}"]) from None
+    sim = BimanualSim(cfg, mode=p["mode"], seed=p["seed"])
+    groups = {g.name: list(g.joints) for g in robot.groups}
+    have = set(sim.joint_names)
+    errs = [f"robot_file {p['robot_file']}: group {g} has joints {[j for j in joints if j not in have]} the "
+            "simulated robot does not have" for g, joints in groups.items() if any(j not in have for j in joints)]
+    if errs:
+        sim.close()
+        errs.append(f"the simulated robot's joints are {list(sim.joint_names)}; use its robot file "
+                    f"(robot_file:={DEMO_ROBOT}, the default) or `ros2 launch fastwam_ros towel_fold.launch.py "
+                    "demo:=true`")
+        raise ParameterError(node, errs)
+    return robot, cfg, sim, SimBridge(sim.joint_names, groups, sim.joint_positions())

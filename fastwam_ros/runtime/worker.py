@@ -7,8 +7,14 @@ timer in the node drains finished chunks with :meth:`PolicyWorker.pop_results`.
 The model is created *on the worker thread* (so its CUDA context and stream belong to that
 thread), its instruction cache is filled and it is warmed up before :meth:`start` returns. Other
 model operations (instruction change, reset) are queued with :meth:`call` and run on the same
-thread between inferences. An exception inside ``predict`` becomes a result with ``error`` set;
-the thread keeps running.
+thread between inferences.
+
+Supervision: ANY exception inside ``predict`` (``BaseException`` included: ``SystemExit``,
+``KeyboardInterrupt``, a CUDA out-of-memory ``RuntimeError``) becomes a result with ``error`` set
+and the thread keeps running. Should the thread itself die anyway (a bug in the loop, an
+exception that cannot even be formatted), ``crashed`` says so and :meth:`restart` starts a new
+thread on the already loaded model without blocking; :class:`PolicyRuntime` decides when (bounded
+retries with back-off). ``jobs_started`` lets the caller time a running job with its own clock.
 
 Durations are measured with an injectable monotonic clock (``perf_clock``, default
 ``time.perf_counter``); they are measurements, not inputs to any decision.
@@ -70,6 +76,7 @@ class InferenceResult:
     committed_steps: int = 0
     guided_steps: int = 0
     rtc_mode: str = "off"
+    job_index: int = -1  # the worker's jobs_started count when it took this job
 
     @property
     def ok(self) -> bool:
@@ -94,7 +101,11 @@ class PolicyWorker:
         max_results: int = 8,
         perf_clock: Callable[[], float] = time.perf_counter,
         name: str = "fastwam-policy-worker",
+        validate: Callable[[Any], list[str]] | None = None,
+        check_output: Callable[[np.ndarray], str | None] | None = None,
     ):
+        """``validate(policy)`` → problems (run after load; any problem fails :meth:`start`);
+        ``check_output(actions)`` → problem or None (applied to the warm-up output)."""
         self._factory = factory
         self._instruction = instruction
         self._warmup = warmup
@@ -110,6 +121,8 @@ class PolicyWorker:
         self._load_error: str | None = None
         self._busy = False
         self._chunk_id = 0
+        self._validate = validate
+        self._check_output = check_output
         self.policy: Any = None  # touched only on the worker thread (and after stop)
         self.current_instruction = ""
         self.load_timing_s: dict[str, float] = {}
@@ -120,12 +133,24 @@ class PolicyWorker:
         self.errors = 0
         self.results_dropped = 0
         self.last_error: str | None = None
+        self.jobs_started = 0  # increments when the thread takes a job (the caller times it with its clock)
+        self.crashes = 0  # times the thread died outside a job
+        self.restarts = 0
+        self.last_crash: str | None = None
+        self.error_kinds: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._load_error is None
+
+    @property
+    def crashed(self) -> bool:
+        """The thread died after a successful start (not asked to stop): a candidate for :meth:`restart`."""
+        t = self._thread
+        return (t is not None and not t.is_alive() and not self._stop and self._load_error is None
+                and self._ready.is_set())
 
     @property
     def busy(self) -> bool:
@@ -149,6 +174,18 @@ class PolicyWorker:
             self._thread.join(timeout=5.0)
             self._thread = None
             raise WorkerError(err)
+
+    def restart(self) -> bool:
+        """Start a new thread after a crash, reusing the loaded model (never blocks). False when not crashed."""
+        if not self.crashed:
+            return False
+        self.restarts += 1
+        with self._cv:
+            self._busy = False
+        self._thread = threading.Thread(target=self._run, kwargs={"load": self.policy is None},
+                                        name=self._name, daemon=True)
+        self._thread.start()
+        return True
 
     def stop(self, timeout_s: float | None = 10.0) -> bool:
         """Ask the thread to finish (after the running job) and join it. True when it stopped."""
@@ -214,13 +251,30 @@ class PolicyWorker:
     def reset(self, timeout_s: float | None = 30.0) -> None:
         """Drop the pending job, reset the model state and restart chunk ids at 0."""
         self.clear_pending()
+        self.call(self._reset_model, timeout_s)
 
-        def _do(policy):
-            if hasattr(policy, "reset"):
-                policy.reset()
-            self._chunk_id = 0
+    def reset_async(self) -> threading.Event:
+        """:meth:`reset` without waiting (services must not block on a busy or hung model): drops the pending
+        job now; the model reset and chunk-id restart run on the thread before its next job. Returns an Event
+        set when done."""
+        self.clear_pending()
+        return self.call_async(self._reset_model)
 
-        self.call(_do, timeout_s)
+    def _reset_model(self, policy: Any) -> None:
+        if hasattr(policy, "reset"):
+            policy.reset()
+        self._chunk_id = 0
+
+    def call_async(self, fn: Callable[[Any], Any]) -> threading.Event:
+        """Queue ``fn(policy)`` for the worker thread and return at once (an Event set when it ran). A crashed
+        worker keeps the command for the thread :meth:`restart` starts."""
+        if not (self.running or self.crashed):
+            raise WorkerError("worker is not running")
+        done = threading.Event()
+        with self._cv:
+            self._commands.append((fn, {}, done))
+            self._cv.notify_all()
+        return done
 
     def pop_results(self) -> list[InferenceResult]:
         with self._cv:
@@ -237,29 +291,73 @@ class PolicyWorker:
         self.current_instruction = text
         return self._clock() - t0
 
-    def _run(self) -> None:
-        try:
-            t0 = self._clock()
-            self.policy = self._factory()
-            t1 = self._clock()
-            self.load_timing_s["load"] = t1 - t0
-            if self._instruction:
-                self.load_timing_s["instruction"] = self._apply_instruction(self._instruction)
-            if self._warmup and hasattr(self.policy, "warmup"):
-                t2 = self._clock()
+    def _load(self) -> None:
+        t0 = self._clock()
+        self.policy = self._factory()
+        t1 = self._clock()
+        self.load_timing_s["load"] = t1 - t0
+        problems = list(self._validate(self.policy)) if self._validate is not None else []
+        if problems:
+            raise WorkerError("; ".join(problems))
+        if self._instruction:
+            self.load_timing_s["instruction"] = self._apply_instruction(self._instruction)
+        if self._warmup:
+            t2 = self._clock()
+            self._warm_up()
+            self.load_timing_s["warmup"] = self._clock() - t2
+
+    def _warm_up(self) -> None:
+        """One prediction on blank inputs whose output must pass ``check_output`` (finite, [H, A]); falls back to
+        the policy's own ``warmup()`` when it does not describe its inputs."""
+        from .plausibility import warmup_inputs
+
+        instruction = self.current_instruction or self._instruction
+        blank = warmup_inputs(self.policy) if hasattr(self.policy, "predict") and instruction else None
+        if blank is None:
+            if hasattr(self.policy, "warmup"):
                 self.policy.warmup()
-                self.load_timing_s["warmup"] = self._clock() - t2
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._load_error = f"{type(exc).__name__}: {exc}"
-            self._ready.set()
             return
+        frame, state = blank
+        out = self.policy.predict(frame, instruction, state)
+        actions = np.asarray(getattr(out, "actions", out), dtype=np.float64)
+        problem = self._check_output(actions) if self._check_output is not None else None
+        if problem is None and (actions.ndim != 2 or not np.all(np.isfinite(actions))):
+            problem = f"actions of shape {actions.shape} with non-finite values"
+        if problem:
+            raise WorkerError(f"warm-up output is implausible: {problem}")
+
+    def _run(self, load: bool = True) -> None:
+        if load:
+            try:
+                self._load()
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                self._load_error = _describe(exc)
+                self._ready.set()
+                return
         self._ready.set()
+        crashed = False
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - the thread dies; `crashed` reports it, restart() recovers
+            crashed = True
+            self.crashes += 1
+            self.last_crash = f"{_describe(exc)}\n{_format_tb()}"
+        finally:
+            with self._cv:
+                self._busy = False
+                # stopped: fail pending commands so callers don't hang; crashed: keep them for the restarted thread
+                while self._commands and (self._stop or not crashed):
+                    _fn, box, done = self._commands.popleft()
+                    box["error"] = WorkerError("worker stopped")
+                    done.set()
+
+    def _loop(self) -> None:
         while True:
             with self._cv:
                 while not self._stop and self._pending is None and not self._commands:
                     self._cv.wait()
                 if self._stop:
-                    break
+                    return
                 if self._commands:
                     cmd = self._commands.popleft()
                     job = None
@@ -267,6 +365,8 @@ class PolicyWorker:
                     cmd = None
                     job, self._pending = self._pending, None
                     self._busy = True
+                    self.jobs_started += 1
+                    index = self.jobs_started
             if cmd is not None:
                 fn, box, done = cmd
                 try:
@@ -276,17 +376,12 @@ class PolicyWorker:
                 done.set()
                 continue
             result = self._infer(job)
+            result.job_index = index
             with self._cv:
                 if len(self._results) == self._results.maxlen:
                     self.results_dropped += 1
                 self._results.append(result)
                 self._busy = False
-        # fail pending commands so callers don't hang
-        with self._cv:
-            while self._commands:
-                _fn, box, done = self._commands.popleft()
-                box["error"] = WorkerError("worker stopped")
-                done.set()
 
     def _infer(self, job: InferenceJob) -> InferenceResult:
         t_start = self._clock()
@@ -308,7 +403,7 @@ class PolicyWorker:
             if actions.ndim != 2 or actions.shape[0] < 1:
                 raise ValueError(f"policy returned actions of shape {actions.shape}, expected [H, A]")
             if not np.all(np.isfinite(actions)):
-                raise ValueError("policy returned non-finite actions")
+                raise FloatingPointError("policy returned non-finite actions")
             for k, v in (getattr(out, "timing_s", None) or {}).items():
                 timing[f"model.{k}"] = float(v)
             self.completed += 1
@@ -319,9 +414,26 @@ class PolicyWorker:
             guided = int(getattr(out, "guided_steps", committed) or 0)
             mode = str(getattr(out, "rtc_mode", "off" if not committed else job.rtc_mode))
             return InferenceResult(job, cid, actions, timing, None, committed, guided, mode)
-        except Exception as exc:  # noqa: BLE001 - counted, thread survives
+        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too: counted, thread survives
             self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            tb = traceback.format_exc(limit=3)
+            kind = type(exc).__name__
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+            self.last_error = _describe(exc)
             timing["inference"] = self._clock() - t_start
-            return InferenceResult(job, -1, None, timing, f"{self.last_error}\n{tb}")
+            return InferenceResult(job, -1, None, timing, f"{self.last_error}\n{_format_tb()}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` that cannot itself raise (an exception's __str__ may)."""
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text[:500]}"
+
+
+def _format_tb() -> str:
+    try:
+        return traceback.format_exc(limit=3)
+    except BaseException:  # noqa: BLE001
+        return ""

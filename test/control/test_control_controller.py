@@ -321,10 +321,41 @@ def test_committed_prefix_and_trajectory():
     tr = out.groups["left_arm"].trajectory
     assert tr.start_stamp_s >= 0.6 + cfg.period_s - 1e-12
     assert np.all(np.diff(tr.time_from_start_s) > 0) and tr.time_from_start_s[0] > 0
-    assert tr.positions.shape == (10, 2) and tr.velocities.shape == (10, 2)
-    t_abs = tr.start_stamp_s + tr.time_from_start_s
-    np.testing.assert_allclose(tr.positions, (0.3 * t_abs)[:, None] * np.ones((1, 2)), atol=1e-4)
-    np.testing.assert_allclose(tr.velocities, 0.3, atol=1e-3)
+    assert tr.positions.shape == tr.velocities.shape and tr.positions.shape[1] == 2
+    t_abs = (tr.start_stamp_s + tr.time_from_start_s)[:10]  # the tracking horizon: 10 points
+    np.testing.assert_allclose(tr.positions[:10], (0.3 * t_abs)[:, None] * np.ones((1, 2)), atol=1e-4)
+    np.testing.assert_allclose(tr.velocities[:10], 0.3, atol=1e-3)
+    # then the braking tail: at full deceleration (8 rad/s²) from 0.3 rad/s to rest
+    tail_v = tr.velocities[10:]
+    assert tail_v.shape[0] == math.ceil(0.3 / (8.0 * 0.02))
+    expected = (0.3 - 8.0 * 0.02 * np.arange(1, tail_v.shape[0]))[:, None] * np.ones((1, 2))
+    np.testing.assert_allclose(tail_v[:-1], expected, atol=1e-3)
+    assert np.all(tr.velocities[-1] == 0.0)
+
+
+def test_trajectory_ends_at_rest_within_limits_for_a_stock_jtc():
+    """Issue 13 item 1: every published trajectory's last point has velocity exactly 0 (a stock
+    joint_trajectory_controller rejects anything else by default), the tail brakes within the acceleration
+    limit and stays in the position range, and when the command is at rest no tail is added."""
+    ctl, cfg = make(enable_ramp_s=0.0, trajectory_horizon_s=0.2, trajectory_point_period_s=0.02)
+    start(ctl, cfg)
+    times, outs, _ = run(ctl, cfg, 0.0, 1.5, chunks=[(0.2, linear_chunk(cfg, 0.01, 1.5, h=40)),
+                                                      (0.8, linear_chunk(cfg, 0.7, -1.0, offset=1.0, h=40))])
+    lim = ctl.lim
+    tails = 0
+    for o in outs:
+        for g in o.groups.values():
+            tr = g.trajectory
+            assert np.all(tr.velocities[-1] == 0.0), (g.name, tr.velocities[-1])
+            idx = [cfg.joint_names.index(j) for j in g.joint_names]
+            dv = np.abs(np.diff(tr.velocities, axis=0))
+            assert np.all(dv <= lim.max_acceleration[idx] * cfg.trajectory_point_period_s * (1 + 1e-9) + 1e-12)
+            assert np.all((tr.positions >= lim.lower[idx]) & (tr.positions <= lim.upper[idx]))
+            assert np.all(np.abs(tr.velocities) <= lim.max_velocity[idx])
+            tails += tr.positions.shape[0] > 10
+    assert tails > 0
+    at_rest = ctl.tick(times[-1] + 5.0).groups["left_arm"].trajectory  # plan exhausted, held for seconds
+    assert at_rest.positions.shape[0] == 10 and np.all(at_rest.velocities == 0.0)
 
 
 def test_time_regression_repeats_the_last_output_and_no_state_is_invalid():

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from fastwam_ros.control.plan import BlendSource, ChunkSpline, EnsembleMember, EnsembleSource, smoothstep5
+from fastwam_ros.control.plan import (
+    BlendSource,
+    ChunkSpline,
+    EnsembleMember,
+    EnsembleSource,
+    HoldSource,
+    smoothstep5,
+)
 
 
 def _fd(src, t, h=1e-6):
@@ -100,3 +107,25 @@ def test_ensemble_is_the_act_weighted_average_where_weights_are_steady():
         np.testing.assert_allclose(src2.eval(t)[1], v_fd, atol=1e-5)
         np.testing.assert_allclose(src2.eval(t)[2], a_fd, rtol=1e-3, atol=5e-3)
     assert src2.eval(0.5)[0][0] == pytest.approx(0.0) and src2.eval(0.8)[0][0] == pytest.approx(0.5)
+
+
+def test_eval_many_equals_eval_at_every_time():
+    """The vectorised plan evaluation used by the trajectory and the committed prefix (issue 17) returns, row by
+    row, what ``eval`` returns: splines (with and without velocities, single knot), chains of blends,
+    ensembles (with and without fades) and holds; times inside, on and beyond the knots and blend windows."""
+    rng = np.random.default_rng(7)
+    a = ChunkSpline(0.0, 1 / 30, np.cumsum(rng.normal(size=(32, 5)), 0))
+    b = ChunkSpline(0.3, 1 / 30, np.cumsum(rng.normal(size=(20, 5)), 0), rng.normal(size=(20, 5)))
+    one = ChunkSpline(0.5, 1 / 30, rng.normal(size=(1, 5)))
+    chain = BlendSource(BlendSource(a, b, 0.35, 0.2), one, 0.5, 0.1)
+    splines = [ChunkSpline(0.1 * i, 1 / 30, np.cumsum(rng.normal(size=(20, 5)), 0)) for i in range(6)]
+    ens = [EnsembleSource([EnsembleMember(s, -0.3 * i, 0.1 * i + 0.02, s.end_s) for i, s in enumerate(splines)], w, 5)
+           for w in (0.2, 0.0)]
+    ts = np.sort(np.concatenate([rng.uniform(-1, 3, size=200), [0.0, 0.35, 0.5, 0.55, 0.6, 31 / 30, 0.02, 0.12]]))
+    for src in [a, b, one, chain, HoldSource(np.ones(5)), *ens]:
+        P, V, A = src.eval_many(ts)
+        for k, t in enumerate(ts):
+            p, v, acc = src.eval(float(t))
+            np.testing.assert_allclose(P[k], p, rtol=0, atol=1e-13)
+            np.testing.assert_allclose(V[k], v, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(A[k], acc, rtol=0, atol=1e-10)

@@ -182,15 +182,36 @@ def test_mujoco_scripted_fold(mj_sim):
     assert sim.fold_fraction() > 0.85
 
 
-def test_auto_mode_falls_back_to_kinematic_with_a_reason(monkeypatch, caplog):
-    from fastwam_ros.sim import mujoco_backend as mb
+@pytest.mark.parametrize("propagate", [True, False])  # False: as when a plugin reconfigures logging
+def test_auto_mode_falls_back_to_kinematic_with_a_reason(monkeypatch, propagate):
+    import logging
 
+    from fastwam_ros.sim import mujoco_backend as mb
+    from fastwam_ros.sim import sim as sim_module
+
+    # A handler on the module's own logger: independent of propagation, root handlers and the level a
+    # (ROS) pytest plugin may set, which made caplog miss the warning on sourced ROS machines.
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    handler = Collect()
+    monkeypatch.setattr(sim_module.LOG, "disabled", False)
+    monkeypatch.setattr(sim_module.LOG, "level", logging.DEBUG)
+    monkeypatch.setattr(sim_module.LOG, "propagate", propagate)
+    sim_module.LOG.addHandler(handler)
     monkeypatch.setattr(mb, "mujoco_available", lambda: (False, "the `mujoco` package is not installed"))
-    with caplog.at_level("WARNING"):
+    try:
         sim = BimanualSim(mode="auto")
+    finally:
+        sim_module.LOG.removeHandler(handler)
     assert sim.mode == "kinematic" and sim.render_backend == "synthetic"
     assert "mujoco" in sim.fallback_reason
-    assert any("falling back" in r.message for r in caplog.records)
+    assert any("falling back" in m for m in handler.messages)
     with pytest.raises(RuntimeError, match="mujoco"):
         BimanualSim(mode="mujoco")
 

@@ -117,7 +117,9 @@ def test_launch_plan_demo_and_real(tmp_path):
     lp = plan({"demo": "true", "rviz": "false"}, share)
     names = [n.name for n in lp.nodes]
     assert names == ["policy_node", "controller_node", "sim_node", "robot_state_publisher"]
-    assert lp.autostart == ["policy_node"]
+    assert lp.autostart == ["policy_node", "controller_node"]
+    # both are lifecycle nodes that activate themselves once (no launch event handler re-activating them)
+    assert all(n.lifecycle and n.parameters[-1]["autostart"] is True for n in lp.nodes[:2])
     rsp = lp.nodes[3].parameters[0]["robot_description"]
     from fastwam_ros.control import parse_urdf_limits
     from fastwam_ros.sim import JOINT_NAMES
@@ -132,7 +134,8 @@ def test_launch_plan_demo_and_real(tmp_path):
     assert [n.name for n in lp.nodes] == ["policy_node", "controller_node", "rviz2"]
     assert lp.namespace == "robot1"
     over = lp.nodes[0].parameters[-1]
-    assert over == {"use_sim_time": True, "model.checkpoint": "/w/robotwin.pt", "model.device": "cuda:1"}
+    assert over == {"use_sim_time": True, "model.checkpoint": "/w/robotwin.pt", "model.device": "cuda:1",
+                    "autostart": True}
     assert str(DEMO) not in lp.nodes[0].parameters
     lp = plan({"demo": "false", "robot": "/robots/mine.yaml"}, share)
     assert [n.parameters[-1]["robot_file"] for n in lp.nodes] == ["/robots/mine.yaml"] * 2
