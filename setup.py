@@ -78,6 +78,7 @@ setup(
             "fastwam-stats = fastwam_ros.cli:stats_alias",
             "fastwam-convert = fastwam_ros.cli:convert_alias",
             "fastwam-parity = fastwam_ros.cli:parity_alias",
+            "fastwam-eval = fastwam_ros.eval:main",
         ]
     },
     zip_safe=False,

@@ -13,6 +13,8 @@ to 320×256 (head) and 160×128 (wrists), concatenate to 384×320, then ``x * 2 
 ratio per encoding, plus tolerance figures: how far our frame is, in uint8 levels, from (a) our own full decode +
 resize (what ``scaled_decode: false`` gives), (b) the RoboTwin *training* preprocessing (each camera resized
 to 240×320 first, then to its tile) and (c) the official deploy preprocessing's output.
+The bgr8 ratio comes out higher than rgb8's because the official side is slower on bgr8 (PIL copies the
+channel-reversed view before resizing); this pipeline's rgb8 and bgr8 paths cost about the same.
 
     python benchmarks/bench_perception.py --json [--iters 200] [--backend auto|torch|numpy] [--compare-official]
 """

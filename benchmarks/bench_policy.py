@@ -1,4 +1,4 @@
-"""Per-stage latency of one Fast-WAM replan: the fast path (fastwam_ros.model.fast_path) and, with
+"""Per-stage latency of one Fast-WAM replan: the fast path (fastwam_ros.model.inference.fast_path) and, with
 ``--reference``, the straightforward implementation of the official algorithm on identical inputs.
 
 Weights are random at the configured sizes (nothing is downloaded). Stages of one replan:
@@ -54,8 +54,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastwam_ros.model.config import FastWAMConfig, load_config  # noqa: E402
-from fastwam_ros.model.fast_path import FastActionSampler, HostStaging, ReferenceSampler  # noqa: E402
-from fastwam_ros.model.fastwam import FastWAM  # noqa: E402
+from fastwam_ros.model.inference.fast_path import FastActionSampler, HostStaging
+from fastwam_ros.model.inference.reference_sampler import ReferenceSampler  # noqa: E402
+from fastwam_ros.model.network.fastwam import FastWAM  # noqa: E402
 
 H100_HBM_BYTES_PER_S = 3.35e12  # H100 SXM5 HBM3 peak
 INSTRUCTION = "fold the towel"
@@ -108,9 +109,9 @@ def size_report(cfg: FastWAMConfig, dtype: torch.dtype) -> dict:
     from diffusers import AutoencoderKLWan
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from fastwam_ros.model.action_expert import ActionExpert
-    from fastwam_ros.model.encoders import wan22_vae_config
-    from fastwam_ros.model.video_expert import VideoExpert
+    from fastwam_ros.model.network.action_expert import ActionExpert
+    from fastwam_ros.model.network.video_expert import VideoExpert
+    from fastwam_ros.model.processing.encoders import wan22_vae_config
 
     model = torch.nn.Module()  # the FastWAM parameter tree (its scheduler needs real tensors, so not on meta)
     with torch.device("meta"):
@@ -156,9 +157,10 @@ def build(cfg: FastWAMConfig, device: torch.device, dtype: torch.dtype, seed: in
     """Random model, VAE, UMT5 text encoder (offline tiny tokenizer, real encoder size) and normaliser."""
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from fastwam_ros.model.encoders import WanVAE
-    from fastwam_ros.model.normalizer import LinearNormalizer, StateActionNormalizer
-    from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, build_tiny_tokenizer
+    from fastwam_ros.model.processing.encoders import WanVAE
+    from fastwam_ros.model.processing.normalizer import LinearNormalizer, StateActionNormalizer
+    from fastwam_ros.model.processing.text import TextEncoder, build_tiny_tokenizer
+    from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
     torch.manual_seed(seed)
     with torch.device(device):  # initialise where the weights live; cast per component (bounded peak memory)

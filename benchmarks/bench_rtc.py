@@ -50,9 +50,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastwam_ros.control import Chunk, ChunkController, ControllerConfig  # noqa: E402
-from fastwam_ros.model.flow import FlowMatchScheduler  # noqa: E402
-from fastwam_ros.model.rtc import rtc_weights  # noqa: E402
-from fastwam_ros.model.rtc_guidance import PrefixGuide, euler_sample  # noqa: E402
+from fastwam_ros.model.network.flow import FlowMatchScheduler  # noqa: E402
+from fastwam_ros.model.network.rtc import rtc_weights  # noqa: E402
+from fastwam_ros.model.network.rtc_guidance import PrefixGuide, euler_sample  # noqa: E402
 from fastwam_ros.runtime.policy_runtime import DelayEstimator, PrefixState, rtc_request  # noqa: E402
 
 # variant -> (rtc mode, mask, blend)
@@ -204,7 +204,7 @@ class DemoSetting:
 
     def __init__(self):
         from fastwam_ros.demo import DEFAULT_ROBOT, DemoConfig, default_checkpoint
-        from fastwam_ros.model.policy import FastWAMPolicy
+        from fastwam_ros.model.inference.policy import FastWAMPolicy
         from fastwam_ros.robot import load_robot
 
         self.robot = load_robot(DEFAULT_ROBOT)

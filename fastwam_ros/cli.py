@@ -4,6 +4,8 @@
     fastwam stats   CONFIG [key=value ...] [--out FILE]     normalisation statistics (dataset_stats.json)
     fastwam convert CONFIG [key=value ...] --out DIR [--to cache|lerobot]
     fastwam eval    --policy DIR [CONFIG] [key=value ...]   held-out loss of a policy on a dataset
+    fastwam sim-eval [--policy DIR|demo|scripted] [--episodes N] [--seed S]   closed-loop success rate in the demo
+                                                            simulator (= fastwam-eval, python -m fastwam_ros.eval)
     fastwam info    POLICY_DIR | HUB_ID                     config, contract, metadata, parameter counts
     fastwam parity  FIXTURE_DIR [--tol X] [--section S]     numerical parity with the reference model
     fastwam push    POLICY_DIR REPO_ID                      publish a policy directory to the Hugging Face Hub
@@ -26,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "fastwam_ros.training.cli:convert_command"),
     "eval": ("held-out loss of a policy directory on a dataset (training evaluate())",
              "fastwam_ros.training.cli:eval_command"),
+    "sim-eval": ("closed-loop evaluation in the demo simulator: success rate, completion time, clamps, latency",
+                 "fastwam_ros.eval:eval_command"),
     "info": ("print a policy directory's config, robot contract, metadata and parameter counts",
              "fastwam_ros.hub:info_command"),
     "parity": ("numerical parity against reference fixtures", "fastwam_ros.cli:parity_command"),

@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def train_and_save(args, work: Path, model_cfg: Path, robot, meta: dict, train_eps: list, out: Path) -> dict:
     """Train with the package's Trainer, then write the policy directory `out` (VAE bundled)."""
-    from fastwam_ros.model.fastwam import FastWAM
-    from fastwam_ros.model.serialization import load_policy_dir, save_policy_dir
+    from fastwam_ros.model.checkpoints.serialization import load_policy_dir, save_policy_dir
+    from fastwam_ros.model.network.fastwam import FastWAM
     from fastwam_ros.training.config import config_from_dict
     from fastwam_ros.training.trainer import Trainer
 
@@ -330,7 +330,7 @@ def finish(args, work, out, perception, meta, episodes, train_eps, eval_eps, tra
     import numpy as np
 
     from fastwam_ros.demo import run_demo
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
     from fastwam_ros.sim import mujoco_backend as mb
 
     policy = FastWAMPolicy.from_pretrained(out)

@@ -157,7 +157,7 @@ class TextEncoderConfig:
 
 @dataclass
 class FastWAMConfig:
-    """Everything needed to build a :class:`fastwam_ros.model.fastwam.FastWAM`."""
+    """Everything needed to build a :class:`fastwam_ros.model.network.fastwam.FastWAM`."""
 
     name: str = "wan22_5b"
     variant: str = "fastwam"

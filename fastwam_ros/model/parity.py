@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from .action_init import init_action_expert_state
-from .checkpoint import load_official_checkpoint
+from .checkpoints.action_init import init_action_expert_state
+from .checkpoints.checkpoint import load_official_checkpoint
 from .config import FastWAMConfig, config_from_official
-from .fastwam import DRAW_ORDER, FastWAM
-from .flow import FlowMatchScheduler
-from .masks import fastwam_mask, joint_mask
-from .normalizer import LinearNormalizer
+from .network.fastwam import DRAW_ORDER, FastWAM
+from .network.flow import FlowMatchScheduler
+from .network.masks import fastwam_mask, joint_mask
+from .processing.normalizer import LinearNormalizer
 
 DEFAULT_TOL = 1e-5
 TRAIN_FILES = {"fastwam": "train_uncond", "joint": "train_joint", "idm": "train_idm"}

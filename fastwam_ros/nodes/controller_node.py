@@ -55,7 +55,6 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
         self.updater = Updater(self)
         self.updater.setHardwareID("fastwam_controller")
         self.updater.add("controller", self._diag)
-        self.jtc_probe: JTCProbe | None = None
         guard_change_state(self)
         start_autostart(self, self.params["autostart"])
 
@@ -93,7 +92,8 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
                 self._subs.append(sub(String, p["robot_description.topic"], guard(self, self._on_urdf, "urdf"),
                                       rc.latched_qos()))
             self._timers = [self.create_timer(1.0 / self.rt.config.control_rate_hz, guard(self, self._tick, "tick"))]
-            if robot.output_mode == "trajectory" and self.jtc_probe is None:  # do the stock JTCs accept our commands?
+            if robot.output_mode == "trajectory" and getattr(self, "jtc_probe", None) is None:
+                # are the stock JTCs set up to accept what we send? (checked once, a few seconds after start)
                 self.jtc_probe = JTCProbe(self, {g.name: g.command_topic for g in robot.groups},
                                           {g.name: list(g.joints) for g in robot.groups}, self.rt.config.period_s)
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it without a word

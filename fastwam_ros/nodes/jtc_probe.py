@@ -12,6 +12,7 @@ from __future__ import annotations
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters
 
+from fastwam_ros.nodes.shell import guard
 from fastwam_ros.runtime.jtc_check import (
     JTC_PARAMETERS,
     REJECT,
@@ -47,7 +48,7 @@ class JTCProbe:
                         for g, c in self.controllers.items()}
         self.results: dict[str, list] = {}
         self._wait_s = wait_s
-        self._timer = node.create_timer(delay_s, self._start)
+        self._timer = node.create_timer(delay_s, guard(node, self._start, "jtc probe"))
 
     def _start(self) -> None:
         self._timer.cancel()
@@ -58,7 +59,7 @@ class JTCProbe:
                 log.warning(f"group {g}: {unreachable_advice(ctrl, self.joints[g])}")
                 continue
             fut = cli.call_async(GetParameters.Request(names=list(JTC_PARAMETERS)))
-            fut.add_done_callback(lambda f, g=g: self._done(g, f))
+            fut.add_done_callback(guard(self.node, lambda f, g=g: self._done(g, f), "jtc probe"))
 
     def _done(self, group: str, fut) -> None:
         log = self.node.get_logger()

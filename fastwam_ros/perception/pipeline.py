@@ -51,7 +51,8 @@ def tile_frames(
 
 
 def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, int]] | None,
-                 config: PerceptionConfig, reduce: Sequence[int] | None = None) -> np.ndarray:
+                 config: PerceptionConfig, reduce: Sequence[int] | None = None,
+                 normalize: bool = False) -> np.ndarray:
     return tile_planar(
         list(images),
         config.tiling,
@@ -61,6 +62,7 @@ def _tile_planar(images: Sequence[np.ndarray], orders: Sequence[tuple[int, int, 
         orders=None if orders is None else list(orders),
         reduce=None if reduce is None else list(reduce),
         fit=config.fit,
+        normalize=normalize,
     )
 
 
@@ -74,7 +76,7 @@ def preprocess_frames(images: Mapping[str, np.ndarray], config: PerceptionConfig
         img = images[c.name]
         if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"camera {c.name!r}: expected uint8 HxWx3 RGB, got {getattr(img, 'shape', img)}")
-    return normalize_planar(_tile_planar([images[c.name] for c in config.cameras], None, config))
+    return _tile_planar([images[c.name] for c in config.cameras], None, config, normalize=True)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ class ObservationSource(Protocol):
 
 def fastwam_loader(request: PolicyLoadRequest) -> ChunkPolicy:
     """The default loader: ``FastWAMPolicy.from_pretrained`` with every request field passed explicitly."""
-    from fastwam_ros.model.policy import FastWAMPolicy  # torch import happens here, on the worker
+    from fastwam_ros.model.inference.policy import FastWAMPolicy  # torch import happens here, on the worker
 
     r = request
     return FastWAMPolicy.from_pretrained(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fastwam_ros.model.rtc import rtc_weights
+from fastwam_ros.model.network.rtc import rtc_weights
 
 from .chunks import (
     ChunkFields,
@@ -180,7 +180,7 @@ class DelayEstimator:
 def rtc_request(plan: PrefixState, obs_stamp_s: float, step_period_s: float, delay_steps: int, mask: str = "soft",
                 horizon: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(previous plan [L, J] on the new chunk's grid, weights [L]) for the sampler: the RTC schedule of
-    :func:`fastwam_ros.model.rtc.rtc_weights` with delay ``delay_steps`` and overlap L, zero where the plan has
+    :func:`fastwam_ros.model.network.rtc.rtc_weights` with delay ``delay_steps`` and overlap L, zero where the plan has
     no data. None when the plan does not reach the new chunk."""
     aligned = align_plan(plan, obs_stamp_s, step_period_s, horizon)
     if aligned is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fastwam_ros.model.rtc import DEFAULT_GUIDANCE_BETA, RTC_MASKS, RTC_MODES
+from fastwam_ros.model.network.rtc import DEFAULT_GUIDANCE_BETA, RTC_MASKS, RTC_MODES
 
 from .params import ParamSpec, Schema
 

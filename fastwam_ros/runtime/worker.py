@@ -44,7 +44,7 @@ class InferenceJob:
     ``frame``: float32 [3, H, W] in [-1, 1]; ``proprio``: [D] or None; ``stamp_s``: the
     observation's capture stamp (ROS time, s); ``prefix``: optional [K, A] committed actions for
     real-time chunking (absolute, denormalised): the previous plan, row k meant for chunk step k;
-    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.rtc.rtc_weights`);
+    ``prefix_weight``: optional [K] in [0, 1] (1 = hard, 0 = step free; :func:`fastwam_ros.model.network.rtc.rtc_weights`);
     ``rtc_mode``: ``inpaint`` | ``guided`` | ``off``; ``guidance_beta``: the guided mode's weight clip;
     ``meta``: anything to carry to the result.
     """
@@ -381,6 +381,11 @@ class PolicyWorker:
                 if len(self._results) == self._results.maxlen:
                     self.results_dropped += 1
                 self._results.append(result)
+                # counted only once the result can be popped: a caller waiting on a counter then finds it
+                if result.error is None:
+                    self.completed += 1
+                else:
+                    self.errors += 1
                 self._busy = False
 
     def _infer(self, job: InferenceJob) -> InferenceResult:
@@ -406,7 +411,6 @@ class PolicyWorker:
                 raise FloatingPointError("policy returned non-finite actions")
             for k, v in (getattr(out, "timing_s", None) or {}).items():
                 timing[f"model.{k}"] = float(v)
-            self.completed += 1
             cid = self._chunk_id
             self._chunk_id += 1
             # the policy reports what it honoured (a policy without RTC ignores the prefix: 0 steps, mode off)
@@ -415,7 +419,6 @@ class PolicyWorker:
             mode = str(getattr(out, "rtc_mode", "off" if not committed else job.rtc_mode))
             return InferenceResult(job, cid, actions, timing, None, committed, guided, mode)
         except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too: counted, thread survives
-            self.errors += 1
             kind = type(exc).__name__
             self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
             self.last_error = _describe(exc)

@@ -35,8 +35,8 @@ def evaluate_policy(ns: Any, load_cli_config) -> dict[str, Any]:
     import torch
 
     from fastwam_ros.hub import resolve_policy_dir
-    from fastwam_ros.model.serialization import load_policy_dir, load_state_strict
-    from fastwam_ros.model.text import TextEmbeddingCache
+    from fastwam_ros.model.checkpoints.serialization import load_policy_dir, load_state_strict
+    from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
     from .observe import spaced_indices
     from .trainer import Trainer

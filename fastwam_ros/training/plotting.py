@@ -40,7 +40,8 @@ def plot_loss_curve(history: Sequence[dict[str, Any]], path: str | Path, title: 
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # nothing to label before the first step
+        ax.legend()
     ax_lr.plot(steps, [h.get("lr") for h in history], color="tab:gray", linewidth=1.0)
     ax_lr.set_ylabel("lr")
     ax_lr.set_xlabel("optimizer step")

@@ -1,4 +1,4 @@
-"""Checkpoint ↔ the model package's policy-directory format (``fastwam_ros.model.serialization``).
+"""Checkpoint ↔ the model package's policy-directory format (``fastwam_ros.model.checkpoints.serialization``).
 
 A trained checkpoint's ``policy/`` directory is a normal policy directory (weights, config.json, stats.json with
 the normaliser built from the dataset statistics, text_embeds.safetensors with the training instructions) plus
@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .stats import STATS_FILENAME
+from fastwam_ros.model.checkpoints.serialization import PERCEPTION_FILE
 
-PERCEPTION_FILE = "perception.json"
+from .stats import STATS_FILENAME
 
 
 class _FrozenState:
@@ -47,8 +47,8 @@ def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str,
     ``contract``: the robot contract the model was trained for (``robot_contract.json``, checked at deployment;
     see :mod:`fastwam_ros.contract`).
     """
-    from fastwam_ros.model.normalizer import StateActionNormalizer
-    from fastwam_ros.model.serialization import save_policy_dir
+    from fastwam_ros.model.checkpoints.serialization import save_policy_dir
+    from fastwam_ros.model.processing.normalizer import StateActionNormalizer
 
     norm = StateActionNormalizer.from_dataset_stats(stats, model_config.normalization.mode,
                                                     model_config.normalization.clamp)
@@ -71,7 +71,7 @@ def save_policy(path: str | Path, *, model_config: Any, state_dict: Mapping[str,
 
 def load_policy_weights(model: nn.Module, path: str | Path) -> None:
     """Load the weights of a policy directory into ``model`` (strict keys and shapes)."""
-    from fastwam_ros.model.serialization import load_policy_dir, load_state_strict
+    from fastwam_ros.model.checkpoints.serialization import load_policy_dir, load_state_strict
 
     bundle = load_policy_dir(path)
     load_state_strict(model, bundle.model_state, where=str(Path(path) / "model.safetensors"))

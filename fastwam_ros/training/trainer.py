@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from fastwam_ros.model.processing.processor import FastWAMProcessor
+
 from .config import TrainConfig
 from .dataset import FastWAMDataset
 from .episode import Episode
@@ -194,8 +196,8 @@ class Trainer:
 
         # ---- model
         from fastwam_ros.model.config import load_config
-        from fastwam_ros.model.fastwam import FastWAM
-        from fastwam_ros.model.normalizer import StateActionNormalizer
+        from fastwam_ros.model.network.fastwam import FastWAM
+        from fastwam_ros.model.processing.normalizer import StateActionNormalizer
 
         mcfg = load_config(cfg.model.config)
         if cfg.model.variant is not None:
@@ -207,19 +209,27 @@ class Trainer:
         mcfg.validate()
         self._check_shapes(mcfg)
         self.model_config = mcfg
+        if cfg.model.init and Path(cfg.model.init).is_file():
+            from fastwam_ros.model.checkpoints.file_check import check_official_keys
+
+            check_official_keys(mcfg, cfg.model.init)  # a bad file fails before the model is built
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.model.seed)
             model = FastWAM(mcfg)
         if cfg.model.init:
             self._load_init_weights(model, cfg.model.init)
         model.float().train()
-        self.normalizer = StateActionNormalizer.from_dataset_stats(
+        normalizer = StateActionNormalizer.from_dataset_stats(
             self.stats, mcfg.normalization.mode, mcfg.normalization.clamp)
-        self.vae = self._build_vae(mcfg)
-        self._text_cache = text_cache
+        # the processor deployment uses too: normalisation, VAE encoding, the instruction cache (``text_cache``
+        # given: e.g. a policy's stored embeddings, instead of the text encoder named by ``model.text_encoder``)
         instructions = list(dict.fromkeys(self.dataset.instructions + (self.val_dataset.instructions
                                                                          if self.val_dataset else [])))
-        self.text_embeds = self._encode_instructions(mcfg, instructions)
+        cache = text_cache if text_cache is not None else self._build_text_cache(mcfg, len(instructions))
+        self.processor = FastWAMProcessor(mcfg, normalizer, self._build_vae(mcfg), cache,
+                                          device=self.accelerator.device, dtype=torch.float32)
+        self._instructions = instructions
+        self._encode_instructions(instructions, release_encoder=text_cache is None)  # not a caller's encoder
         self._latent_cache: dict[int, torch.Tensor] = {}
 
         # ---- optimisation
@@ -309,14 +319,14 @@ class Trainer:
 
             load_policy_weights(model, p)
         elif p.is_file():
-            from fastwam_ros.model.checkpoint import load_official_checkpoint
+            from fastwam_ros.model.checkpoints.checkpoint import load_official_checkpoint
 
             load_official_checkpoint(model, p, strict=True)
         else:
             raise TrainConfigError(f"model.init {p} does not exist")
 
     def _build_vae(self, mcfg):
-        from fastwam_ros.model.encoders import WanVAE
+        from fastwam_ros.model.processing.encoders import WanVAE
 
         src = self.cfg.model.vae
         device = self.accelerator.device
@@ -331,17 +341,11 @@ class Trainer:
         vae.requires_grad_(False)
         return vae.eval()
 
-    def _encode_instructions(self, mcfg, instructions: list[str]) -> dict[str, torch.Tensor]:
-        """Instruction → text embedding [L, text_dim] (pad rows zero), each encoder call once per instruction."""
-        from fastwam_ros.model.text import TextEmbeddingCache, TextEncoder, text_encoder_from_config
+    def _build_text_cache(self, mcfg, num_instructions: int):
+        from fastwam_ros.model.processing.text import TextEncoder, text_encoder_from_config
+        from fastwam_ros.model.processing.text_cache import TextEmbeddingCache
 
         src = self.cfg.model.text_encoder
-        if self._text_cache is not None:
-            cache = self._text_cache
-            embeds = {ins: cache.get(ins).float().clone() for ins in instructions}
-            self.text_encoder_id = cache.encoder_id
-            self.prompts = {ins: cache.prompt_for(ins) for ins in instructions}
-            return embeds
         if src is None:
             raise TrainConfigError("model.text_encoder is not set: give the local UMT5 directory (or `random` for "
                                    "tiny test configs)")
@@ -353,27 +357,46 @@ class Trainer:
             enc = TextEncoder.from_pretrained(src, tokenizer_dir=self.cfg.model.tokenizer, device=device,
                                               dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                                               max_length=mcfg.policy.text_len)
-        cache = TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir,
-                                   template=mcfg.policy.prompt_template)
-        embeds = {ins: cache.get(ins).float().clone() for ins in instructions}
-        self.text_encoder_id = cache.encoder_id
-        self.prompts = {ins: cache.prompt_for(ins) for ins in instructions}
-        del enc, cache
+        return TextEmbeddingCache(enc, cache_dir=self.cfg.model.text_cache_dir, template=mcfg.policy.prompt_template,
+                                  max_memory_entries=max(1024, num_instructions))
+
+    def _encode_instructions(self, instructions: list[str], release_encoder: bool = True) -> None:
+        """Every instruction's text embedding [L, text_dim] (pad rows zero) into the processor's instruction cache,
+        one encoder call per instruction; then the encoder is dropped (the cache serves every batch)."""
+        proc = self.processor
+        for ins in instructions:
+            proc.text_embedding(ins)
+        self.text_encoder_id = proc.text_cache.encoder_id
+        self.prompts = {ins: proc.text_cache.prompt_for(ins) for ins in instructions}
+        if release_encoder:
+            proc.release_text_encoder()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return embeds
+
+    @property
+    def text_embeds(self) -> dict[str, torch.Tensor]:
+        """Instruction -> embedding [L, text_dim] (float32, CPU) of every training instruction, from the cache."""
+        return {ins: self.processor.text_embedding(ins) for ins in self._instructions}
+
+    @property
+    def vae(self):
+        return self.processor.vae
+
+    @property
+    def normalizer(self):
+        return self.processor.normalizer
 
     # ---------------------------------------------------------------------------------------- batches
     def encode_video(self, video: torch.Tensor, index: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
         """[B, 3, 9, H, W] in [-1, 1] → normalised VAE latents [B, 48, 3, h, w] (frozen VAE, no grad)."""
         mode = self.cfg.data.latent_cache
         if mode == "none" or not use_cache:
-            return self.vae.encode(video).float()
+            return self.processor.encode_video(video).float()
         keys = [int(i) for i in index.tolist()]
         out: list[torch.Tensor | None] = [self._cached_latent(k) for k in keys]
         todo = [j for j, o in enumerate(out) if o is None]
         for j in todo:  # one sample at a time: a cached latent must not depend on its batch-mates
-            z = self.vae.encode(video[j : j + 1]).float()[0]
+            z = self.processor.encode_video(video[j : j + 1]).float()[0]
             self._store_latent(keys[j], z.detach())
             out[j] = z
         return torch.stack([o.to(video.device) for o in out])
@@ -400,20 +423,12 @@ class Trainer:
             tmp.replace(d / f"{key:09d}.pt")
 
     def model_inputs(self, batch: dict[str, Any], use_cache: bool = True) -> dict[str, torch.Tensor]:
-        """Dataset batch → the model's training batch (normalised actions / proprio, latents, text).
+        """Dataset batch → the model's training batch through the processor (normalised actions / proprio,
+        latents from the latent cache or the VAE, text embeddings from the instruction cache).
         ``use_cache``: False for samples of another dataset than the training one (validation)."""
         device = self.accelerator.device
-        missing = [s for s in batch["instruction"] if s not in self.text_embeds]
-        if missing:
-            raise KeyError(f"instructions without a precomputed embedding: {missing}")
-        return {
-            "video_latents": self.encode_video(batch["video"].to(device), batch["index"], use_cache),
-            "actions": self.normalizer.action(batch["actions"].to(device)),
-            "proprio": self.normalizer.state(batch["state"].to(device)),
-            "text_embeds": torch.stack([self.text_embeds[s] for s in batch["instruction"]]).to(device),
-            "action_is_pad": batch["action_is_pad"].to(device),
-            "image_is_pad": batch["image_is_pad"].to(device),
-        }
+        latents = self.encode_video(batch["video"].to(device), batch["index"], use_cache)
+        return self.processor.training_inputs(batch, video_latents=latents)
 
     def generator(self, micro_step: int) -> torch.Generator:
         """Noise generator of one micro-step: a function of (seed, micro-step, rank) only."""

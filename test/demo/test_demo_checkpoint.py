@@ -24,7 +24,7 @@ def ckpt() -> Path:
 
 @pytest.fixture(scope="module")
 def policy(ckpt):
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     return FastWAMPolicy.from_pretrained(ckpt)
 

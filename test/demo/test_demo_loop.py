@@ -143,3 +143,46 @@ def test_demo_chunks_pass_through_the_shipped_runtimes(tmp_path, monkeypatch):
     assert jobs[0].prefix is None and all(j.prefix is not None for j in jobs[1:])
     assert s["controller_runtime"]["last_chunk_id"] == n - 1
     assert s["robot"] == "demo_aloha"
+
+
+def test_summary_and_console_report_the_limiter_clamps(tmp_path, monkeypatch, capsys):
+    """summary.json's clamp counts are the controller's own counters; per second and per tick follow from the
+    per-tick log in trace.npz; the console line reports them."""
+    from fastwam_ros.control.limits import CLAMP_KINDS
+    from fastwam_ros.runtime.controller_runtime import ControllerRuntime
+
+    final = {}
+    real_tick = ControllerRuntime.tick
+
+    def tick(self, now_s):
+        out = real_tick(self, now_s)
+        final.update({k: int(v.sum()) for k, v in self.core.metrics.clamps.items()})
+        return out
+
+    monkeypatch.setattr(ControllerRuntime, "tick", tick)
+    seconds = 2.0
+    assert main(["--seconds", str(seconds), "--sim-mode", "kinematic", "--policy", "scripted", "--no-video",
+                 "--out", str(tmp_path), "--latency", "0.15"]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    trace = np.load(tmp_path / "trace.npz")
+    per_tick = trace["clamps_per_tick"]
+    assert [str(k) for k in trace["clamp_kinds"]] == list(CLAMP_KINDS)
+    assert per_tick.shape == (s["control_ticks"], len(CLAMP_KINDS))
+    assert s["controller_clamps"] == final == {k: int(per_tick[:, i].sum()) for i, k in enumerate(CLAMP_KINDS)}
+    for k, v in s["controller_clamps"].items():
+        assert s["controller_clamps_per_s"][k] == pytest.approx(v / seconds)
+    assert s["clamped_ticks"] == int(np.count_nonzero(per_tick.sum(axis=1)))
+    assert s["clamped_tick_fraction"] == pytest.approx(s["clamped_ticks"] / s["control_ticks"])
+    out = capsys.readouterr().out
+    assert f"limiter clamped {100 * s['clamped_tick_fraction']:.1f} % of {s['control_ticks']} ticks" in out
+
+
+def test_joint_plot_axes_do_not_magnify_noise():
+    from fastwam_ros.demo import MIN_AXIS_SPAN, readable_ylim
+
+    flat = 0.3 + 1e-10 * np.random.default_rng(0).standard_normal(100)
+    lo, hi = readable_ylim(flat)
+    assert hi - lo >= MIN_AXIS_SPAN and lo < 0.3 < hi
+    wide = np.linspace(-1.0, 2.0, 50)
+    lo, hi = readable_ylim(wide, flat)
+    assert lo < -1.0 and hi > 2.0 and hi - lo < 3.5

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load_file
 
-from fastwam_ros.model.action_init import init_action_expert_from_video, resize_tensor
-from fastwam_ros.model.checkpoint import export_official_state_dict, load_official_checkpoint
+from fastwam_ros.model.checkpoints.action_init import init_action_expert_from_video, resize_tensor
+from fastwam_ros.model.checkpoints.checkpoint import export_official_state_dict, load_official_checkpoint
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 def test_in_place_init_matches_official_backbone(parity_dir):

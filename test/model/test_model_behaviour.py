@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 def _model(variant="fastwam", seed=0):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastwam_ros.model.checkpoint import (
+from fastwam_ros.model.checkpoints.checkpoint import (
     CheckpointError,
     export_official_state_dict,
     load_official_checkpoint,
     official_key_to_ours,
 )
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 @pytest.fixture(scope="module")

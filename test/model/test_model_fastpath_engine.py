@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fast_path import FastActionSampler, HostStaging, ReferenceSampler
-from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.inference.fast_path import FastActionSampler, HostStaging
+from fastwam_ros.model.inference.reference_sampler import ReferenceSampler
+from fastwam_ros.model.network.fastwam import FastWAM
 
 TOL = 1e-5
 
@@ -93,12 +94,12 @@ def test_instruction_change_invalidates_text_cache():
     out_b = eng.sample(lat, prop, noise)
     assert torch.allclose(out_a, ref_a, atol=TOL, rtol=0)
     assert torch.allclose(out_b, ref_b, atol=TOL, rtol=0)
-    # back to "a": served from the engine's LRU (no recompute), still the right chunk
-    assert eng.set_instruction("a") is False
+    # back to "a" with K/V computed elsewhere (the processor's instruction cache): loaded, not recomputed
+    assert eng.set_instruction("a", text_kv=m.precompute_text_kv(ta)) is False
     assert eng.stats["text_kv_computed"] == 2 and eng.stats["text_kv_reused"] == 1
     assert torch.allclose(eng.sample(lat, prop, noise), ref_a, atol=TOL, rtol=0)
-    with pytest.raises(KeyError):
-        eng.set_instruction("never seen")
+    with pytest.raises(KeyError):  # the engine keeps no instruction cache of its own
+        eng.set_instruction("b")
 
 
 @torch.no_grad()

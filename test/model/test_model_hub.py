@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard  # noqa: E402
 
 from fastwam_ros.hub import HubError, describe, push_to_hub, resolve_policy_dir  # noqa: E402
 from fastwam_ros.model.config import load_config  # noqa: E402
-from fastwam_ros.model.policy import FastWAMPolicy  # noqa: E402
+from fastwam_ros.model.inference.policy import FastWAMPolicy  # noqa: E402
 
 INSTR = "fold the towel"
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -154,7 +154,7 @@ def test_info_reads_files_without_building_the_model(saved, capsys, monkeypatch)
     from fastwam_ros.cli import main
 
     policy, d = saved
-    import fastwam_ros.model.fastwam as fw
+    import fastwam_ros.model.network.fastwam as fw
 
     monkeypatch.setattr(fw.FastWAM, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError("built")))
     assert main(["info", str(d), "--json"]) == 0

@@ -7,7 +7,12 @@ import json
 import pytest
 import torch
 
-from fastwam_ros.model.encoders import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD, WanVAE, tiny_vae_config
+from fastwam_ros.model.processing.encoders import (
+    WAN22_LATENTS_MEAN,
+    WAN22_LATENTS_STD,
+    WanVAE,
+    tiny_vae_config,
+)
 
 
 @pytest.fixture(scope="module")

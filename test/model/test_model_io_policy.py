@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from fastwam_ros.model.checkpoints.serialization import PolicyFormatError, load_policy_dir
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.normalizer import LinearNormalizer, StateActionNormalizer
-from fastwam_ros.model.policy import STAGES, FastWAMPolicy
-from fastwam_ros.model.serialization import PolicyFormatError, load_policy_dir
-from fastwam_ros.model.text import UnknownInstructionError
+from fastwam_ros.model.inference.policy import STAGES, FastWAMPolicy
+from fastwam_ros.model.processing.normalizer import LinearNormalizer, StateActionNormalizer
+from fastwam_ros.model.processing.text_cache import UnknownInstructionError
 
 INSTR = "fold the towel"
 
@@ -235,10 +235,10 @@ def test_official_checkpoint_through_from_pretrained(parity_dir, tmp_path):
     """The official release format (fixture A's .pt) + dataset stats + local VAE / text-encoder dirs."""
     from safetensors.torch import load_file
 
-    from fastwam_ros.model.checkpoint import official_key_to_ours
+    from fastwam_ros.model.checkpoints.checkpoint import official_key_to_ours
     from fastwam_ros.model.config import config_from_official
-    from fastwam_ros.model.encoders import WanVAE, tiny_vae_config
-    from fastwam_ros.model.text import build_tiny_text_encoder
+    from fastwam_ros.model.processing.encoders import WanVAE, tiny_vae_config
+    from fastwam_ros.model.processing.text import build_tiny_text_encoder
 
     fx = json.loads((parity_dir / "fixtures.json").read_text())
     cfg = config_from_official(fx["config"])

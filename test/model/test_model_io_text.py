@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastwam_ros.model.text import (
+from fastwam_ros.model.processing.text import (
     DEFAULT_PROMPT,
-    TextEmbeddingCache,
     TextEncoder,
-    UnknownInstructionError,
     build_tiny_text_encoder,
     clean_prompt,
     format_prompt,
 )
+from fastwam_ros.model.processing.text_cache import TextEmbeddingCache, UnknownInstructionError
 
 L = 24  # tokens (tiny; the real model uses 128)
 

@@ -10,9 +10,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
-from fastwam_ros.model.weights import (
+from fastwam_ros.model.checkpoints.weights import (
     WeightLoadError,
     convert_diffusers_to_original,
     detect_layout,
@@ -21,6 +19,8 @@ from fastwam_ros.model.weights import (
     original_to_diffusers_key,
     save_wan_video_weights,
 )
+from fastwam_ros.model.config import load_config
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 @pytest.fixture(scope="module")

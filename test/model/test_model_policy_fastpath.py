@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.policy import FastWAMPolicy
+from fastwam_ros.model.inference.policy import FastWAMPolicy
 
 
 @pytest.fixture(scope="module")

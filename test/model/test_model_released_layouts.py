@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastwam_ros.model.checkpoint import CheckpointError, convert_official_state_dict
+from fastwam_ros.model.checkpoints.checkpoint import CheckpointError, convert_official_state_dict
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fastwam import FastWAM
+from fastwam_ros.model.network.fastwam import FastWAM
 
 # released file -> (model config, action_dim, proprio_dim); README "Using the released checkpoints"
 RELEASED = {

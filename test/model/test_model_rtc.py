@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import load_config
-from fastwam_ros.model.fast_path import FastActionSampler
-from fastwam_ros.model.fastwam import FastWAM
-from fastwam_ros.model.policy import FastWAMPolicy
+from fastwam_ros.model.inference.fast_path import FastActionSampler
+from fastwam_ros.model.inference.policy import FastWAMPolicy
+from fastwam_ros.model.network.fastwam import FastWAM
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_policy_takes_the_prefix_in_robot_units():
 
 # ---------------------------------------------------------------------------------------------- rtc modes
 def test_soft_mask_follows_the_papers_schedule():
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
 
     h, d, overlap = 12, 3, 9  # overlap = H - s in the paper
     w = rtc_weights(h, d, overlap)
@@ -116,7 +116,7 @@ def test_soft_mask_follows_the_papers_schedule():
 
 
 def test_guidance_weight_is_the_clipped_pigdm_weight():
-    from fastwam_ros.model.rtc import guidance_weight
+    from fastwam_ros.model.network.rtc import guidance_weight
 
     for sigma in (0.05, 0.3, 0.5, 0.8, 0.97):
         tau = 1.0 - sigma  # the paper's time: 0 = noise, 1 = data
@@ -148,7 +148,7 @@ def test_off_is_the_plain_sampler_bit_for_bit(setup):
 @pytest.mark.parametrize("mask", ["soft", "hard"])
 def test_hard_masked_steps_reproduce_the_previous_plan(setup, mask):
     """Tolerance: 1e-6 (fp32) on the hard-constrained steps, reference and fast path alike."""
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
 
     cfg, model, lat, text, proprio, noise, _ = setup
     h = noise.shape[1]
@@ -165,7 +165,7 @@ def test_hard_masked_steps_reproduce_the_previous_plan(setup, mask):
 
 
 def test_guided_pulls_towards_the_previous_plan_and_the_fast_path_agrees(setup):
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
 
     cfg, model, lat, text, proprio, noise, _ = setup
     h = noise.shape[1]
@@ -189,7 +189,7 @@ def test_guided_pulls_towards_the_previous_plan_and_the_fast_path_agrees(setup):
 
 
 def test_policy_reports_mode_and_hard_steps():
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
 
     _, pol, frame, state = _tiny_policy(4)
     plan = pol.predict(frame, "fold the towel", state, seed=1).actions[:10]

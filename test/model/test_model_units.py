@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from fastwam_ros.model.config import ConfigError, FastWAMConfig, load_config
-from fastwam_ros.model.masks import fastwam_mask, idm_teacher_forcing_mask, joint_mask, video_to_video_mask
-from fastwam_ros.model.normalizer import LinearNormalizer, NormalizerError, StateActionNormalizer
+from fastwam_ros.model.network.masks import (
+    fastwam_mask,
+    idm_teacher_forcing_mask,
+    joint_mask,
+    video_to_video_mask,
+)
+from fastwam_ros.model.processing.normalizer import LinearNormalizer, NormalizerError, StateActionNormalizer
 
 
 @pytest.mark.parametrize("name", ["tiny", "wan22_5b"])
@@ -74,7 +79,7 @@ def test_masks_match_spec_tables():
 def test_video_rope_matches_diffusers_tables():
     from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-    from fastwam_ros.model.rope import video_rope_angles
+    from fastwam_ros.model.network.rope import video_rope_angles
 
     rope = WanRotaryPosEmbed(32, (1, 2, 2), 1024)
     cos, sin = rope(torch.zeros(1, 48, 3, 8, 12))
@@ -105,7 +110,7 @@ def test_normaliser_layouts_and_errors():
 
 
 def test_flow_schedule_and_weight_properties():
-    from fastwam_ros.model.flow import FlowMatchScheduler
+    from fastwam_ros.model.network.flow import FlowMatchScheduler
 
     s = FlowMatchScheduler()
     t, d = s.inference_schedule(10)

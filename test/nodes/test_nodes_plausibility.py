@@ -56,7 +56,7 @@ def test_normaliser_sanity():
 
 
 def test_bundled_demo_stats_pass_and_a_tiny_scale_is_refused():
-    from fastwam_ros.model.normalizer import LinearNormalizer
+    from fastwam_ros.model.processing.normalizer import LinearNormalizer
 
     stats = json.loads((REPO / "models" / "demo" / "stats.json").read_text())["action"]
     good = LinearNormalizer(stats["scale"], stats["offset"], stats.get("clamp", 5.0))

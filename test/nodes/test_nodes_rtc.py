@@ -52,7 +52,7 @@ def test_delay_is_a_latency_percentile_in_steps():
 
 
 def test_rtc_request_uses_the_soft_schedule_over_the_known_overlap():
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
 
     dt = 0.1
     pre = PrefixState(stamp_s=10.0, positions=np.zeros((10, 2)), received_s=10.0, step_period_s=dt)
@@ -71,7 +71,7 @@ def test_policy_runtime_sends_plan_weights_and_reports_mode():
     number of hard-constrained steps with the chunk."""
     from types import SimpleNamespace
 
-    from fastwam_ros.model.rtc import rtc_weights
+    from fastwam_ros.model.network.rtc import rtc_weights
     from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
 
     seen = []
@@ -175,7 +175,7 @@ def test_controller_publishes_the_whole_remaining_plan():
 @pytest.mark.parametrize("weights", [None, "half"])
 def test_worker_passes_the_prefix_to_the_real_policy(weights):
     from fastwam_ros.model.config import load_config
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     cfg = load_config("tiny")
     cfg.flow.num_inference_steps = 2

@@ -86,3 +86,21 @@ def test_fit_crop_and_deploy_resize_through_the_planar_path(encoding):
     frame = p.poll(1.0).frame
     want = np.concatenate([fit_to_tile(imgs["a"], (48, 64), "crop"), fit_to_tile(imgs["b"], (48, 64), "crop")], 1)
     np.testing.assert_array_equal(frame, (want.transpose(2, 0, 1).astype(np.float32) * np.float32(2 / 255)) - 1)
+
+
+@pytest.mark.parametrize("layout", ["grid", "robotwin"])
+def test_normalized_tiling_equals_tiling_then_normalize(layout):
+    """tile_planar(normalize=True) scales each tile while copying it: the same float32 numbers as the uint8 frame
+    normalised afterwards, empty grid cells included (-1), for channel-reordered and mono inputs too."""
+    from fastwam_ros.perception.tiling import make_tiling_spec, normalize_planar, tile_planar
+
+    spec = make_tiling_spec(layout, 3, tile_hw=(20, 24), grid_rows=2, grid_cols=2)
+    imgs = [smooth(48, 64, 1), smooth(30, 40, 2)[:, :, ::-1], smooth(60, 50, 3)[:, :, 1:2]]
+    orders = [(0, 1, 2), (2, 1, 0), (0, 0, 0)]
+    kw = {"orders": orders, "transforms": ["none", "rot90", "flip_h"]}
+    ref = normalize_planar(tile_planar(imgs, spec, **kw))
+    got = tile_planar(imgs, spec, normalize=True, **kw)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, ref)
+    if layout == "grid":
+        assert (got[:, 20:, 24:] == -1.0).all()

@@ -98,7 +98,7 @@ def test_same_joints_in_another_order_are_refused_not_reordered(json_only_checkp
 
 
 def test_matching_robot_file_loads_the_demo_checkpoint():
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     pol = FastWAMPolicy.from_pretrained(DEMO, robot="demo_aloha", variant="fastwam")
     assert pol.robot_contract["robot"] == "demo_aloha" and pol.action_dim == 14
@@ -106,7 +106,7 @@ def test_matching_robot_file_loads_the_demo_checkpoint():
 
 
 def test_from_pretrained_refuses_another_robot():
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     with pytest.raises(ContractError) as ei:
         FastWAMPolicy.from_pretrained(DEMO, robot="towel_fold_bimanual")
@@ -146,7 +146,7 @@ def test_official_checkpoint_file_checks_what_it_can_and_logs_the_rest(tmp_path,
 
 
 def test_save_pretrained_writes_the_robot_contract(tmp_path):
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     pol = FastWAMPolicy.from_pretrained(DEMO)
     out = pol.save_pretrained(tmp_path / "p", robot="demo_aloha")

@@ -80,10 +80,10 @@ def test_convert_cache_equals_live_samples(bags, perception_yaml, tmp_path):
         assert a["instruction"] == b["instruction"]
 
 
-def test_train_cli_with_overrides(bags, tmp_path, sample_bag):
-    out = tmp_path / "run"
+def test_train_cli_with_overrides(bags, tmp_path):
+    out = tmp_path / "run"  # the smoke-test config on the repository's own sample recording
     rc = train_command([str(REPO / "config" / "train_tiny_sample.yaml"), f"output_dir={out}",
-                     f"data.paths=[{sample_bag}]", f"data.stats={out / 'dataset_stats.json'}",
+                        f"data.paths=[{REPO / 'data' / 'sample_episode'}]", f"data.stats={out / 'dataset_stats.json'}",
                      "train.max_steps=3", "train.save_every=3", "train.progress=false", "model.variant=idm"])
     assert rc == 0
     ck = out / "checkpoints" / "step_00000003"

@@ -54,13 +54,13 @@ def train_yaml(tmp_path_factory, bags) -> Path:
 def test_top_level_help_lists_commands_and_unknown_command_fails(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("train", "stats", "convert", "eval", "info", "parity", "push"):
+    for name in ("train", "stats", "convert", "eval", "sim-eval", "info", "parity", "push"):
         assert f"  {name}" in out
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", ["train", "stats", "convert", "eval", "info", "parity", "push"])
+@pytest.mark.parametrize("cmd", ["train", "stats", "convert", "eval", "sim-eval", "info", "parity", "push"])
 def test_subcommand_help_is_fast_and_lists_the_keys(cmd):
     code = (f"import sys\nfrom fastwam_ros.cli import main\ntry:\n    main([{cmd!r}, '--help'])\n"
             "except SystemExit as e:\n    assert e.code == 0\nprint('TORCH', 'torch' in sys.modules)")
@@ -71,6 +71,9 @@ def test_subcommand_help_is_fast_and_lists_the_keys(cmd):
     if cmd in ("train", "stats", "convert", "eval"):
         for key in ("train.max_steps", "train.val_fraction", "train.report_to", "data.stats", "model.variant"):
             assert key in res.stdout
+    if cmd == "sim-eval":
+        for flag in ("--policy", "--episodes", "--seed", "--sim-mode", "--success-fold", "--no-video"):
+            assert flag in res.stdout
 
 
 def test_split_args_config_overrides_datasets(tmp_path, train_yaml):

@@ -91,11 +91,13 @@ def test_rosbag_to_lerobot_v3_round_trip(bags, robot_yaml, tmp_path):
 
 def test_sample_recording_round_trip(sample_bag, tmp_path):
     repo = Path(__file__).resolve().parents[2]
-    cfg = repo / "config" / "train_tiny_sample.yaml"
+    cfg = repo / "config" / "train_tiny_sample.yaml"  # its cameras and tiling; the shared recording's joints
+    joints = [f"{side}_{j}" for side in ("left", "right") for j in (*(f"joint{i}" for i in range(1, 7)), "gripper")]
     out = tmp_path / "sample_lr"
-    assert convert_command([str(cfg), f"data.paths=[{sample_bag}]", "--to", "lerobot", "--codec", CODEC,
-                            "--out", str(out)]) == 0
-    pcfg = load_perception_config(yaml.safe_load(cfg.read_text())["data"]["perception"])
+    assert convert_command([str(cfg), f"data.paths=[{sample_bag}]", f"data.perception.joint_names=[{','.join(joints)}]",
+                            "--to", "lerobot", "--codec", CODEC, "--out", str(out)]) == 0
+    pdict = yaml.safe_load(cfg.read_text())["data"]["perception"]
+    pcfg = load_perception_config({**pdict, "joint_names": joints})
     _compare(load_episodes("rosbag", [sample_bag], {}, pcfg), load_episodes("lerobot", [out], {}, pcfg), pcfg)
 
 

@@ -47,7 +47,7 @@ def test_schedule_matches_torch_linear_then_cosine():
 
 
 def test_train_decreases_loss_resume_exact_and_checkpoint(tmp_path, bag):
-    from fastwam_ros.model.serialization import load_policy_dir
+    from fastwam_ros.model.checkpoints.serialization import load_policy_dir
 
     probe = [0, 11, 22, 33, 44]
     a = Trainer(make_cfg(tmp_path / "a", bag))
@@ -76,7 +76,7 @@ def test_train_decreases_loss_resume_exact_and_checkpoint(tmp_path, bag):
     assert (ck / "policy" / "dataset_stats.json").is_file() and (ck / "policy" / "perception.json").is_file()
 
     # deployable as is: the random tiny VAE is bundled, so FastWAMPolicy loads the checkpoint without vae_dir
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     pol = FastWAMPolicy.from_pretrained(ck / "policy")
     trained_vae = a.vae.vae.state_dict()
@@ -124,7 +124,7 @@ def _check_trained_contract(policy_dir: Path) -> None:
     import yaml
 
     from fastwam_ros.errors import ContractError
-    from fastwam_ros.model.policy import FastWAMPolicy
+    from fastwam_ros.model.inference.policy import FastWAMPolicy
 
     c = json.loads((policy_dir / "robot_contract.json").read_text())
     assert c["joint_names"] == bf.JOINTS and c["camera_names"] == list(bf.CAMERAS)

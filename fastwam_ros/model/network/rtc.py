@@ -1,7 +1,7 @@
 """Real-time chunking (RTC) for the flow-matching action sampler: the previous plan steers the new chunk.
 
 This module is the schedule (modes, per-step weights, guidance weight; NumPy only, importable without torch);
-the sampling steps are in :mod:`fastwam_ros.model.rtc_guidance`.
+the sampling steps are in :mod:`fastwam_ros.model.network.rtc_guidance`.
 
 While a chunk is being computed the robot keeps executing the previous one. The new chunk's first ``d`` steps
 (the *executed delay*: the steps that will be in the past, or already committed, when the chunk arrives) must
@@ -12,12 +12,12 @@ Modes (``rtc.mode``):
 
 * ``off``: the plain sampler; any previous plan is ignored (bit-identical to sampling without one).
 * ``inpaint``: after every Euler step each overlapping step is pulled towards the point of its straight
-  noise→target path at the current σ, with a per-step weight ``w_i`` (:func:`~fastwam_ros.model.flow.
+  noise→target path at the current σ, with a per-step weight ``w_i`` (:func:`~fastwam_ros.model.network.flow.
   inpaint_prefix`): ``x_i <- x_i + w_i ((1 - σ) y_i + σ ε_i - x_i)``. Training-free; with ``w_i = 1`` the
   final step reproduces ``y_i`` (σ = 0 after the last step).
 * ``guided``: Black, Galliker & Levine 2025, "Real-Time Execution of Action Chunking Flow Policies"
   (arXiv 2506.07339), Algorithm 1 — pseudo-inverse guidance through a vector–Jacobian product of the
-  denoiser (see :func:`fastwam_ros.model.rtc_guidance.guided_velocity`).
+  denoiser (see :func:`fastwam_ros.model.network.rtc_guidance.guided_velocity`).
 
 Weights over the chunk (:func:`rtc_weights`; the paper's soft mask, eq. 5): with executed delay ``d`` and
 overlap ``L`` (= ``H - s`` in the paper: the number of new-chunk steps the previous plan still covers),

@@ -134,22 +134,11 @@ def _guess_official(expert: str, rel: str) -> str:
 
 
 def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an official checkpoint (``.pt`` dict or flattened ``.safetensors``) into flat official keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Read an official checkpoint (``.pt`` dict or flattened ``.safetensors``) into flat official keys. The file's
+    header is validated first (:mod:`.file_check`): a corrupt or truncated file fails in seconds."""
+    from .file_check import official_payload
 
-        try:
-            return dict(load_file(str(path), device="cpu"))
-        except Exception as e:  # noqa: BLE001 - any parse failure means a corrupt file
-            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {e}") from e
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated / corrupt / not a torch file
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or truncated?): {e}") from e
-    return flatten_official_payload(payload, str(path))
+    return official_payload(path)
 
 
 def flatten_official_payload(payload, where: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -73,7 +73,7 @@ def block_modulation(blk, t_mod: torch.Tensor) -> list[torch.Tensor]:
     """The six float32 modulation tensors [B, S|1, D] of one block (shift, scale, gate, c_shift, c_scale, c_gate).
 
     They depend only on the block's weights and the timestep, so a sampler with a fixed schedule can compute
-    them once (see :mod:`fastwam_ros.model.fast_path`)."""
+    them once (see :mod:`fastwam_ros.model.inference.fast_path`)."""
     return [m.squeeze(2) for m in _modulation(blk, t_mod)]
 
 

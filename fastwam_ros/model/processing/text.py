@@ -9,7 +9,7 @@ Official behaviour (reference spec §1.7, §3.6):
 * rows beyond each prompt's real token count are set to **zero**; the cross-attention later attends to all
   rows (the mask is all True), so only the embeddings are returned.
 
-The 5.7 B encoder is expensive, so :class:`TextEmbeddingCache` keeps each instruction's embedding in memory and
+The 5.7 B encoder is expensive, so :class:`~.text_cache.TextEmbeddingCache` keeps each instruction's embedding in memory and
 optionally on disk, keyed by the encoder identity (config + weight-file fingerprint + dtype + max length) and the
 exact prompt text. A replan with an unchanged instruction never runs the encoder.
 
@@ -21,13 +21,8 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import re
-import threading
-import warnings
-from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +31,6 @@ from torch import nn
 
 DEFAULT_PROMPT = "A video recorded from a robot's point of view executing the following instruction: {task}"
 DEFAULT_MAX_LENGTH = 128
-CACHE_FORMAT = "fastwam_ros.text_embeds.v1"
 
 _WS_RE = re.compile(r"\s+")
 
@@ -317,189 +311,3 @@ def text_encoder_from_config(cfg: Any, *, max_length: int = DEFAULT_MAX_LENGTH, 
         relative_attention_max_distance=int(d.get("relative_attention_max_distance", 128)),
         feed_forward_proj=str(d.get("feed_forward_proj", "gated-gelu")),
     )
-
-
-# --------------------------------------------------------------------------------------------- cache
-@dataclass
-class CacheStats:
-    hits: int = 0  # served from memory
-    disk_hits: int = 0  # loaded from the disk cache (then kept in memory)
-    misses: int = 0  # encoder ran
-    corrupt_files: int = 0  # unreadable / mismatched disk entries that were ignored and recomputed
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(
-            hits=self.hits, disk_hits=self.disk_hits, misses=self.misses, corrupt_files=self.corrupt_files
-        )
-
-
-class UnknownInstructionError(KeyError):
-    """An instruction has no cached embedding and no text encoder is loaded to compute one."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-def cache_key(encoder_id: str, prompt: str) -> str:
-    """sha256 hex of the encoder identity and the exact prompt text."""
-    return hashlib.sha256(f"{CACHE_FORMAT}\n{encoder_id}\n{prompt}".encode()).hexdigest()
-
-
-class TextEmbeddingCache:
-    """Instruction -> text embedding [max_length, text_dim] cache (memory LRU + optional disk).
-
-    Keys are (encoder identity, formatted prompt). Values are CPU tensors in the encoder's output dtype.
-    Without an encoder, only preloaded / disk entries for ``encoder_id`` can be served; anything else raises
-    :class:`UnknownInstructionError`.
-    """
-
-    def __init__(
-        self,
-        encoder: TextEncoder | None = None,
-        *,
-        encoder_id: str | None = None,
-        cache_dir: str | Path | None = None,
-        template: str = DEFAULT_PROMPT,
-        max_memory_entries: int = 1024,
-    ):
-        if encoder is None and encoder_id is None:
-            raise ValueError("TextEmbeddingCache needs a text encoder or an explicit encoder_id")
-        if encoder is not None and encoder_id is not None and encoder_id != encoder.identity:
-            raise ValueError(
-                f"encoder_id {encoder_id!r} does not match the encoder's identity {encoder.identity!r}"
-            )
-        self.encoder = encoder
-        self._encoder_id = encoder_id
-        self.template = template
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
-        self.max_memory_entries = int(max_memory_entries)
-        self.stats = CacheStats()
-        self._mem: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-        self._lock = threading.RLock()
-
-    @property
-    def encoder_id(self) -> str:
-        return self.encoder.identity if self.encoder is not None else str(self._encoder_id)
-
-    def prompt_for(self, instruction: str) -> str:
-        return format_prompt(instruction, self.template)
-
-    def disk_path(self, prompt: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        return self.cache_dir / f"{cache_key(self.encoder_id, prompt)}.safetensors"
-
-    # -- lookups
-    def __contains__(self, instruction: str) -> bool:
-        return (self.encoder_id, self.prompt_for(instruction)) in self._mem
-
-    def get(self, instruction: str) -> torch.Tensor:
-        """Embedding [max_length, text_dim] (CPU) of ``instruction``; runs the encoder only on a miss."""
-        with self._lock:
-            prompt = self.prompt_for(instruction)
-            key = (self.encoder_id, prompt)
-            hit = self._mem.get(key)
-            if hit is not None:
-                self._mem.move_to_end(key)
-                self.stats.hits += 1
-                return hit
-            emb = self._load_disk(prompt)
-            if emb is not None:
-                self.stats.disk_hits += 1
-                self._remember(key, emb)
-                return emb
-            if self.encoder is None:
-                known = sorted(p for (eid, p) in self._mem if eid == self.encoder_id)
-                raise UnknownInstructionError(
-                    f"instruction {instruction!r} has no cached text embedding and no text encoder is loaded "
-                    f"(pass text_encoder_dir=...); cached prompts for this model: {known}"
-                )
-            emb = self.encoder.encode([prompt])[0].detach().to("cpu").contiguous()
-            self.stats.misses += 1
-            self._remember(key, emb)
-            self._save_disk(prompt, emb)
-            return emb
-
-    def put(self, instruction: str, embedding: torch.Tensor, *, encoder_id: str | None = None) -> None:
-        """Insert a precomputed embedding [L, D] (e.g. from a saved policy's ``text_embeds.safetensors``)."""
-        if embedding.ndim != 2:
-            raise ValueError(f"embedding must be [L, D], got shape {tuple(embedding.shape)}")
-        with self._lock:
-            self._remember(
-                (encoder_id or self.encoder_id, self.prompt_for(instruction)), embedding.detach().cpu()
-            )
-
-    def put_prompt(self, prompt: str, embedding: torch.Tensor, *, encoder_id: str | None = None) -> None:
-        """Like :meth:`put` but keyed by an already formatted prompt."""
-        if embedding.ndim != 2:
-            raise ValueError(f"embedding must be [L, D], got shape {tuple(embedding.shape)}")
-        with self._lock:
-            self._remember((encoder_id or self.encoder_id, prompt), embedding.detach().cpu())
-
-    def entries(self, encoder_id: str | None = None) -> dict[str, torch.Tensor]:
-        """Formatted prompt -> embedding for one encoder identity (default: the current one)."""
-        eid = encoder_id or self.encoder_id
-        with self._lock:
-            return {p: t for (e, p), t in self._mem.items() if e == eid}
-
-    def clear_memory(self) -> None:
-        with self._lock:
-            self._mem.clear()
-
-    # -- internals
-    def _remember(self, key: tuple[str, str], emb: torch.Tensor) -> None:
-        self._mem[key] = emb
-        self._mem.move_to_end(key)
-        while len(self._mem) > self.max_memory_entries:
-            self._mem.popitem(last=False)
-
-    def _load_disk(self, prompt: str) -> torch.Tensor | None:
-        path = self.disk_path(prompt)
-        if path is None or not path.is_file():
-            return None
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                emb = f.get_tensor("embedding")
-            problems = []
-            if meta.get("format") != CACHE_FORMAT:
-                problems.append(f"format {meta.get('format')!r} != {CACHE_FORMAT!r}")
-            if meta.get("encoder_id") != self.encoder_id:
-                problems.append("encoder identity differs")
-            if meta.get("prompt") != prompt:
-                problems.append("prompt text differs (hash collision?)")
-            if emb.ndim != 2:
-                problems.append(f"embedding shape {tuple(emb.shape)} is not [L, D]")
-            elif self.encoder is not None and (
-                emb.shape[0] != self.encoder.max_length or emb.shape[1] != self.encoder.text_dim
-            ):
-                problems.append(
-                    f"embedding shape {tuple(emb.shape)} != [{self.encoder.max_length}, {self.encoder.text_dim}]"
-                )
-            if problems:
-                raise ValueError("; ".join(problems))
-            if not torch.isfinite(emb.float()).all():
-                raise ValueError("embedding contains NaN/inf")
-        except Exception as exc:  # noqa: BLE001 - any unreadable entry is recomputed
-            self.stats.corrupt_files += 1
-            warnings.warn(
-                f"ignoring corrupt text-embedding cache file {path} ({type(exc).__name__}: {exc}); recomputing",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
-        return emb.contiguous()
-
-    def _save_disk(self, prompt: str, emb: torch.Tensor) -> None:
-        path = self.disk_path(prompt)
-        if path is None:
-            return
-        from safetensors.torch import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-        meta = {"format": CACHE_FORMAT, "encoder_id": self.encoder_id, "prompt": prompt}
-        save_file({"embedding": emb.contiguous()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)

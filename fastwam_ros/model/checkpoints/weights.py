@@ -15,7 +15,7 @@ Loading streams one tensor at a time into the existing parameters (peak memory =
 full key set has been checked, so a failed load leaves the model untouched.
 
 :func:`load_wan_into_fastwam` then initialises the action expert from the loaded video expert with the official
-interpolation + alpha scaling (reference spec §1.6), through :mod:`fastwam_ros.model.action_init`.
+interpolation + alpha scaling (reference spec §1.6), through :mod:`fastwam_ros.model.checkpoints.action_init`.
 """
 
 from __future__ import annotations
@@ -390,9 +390,9 @@ def _video_transformer(model: nn.Module) -> nn.Module:
 def init_action_expert_from_video(model: nn.Module, *, alpha_scaling: bool = True) -> dict[str, Any]:
     """Official action-expert init (§1.6) on a FastWAM, in place: the video expert's (loaded) weights are
     interpolated to the action width and alpha-scaled; ``action_encoder.*`` and ``head.*`` keep their random
-    init. Delegates to :func:`fastwam_ros.model.action_init.init_action_expert_from_video`; returns its
+    init. Delegates to :func:`fastwam_ros.model.checkpoints.action_init.init_action_expert_from_video`; returns its
     per-key report {official action key: {"treatment": ..., "alpha": ...}}."""
-    from fastwam_ros.model import action_init
+    from fastwam_ros.model.checkpoints import action_init
 
     return action_init.init_action_expert_from_video(model, alpha_scaling=alpha_scaling)
 

@@ -1,5 +1,5 @@
 """Video expert: the Wan2.2-TI2V DiT, held as a diffusers ``WanTransformer3DModel`` (its weights, embeddings and
-blocks) and driven by our own layer loop (see :mod:`fastwam_ros.model.mot`).
+blocks) and driven by our own layer loop (see :mod:`fastwam_ros.model.network.mot`).
 
 Per-token timesteps: every token of a latent frame carries that frame's timestep; latent frame 0 is the clean
 conditioning image and always gets t = 0.
@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
 
-from .config import VideoExpertConfig
+from ..config import VideoExpertConfig
 from .rope import video_rope_angles
 
 

@@ -1,6 +1,6 @@
 """Real-time chunking sampling steps (torch): VJP guidance (the RTC paper's Algorithm 1), the per-run guide
 used by the Fast-WAM samplers, and a generic Euler sampler for small policies. Schedule and conventions:
-:mod:`fastwam_ros.model.rtc`."""
+:mod:`fastwam_ros.model.network.rtc`."""
 
 from __future__ import annotations
 

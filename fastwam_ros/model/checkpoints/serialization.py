@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import coverage_problems, format_keys
+from .checkpoint import CheckpointError, coverage_problems, format_keys
 
 FORMAT_NAME = "fastwam_ros.policy"
 FORMAT_VERSION = 1
@@ -36,6 +36,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATS_FILE = "stats.json"
 TEXT_EMBEDS_FILE = "text_embeds.safetensors"
+PERCEPTION_FILE = "perception.json"  # optional: the camera / tiling / joint-order config trained with
 TEXT_ENCODER_SUBDIR = "text_encoder"
 TOKENIZER_SUBDIR = "tokenizer"
 VAE_PREFIX = "vae."
@@ -65,6 +66,12 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise PolicyFormatError(f"{path.name} missing: expected {path}")
     from safetensors import safe_open
 
+    from .file_check import read_safetensors_header
+
+    try:
+        read_safetensors_header(path)  # truncated / corrupt: a clear error before reading any tensor
+    except CheckpointError as exc:
+        raise PolicyFormatError(f"{path.name} is corrupt: {exc}") from None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
@@ -102,7 +109,7 @@ def stats_to_dict(normalizer: Any, raw_stats: Mapping[str, Any] | None = None) -
 
 def stats_from_dict(d: Any, *, where: str = STATS_FILE, state_dim: int | None = None, action_dim: int | None = None):
     """``StateActionNormalizer`` from stats.json content, with dimension checks against the config."""
-    from fastwam_ros.model.normalizer import NormalizerError, StateActionNormalizer
+    from fastwam_ros.model.processing.normalizer import NormalizerError, StateActionNormalizer
 
     if not isinstance(d, Mapping):
         raise PolicyFormatError(f"{where}: expected a JSON object, got {type(d).__name__}")
@@ -271,6 +278,19 @@ def load_policy_dir(path: str | Path) -> PolicyBundle:
         text_embeds, enc_id = load_text_embeds(p / TEXT_EMBEDS_FILE, text_len=cfg.policy.text_len, text_dim=cfg.text_dim)
     te_dir = p if (p / TEXT_ENCODER_SUBDIR / "config.json").is_file() else None
     return PolicyBundle(p, dict(meta), cfg, model_state, vae_state, norm, text_embeds, enc_id, te_dir)
+
+
+def load_perception(path: str | Path) -> Any | None:
+    """The policy directory's ``perception.json`` as a PerceptionConfig, or None when it has none."""
+    f = Path(path) / PERCEPTION_FILE
+    if not f.is_file():
+        return None
+    from fastwam_ros.perception.config import ConfigError, PerceptionConfig
+
+    try:
+        return PerceptionConfig.from_dict(_read_json(f))
+    except ConfigError as exc:
+        raise PolicyFormatError(f"{f}: {exc}") from exc
 
 
 def check_model_state(module: nn.Module, state: Mapping[str, torch.Tensor], *, where: str) -> None:

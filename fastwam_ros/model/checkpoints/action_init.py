@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from .config import ActionExpertConfig
+from ..config import ActionExpertConfig
 
 SKIP_PREFIXES = ("action_encoder.", "head.")
 
@@ -39,7 +39,7 @@ def resize_tensor(src: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 def action_expert_official_shapes(cfg: ActionExpertConfig) -> dict[str, tuple[int, ...]]:
     """Official (original Wan naming) action-expert key -> shape, from a meta-device model."""
-    from .action_expert import ActionExpert
+    from ..network.action_expert import ActionExpert
     from .checkpoint import _guess_official
 
     with torch.device("meta"):

@@ -1,5 +1,5 @@
 """Low-latency Fast-WAM inference: the engine behind one replan, plus the straightforward reference sampler it is
-benchmarked and tested against.
+benchmarked and tested against (:mod:`.reference_sampler`).
 
 :class:`FastActionSampler` computes exactly what :meth:`FastWAM.infer_action` (variants ``fastwam`` /
 ``fastwam_no_video``) computes, but organised for latency:
@@ -21,12 +21,12 @@ benchmarked and tested against.
 * **CUDA graphs (GPU only).** The prefill and each of the N action steps are captured as CUDA graphs sharing
   one memory pool, after a warm-up on a side stream (:meth:`FastActionSampler.warmup`, meant for node
   configure). A call is then N + 1 graph replays; CUDA events between replays give per-stage GPU times.
-* **Pinned host memory (GPU only).** :class:`HostStaging` keeps page-locked host buffers and copies with
+* **Pinned host memory (GPU only).** :class:`~.staging.HostStaging` keeps page-locked host buffers and copies with
   ``non_blocking=True``; on CPU the same code does plain copies.
 
 Everything runs on CPU with the same code path minus graphs and pinning (that is how it is tested: fp32, tiny).
 
-:class:`ReferenceSampler` is the official algorithm as written (reference §2.2): context built every call,
+:class:`~.reference_sampler.ReferenceSampler` is the official algorithm as written (reference §2.2): context built every call,
 the context projections and cross-attention K/V recomputed at every step, per-token time MLP in the prefill,
 boolean masks always passed, ``torch.cat`` of the cache per layer, no graphs.
 """
@@ -35,35 +35,26 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .flow import inpaint_prefix
-from .masks import fastwam_mask, video_to_video_mask
-from .mot import (
-    Stream,
-    VideoKVCache,
+from ..network.flow import inpaint_prefix
+from ..network.masks import fastwam_mask, video_to_video_mask
+from ..network.mot import (
     attention,
     block_modulation,
     block_post,
     block_qkv_mods,
     context_kv,
-    forward_with_video_cache,
-    prefill_video_cache,
 )
-from .rtc import DEFAULT_GUIDANCE_BETA, check_mode
-from .rtc_guidance import guided_velocity
+from ..network.rtc import DEFAULT_GUIDANCE_BETA, check_mode
+from ..network.rtc_guidance import guided_velocity
+from .staging import HostStaging, StageTimer, is_cuda
 
 SUPPORTED_VARIANTS = ("fastwam", "fastwam_no_video")
-
-
-def _is_cuda(device: torch.device) -> bool:
-    return torch.device(device).type == "cuda"
 
 
 def rope_tables(angles: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,36 +63,13 @@ def rope_tables(angles: torch.Tensor, device: torch.device) -> tuple[torch.Tenso
 
 
 def apply_rope_tables(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """:func:`fastwam_ros.model.rope.apply_rope` with precomputed tables (same float64 arithmetic, same result)."""
+    """:func:`fastwam_ros.model.network.rope.apply_rope` with precomputed tables (same float64 arithmetic, same result)."""
     b, s, inner = x.shape
     half = cos.shape[-1]
     xp = x.to(torch.float64).reshape(b, s, inner // (2 * half), half, 2)
     x0, x1 = xp[..., 0], xp[..., 1]
     out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
     return out.reshape(b, s, inner).to(x.dtype)
-
-
-class _Timer:
-    """Stage marks: CUDA events on GPU (read after one final sync), perf_counter on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = _is_cuda(device)
-        self.marks: list[tuple[str, object]] = []
-
-    def mark(self, name: str) -> None:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            self.marks.append((name, ev))
-        else:
-            self.marks.append((name, time.perf_counter()))
-
-    def durations(self) -> dict[str, float]:
-        """Seconds between consecutive marks, keyed by the later mark's name (call after synchronising)."""
-        out: dict[str, float] = {}
-        for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
-            out[name] = (a.elapsed_time(b) / 1000.0) if self.cuda else (b - a)  # type: ignore[union-attr]
-        return out
 
 
 @dataclass
@@ -137,7 +105,6 @@ class FastActionSampler:
         use_cuda_graphs: bool | None = None,
         compile: bool | None = None,
         graph_warmup_iters: int = 3,
-        max_instructions: int = 8,
     ):
         if model.cfg.variant not in SUPPORTED_VARIANTS:
             raise NotImplementedError(
@@ -150,12 +117,11 @@ class FastActionSampler:
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         self.shift = shift
-        cuda = _is_cuda(model.device)
+        cuda = is_cuda(model.device)
         self.use_cuda_graphs = bool(cuda if use_cuda_graphs is None else (use_cuda_graphs and cuda))
         self.compile = bool(cuda if compile is None else compile)
         self.graph_warmup_iters = max(1, int(graph_warmup_iters))
-        self.max_instructions = max(1, int(max_instructions))
-        self._text_kv: OrderedDict[str, object] = OrderedDict()  # key -> TextKV (LRU)
+        self._active_kv = None  # the active instruction's TextKV (the instruction cache is the processor's)
         self.text_key: str | None = None  # instruction whose K/V are in the static buffers
         self.stats = {"text_kv_computed": 0, "text_kv_reused": 0, "graph_captures": 0, "calls": 0}
         self.reset()
@@ -180,7 +146,7 @@ class FastActionSampler:
         self._graphs: list | None = None
         self._pool = None
         self._buf: dict[str, object] = {}
-        self._text_kv.clear()
+        self._active_kv = None
         self.text_key = None
         self._pending_text = None
         self._consts = self._schedule_constants()
@@ -214,17 +180,16 @@ class FastActionSampler:
     # ------------------------------------------------------------------------------------------ instruction
     @torch.no_grad()
     def set_instruction(self, key: str, text_embeds: torch.Tensor | None = None, text_kv=None) -> bool:
-        """Make ``key`` the active instruction. Its text K/V come from ``text_kv`` (a :class:`TextKV`), else from
-        this engine's LRU, else are computed from ``text_embeds`` [1, L, text_dim]. Returns True when K/V were
-        (re)computed, False when the active instruction was kept or an LRU entry reused."""
+        """Make ``key`` the active instruction. Its text K/V come from ``text_kv`` (a :class:`TextKV`, e.g. from
+        the processor's instruction cache), else are computed from ``text_embeds`` [1, L, text_dim]. The engine
+        keeps only the active instruction (no cache of its own). Returns True when K/V were computed here,
+        False when the active instruction was kept or ``text_kv`` was given."""
         if key == self.text_key and text_kv is None:
             return False
         computed = False
         if text_kv is None:
-            text_kv = self._text_kv.get(key)
-        if text_kv is None:
             if text_embeds is None:
-                raise KeyError(f"instruction {key!r} is not cached; pass its text_embeds")
+                raise KeyError(f"instruction {key!r} is not the active one; pass its text_kv or text_embeds")
             if text_embeds.ndim != 3 or text_embeds.shape[0] != 1 or text_embeds.shape[2] != self.cfg.text_dim:
                 raise ValueError(f"text_embeds must be [1, L, {self.cfg.text_dim}], got {tuple(text_embeds.shape)}")
             text_kv = self.model.precompute_text_kv(text_embeds)
@@ -232,13 +197,10 @@ class FastActionSampler:
             self.stats["text_kv_computed"] += 1
         else:
             self.stats["text_kv_reused"] += 1
-        self._text_kv[key] = text_kv
-        self._text_kv.move_to_end(key)
-        while len(self._text_kv) > self.max_instructions:
-            self._text_kv.popitem(last=False)
         if self._sig is not None and text_kv.num_rows + 1 != self._buf["ctx_rows"]:
             self._sig = None  # different text length: new buffers (and graphs) on the next call
             self._graphs = None
+        self._active_kv = text_kv
         self.text_key = key
         self._pending_text = text_kv
         if self._sig is not None:
@@ -246,9 +208,9 @@ class FastActionSampler:
         return computed
 
     def forget_instruction(self, key: str) -> None:
-        self._text_kv.pop(key, None)
         if key == self.text_key:
             self.text_key = None
+            self._active_kv = None
 
     def _load_text_kv(self) -> None:
         """Copy the active instruction's text K/V rows into the static context buffers (rows [0, L))."""
@@ -270,7 +232,7 @@ class FastActionSampler:
         ve, ae = m.video_expert, m.action_expert
         if self.text_key is None:
             raise RuntimeError("no instruction set: call set_instruction(key, text_embeds) first")
-        tkv = self._text_kv[self.text_key]
+        tkv = self._active_kv
         b, h = sig.batch, sig.horizon
         grid = ve.token_grid(sig.latent_shape)
         if grid[0] != 1:
@@ -468,10 +430,10 @@ class FastActionSampler:
         self._ensure(latent_shape, h)
         for _ in range(max(0, int(iters))):
             self._replay(None)
-        if _is_cuda(self.device):
+        if is_cuda(self.device):
             torch.cuda.synchronize(self.device)
 
-    def _replay(self, timer: _Timer | None, guided_beta: float | None = None) -> None:
+    def _replay(self, timer: StageTimer | None, guided_beta: float | None = None) -> None:
         """Prefill + the N steps (graph replays where captured). ``guided_beta``: run the steps with VJP
         guidance, eagerly (the prefill still replays its graph)."""
         if timer is not None:
@@ -539,7 +501,7 @@ class FastActionSampler:
             raise ValueError(f"proprio_norm must be [{b}, {self.cfg.proprio_dim}], got {tuple(proprio_norm.shape)}")
         self._ensure(first_frame_latents.shape, int(noise.shape[1]))
         buf = self._buf
-        nb = _is_cuda(self.device)
+        nb = is_cuda(self.device)
         buf["latents"].copy_(first_frame_latents, non_blocking=nb)
         buf["proprio"].copy_(proprio_norm, non_blocking=nb)
         buf["noise"].copy_(noise, non_blocking=nb)
@@ -552,7 +514,7 @@ class FastActionSampler:
             buf["guide_target"].copy_(target)
             buf["guide_weight"].copy_(weight)
         guided = prefix is not None and rtc_mode == "guided"
-        timer = _Timer(self.device) if timings is not None else None
+        timer = StageTimer(self.device) if timings is not None else None
         self._replay(timer, float(guidance_beta) if guided else None)
         self.stats["calls"] += 1
         if timer is not None:
@@ -562,119 +524,4 @@ class FastActionSampler:
         return buf["action"].clone() if clone else buf["action"]
 
 
-# ---------------------------------------------------------------------------------------------- host staging
-class HostStaging:
-    """Page-locked (pinned) host buffers on GPU for the per-call inputs/outputs, with non-blocking copies.
-
-    ``to_device(name, array)`` copies a NumPy array / CPU tensor into the named pinned buffer, then into a
-    device buffer with ``non_blocking=True``; ``to_host(tensor)`` copies back into a pinned buffer and waits on
-    a CUDA event. On CPU the buffers are plain tensors and the copies synchronous (same code path)."""
-
-    def __init__(self, device: torch.device | str):
-        self.device = torch.device(device)
-        self.cuda = _is_cuda(self.device)
-        self._host: dict[str, torch.Tensor] = {}
-        self._dev: dict[str, torch.Tensor] = {}
-
-    def _host_buf(self, name: str, shape, dtype) -> torch.Tensor:
-        t = self._host.get(name)
-        if t is None or tuple(t.shape) != tuple(shape) or t.dtype != dtype:
-            t = torch.empty(tuple(shape), dtype=dtype, pin_memory=self.cuda)
-            self._host[name] = t
-        return t
-
-    def to_device(self, name: str, data, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Device tensor (a reused buffer: valid until the next call with this name) holding ``data``."""
-        src = data if isinstance(data, torch.Tensor) else torch.from_numpy(data)
-        host = self._host_buf(name, src.shape, src.dtype)
-        host.copy_(src)
-        dev = self._dev.get(name)
-        if dev is None or tuple(dev.shape) != tuple(src.shape) or dev.dtype != src.dtype:
-            dev = torch.empty(tuple(src.shape), dtype=src.dtype, device=self.device)
-            self._dev[name] = dev
-        dev.copy_(host, non_blocking=self.cuda)
-        return dev if dtype is None or dtype == dev.dtype else dev.to(dtype)
-
-    def to_host(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        """float32 CPU copy of ``tensor`` (a reused pinned buffer on GPU: copy it if you keep it)."""
-        src = tensor.detach()
-        if src.dtype != torch.float32:
-            src = src.float()
-        if not self.cuda:
-            return src.cpu().clone() if src.device.type == "cpu" else src.cpu()
-        host = self._host_buf(name, src.shape, torch.float32)
-        host.copy_(src, non_blocking=True)
-        ev = torch.cuda.Event()
-        ev.record()
-        ev.synchronize()
-        return host
-
-
-# ---------------------------------------------------------------------------------------------- reference
-class ReferenceSampler:
-    """The official Fast-WAM inference as written (reference §2.2): everything per call and per step.
-
-    Per call: context = [text ; proprio token]; the video expert's context projection and cross-attention K/V;
-    the video prefill with a per-token t = 0 time MLP and the boolean video mask passed to SDPA. Per step: the
-    action expert's context projection and every layer's cross-attention K/V recomputed, the action time MLP,
-    the cached video K/V concatenated with the action K/V in every layer, the (all-True) boolean mask rows
-    passed. No CUDA graphs, no static buffers. The text encoder (run per call by the caller) is not part of
-    this class."""
-
-    def __init__(self, model: torch.nn.Module, *, num_steps: int | None = None, shift: float | None = None):
-        if model.cfg.variant not in SUPPORTED_VARIANTS:
-            raise NotImplementedError(f"ReferenceSampler supports variants {SUPPORTED_VARIANTS}")
-        self.model = model
-        self.num_steps = num_steps
-        self.shift = shift
-
-    @torch.no_grad()
-    def sample(
-        self,
-        first_frame_latents: torch.Tensor,
-        text_embeds: torch.Tensor,
-        proprio_norm: torch.Tensor,
-        noise: torch.Tensor,
-        timings: dict[str, float] | None = None,
-    ) -> torch.Tensor:
-        m = self.model
-        ve, ae = m.video_expert, m.action_expert
-        dev, dt = m.device, m.dtype
-        timer = _Timer(dev) if timings is not None else None
-        if timer is not None:
-            timer.mark("start")
-        ff = first_frame_latents.to(dev, dt)
-        a = noise.to(dev, dt)
-        context = m.build_context(text_embeds, proprio_norm)
-        timesteps, deltas = m._schedule(self.num_steps, self.shift, a.dtype)
-        # video pre_dit: patchify, per-token timesteps (all 0), text projection, per-layer context K/V
-        grid = ve.token_grid(ff.shape)
-        sv = grid[0] * grid[1] * grid[2]
-        tok_t = torch.zeros(ff.shape[0], sv, device=dev, dtype=dt)
-        vkv = context_kv(ve.blocks, ve.embed_context(context))
-        vs, _, _, tpf = m._video_stream(ff, tok_t, vkv)
-        vmask = video_to_video_mask(sv, tpf, m.cfg.video.video_attention_mask_mode).to(dev)
-        cache: VideoKVCache = prefill_video_cache(vs, vmask)
-        if timer is not None:
-            timer.mark("prefill")
-        h = a.shape[1]
-        mask_rows = fastwam_mask(sv, h, tpf, m.cfg.video.video_attention_mask_mode)[sv:].to(dev)
-        for i in range(len(timesteps)):
-            t = timesteps[i].reshape(1).expand(a.shape[0])
-            akv = context_kv(ae.blocks, ae.embed_context(context))  # recomputed every step, as the official code
-            x = ae.embed_actions(a)
-            _, t_mod = ae.time_condition(t, x.dtype)
-            st = Stream(ae.blocks, ae.num_heads, x, t_mod, ae.rope_angles(h, dev), akv)
-            vel = ae.output(forward_with_video_cache(st, cache, mask_rows))
-            a = m.infer_scheduler.step(vel, deltas[i], a)
-            if timer is not None:
-                timer.mark(f"step_{i}")
-        if timer is not None:
-            if timer.cuda:
-                torch.cuda.synchronize(dev)
-            timings.update(timer.durations())
-        return a
-
-
-__all__ = ["FastActionSampler", "HostStaging", "ReferenceSampler", "SUPPORTED_VARIANTS", "apply_rope_tables",
-           "rope_tables"]
+__all__ = ["FastActionSampler", "HostStaging", "SUPPORTED_VARIANTS", "apply_rope_tables", "rope_tables"]

@@ -16,7 +16,7 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformerBlock,
 )
 
-from .config import ActionExpertConfig
+from ..config import ActionExpertConfig
 from .rope import action_rope_angles
 from .video_expert import time_condition
 

@@ -1,0 +1,1 @@
+"""Observation -> action chunk: FastWAMPolicy, the fast sampler, real-time chunking."""

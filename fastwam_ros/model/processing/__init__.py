@@ -1,0 +1,1 @@
+"""Between data and the network: the processor (normalisation, frame checks, VAE, instruction cache), the VAE and text encoders."""
