@@ -31,6 +31,7 @@ TRAIN = ["accelerate>=0.30", "rosbags>=0.10", "tqdm>=4.60", "matplotlib>=3.5", "
 LEROBOT = ["av>=12", "pyarrow>=10"]  # LeRobot videos (AV1 included) read frame by frame, and the v3 export
 TRACKING = ["tensorboard>=2.10"]  # train.report_to=tensorboard (wandb: pip install wandb)
 DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
+MUTATION = ["mutmut>=3.3,<4"]  # scripts/mutation_safety.sh (README, "Reliability")
 TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5", "av>=12"]
 
 
@@ -68,6 +69,7 @@ setup(
         "tracking": TRACKING,
         "demo": MODEL + DEMO,
         "test": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST)),
+        "mutation": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST + MUTATION)),
     },
     entry_points={
         "console_scripts": [

@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Mutation testing (scripts/mutation_safety.sh) sets FASTWAM_MUTATION=1: property tests draw the same examples
+# every run (a mutant is killed or not, independent of luck) and fewer of them (FASTWAM_PROPERTY_SCALE).
+settings.register_profile("mutation", derandomize=True, database=None)
+if os.environ.get("FASTWAM_MUTATION"):
+    settings.load_profile("mutation")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -86,10 +86,9 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
     ctl = ChunkController(cfg)
     names = cfg.joint_names
     J = len(names)
-    lim = ctl.lim
     t = float(rng.uniform(0, 1000))
     last_stamp = t
-    P, V, A, T, ANCH, TRAJ = [], [], [], [], [], []
+    rec = StreamRecorder(ctl)
     meas = rng.uniform(-4, 4, size=J)
     groups = [g.name for g in cfg.groups]
     for _ in range(n_events):
@@ -126,39 +125,104 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
                 out = ctl.tick(t_new, with_trajectory=with_trajectory, with_prefix=with_trajectory)
                 if step > 0:
                     t = t_new
-                    p = np.full(J, np.nan)
-                    v = np.full(J, np.nan)
-                    a = np.full(J, np.nan)
-                    anch = np.zeros(J, dtype=bool)
-                    for g in out.groups.values():
-                        idx = [names.index(j) for j in g.joint_names]
-                        if g.valid:
-                            p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
-                            anch[idx] = g.anchored
-                            if g.trajectory is not None:
-                                TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
-                                             g.trajectory.start_stamp_s - t))
-                    P.append(p)
-                    V.append(v)
-                    A.append(a)
-                    T.append(t)
-                    ANCH.append(anch)
+                    p = rec.add(t, out)
                     # an "ideal robot": measured follows the command (sometimes), or the state goes stale
                     if rng.random() < 0.7:
                         fb = np.where(np.isfinite(p), p, meas)
                         ctl.update_joint_state(t, names, fb)
                         meas = fb
-    z = np.zeros((0, J))
-    return {
-        "p": np.array(P) if P else z, "v": np.array(V) if V else z, "a": np.array(A) if A else z,
-        "t": np.array(T), "anchored": np.array(ANCH) if ANCH else z.astype(bool),
-        "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
-        "period": cfg.period_s, "traj": TRAJ, "trajectory_points": sum(len(x[1]) for x in TRAJ),
-    }
+    return rec.result()
+
+
+class StreamRecorder:
+    """Collects a controller's outputs tick by tick into the arrays ``check_stream`` reads."""
+
+    def __init__(self, ctl: ChunkController) -> None:
+        self.ctl = ctl
+        self.names = list(ctl.cfg.joint_names)
+        self.P: list[np.ndarray] = []
+        self.V: list[np.ndarray] = []
+        self.A: list[np.ndarray] = []
+        self.T: list[float] = []
+        self.ANCH: list[np.ndarray] = []
+        self.TRAJ: list[tuple] = []
+
+    def add(self, t: float, out: Any) -> np.ndarray:
+        """Record the output of a tick at ``t`` (s); returns its positions [J] (NaN where a group is invalid)."""
+        J = len(self.names)
+        p, v, a = np.full(J, np.nan), np.full(J, np.nan), np.full(J, np.nan)
+        anch = np.zeros(J, dtype=bool)
+        for g in out.groups.values():
+            idx = [self.names.index(j) for j in g.joint_names]
+            if g.valid:
+                p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
+                anch[idx] = g.anchored
+                if g.trajectory is not None:
+                    self.TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
+                                      g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
+        self.P.append(p)
+        self.V.append(v)
+        self.A.append(a)
+        self.T.append(t)
+        self.ANCH.append(anch)
+        return p
+
+    def result(self) -> dict[str, Any]:
+        lim, J = self.ctl.lim, len(self.names)
+        z = np.zeros((0, J))
+        return {
+            "p": np.array(self.P) if self.P else z, "v": np.array(self.V) if self.V else z,
+            "a": np.array(self.A) if self.A else z, "t": np.array(self.T),
+            "anchored": np.array(self.ANCH) if self.ANCH else z.astype(bool),
+            "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
+            "period": self.ctl.cfg.period_s, "traj": self.TRAJ,
+            "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
+        }
+
+
+def finite_difference_motion(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a robot sampling the commanded positions ``p`` [T, J] at times ``t`` [T] (s) sees:
+    velocities between consecutive samples [T-1, J] (units/s), accelerations between consecutive velocity
+    estimates [T-2, J] (units/s², second divided difference; exact for uneven spacing) and the rounding slack
+    of those accelerations [T-2, J] (a few ulps of the positions divided by the spacing squared).
+
+    For commands that integrate a velocity whose slope is bounded by a_max (the limiter's trapezoidal
+    integration, a braking tail), |acceleration| ≤ a_max holds exactly; a command that stops in one tick
+    at a position limit shows v/dt."""
+    dt = np.diff(t)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vel = np.diff(p, axis=0) / dt
+        span = 0.5 * (dt[1:] + dt[:-1])
+        acc = np.diff(vel, axis=0) / span
+        mag = np.maximum(np.abs(p[2:]), np.maximum(np.abs(p[1:-1]), np.abs(p[:-2])))
+        slack = 8.0 * np.finfo(np.float64).eps * np.maximum(mag, 1.0) / (np.minimum(dt[1:], dt[:-1]) * span)
+    return vel, acc, slack
+
+
+def _fd_violations(p: np.ndarray, t: np.ndarray, vmax: np.ndarray, amax: np.ndarray, ok: np.ndarray,
+                   what: str) -> list[str]:
+    """Finite-difference velocity/acceleration of positions ``p`` at times ``t`` beyond the limits, over the
+    samples where ``ok`` [T-1, J] (the step from sample i to i+1 counts) holds."""
+    out: list[str] = []
+    if p.shape[0] < 2:
+        return out
+    vel, acc, slack = finite_difference_motion(p, t)
+    dt = np.diff(t)[:, None]
+    with np.errstate(invalid="ignore"):
+        vslack = 8.0 * np.finfo(np.float64).eps * np.maximum(np.abs(p[1:]), 1.0) / dt
+        if np.any(ok & (np.abs(vel) > vmax * (1 + _REL) + vslack)):
+            out.append(f"{what}: finite-difference velocity beyond max_velocity")
+        if acc.shape[0] and np.any(ok[1:] & ok[:-1] & (np.abs(acc) > amax * (1 + _REL) + slack)):
+            out.append(f"{what}: finite-difference acceleration beyond max_acceleration")
+    return out
 
 
 def check_stream(rec: dict[str, Any]) -> list[str]:
-    """All limit violations in a recorded stream (empty list: none)."""
+    """All limit violations in a recorded stream (empty list: none).
+
+    Besides the reported state (p, v, a), checks what the robot sees: velocity and acceleration derived from
+    the commanded positions by finite differences at the tick times (through hold, e-stop, enable ramp and
+    splices alike; only the re-anchoring step at an enable is exempt), and the same for every trajectory."""
     out: list[str] = []
     p, v, a, t = rec["p"], rec["v"], rec["a"], rec["t"]
     lo, hi, vmax, amax = rec["lower"], rec["upper"], rec["vmax"], rec["amax"]
@@ -186,11 +250,16 @@ def check_stream(rec: dict[str, Any]) -> list[str]:
             out.append("velocity jump beyond max_acceleration·dt")
         if np.any(pair & (dp > vmax * dt * (1 + _REL) + 1e-12)):
             out.append("position jump beyond max_velocity·dt")
-    for idx, tp, tv, lead in rec["traj"]:
+    out += _fd_violations(p, t, vmax, amax, pair, "commanded positions")
+    for idx, tp, tv, lead, tfs in rec["traj"]:
         if lead <= 0:
             out.append("trajectory start not in the future")
         if not (np.isfinite(tp).all() and np.isfinite(tv).all()):
             out.append("non-finite trajectory point")
         if np.any((tp < lo[idx]) | (tp > hi[idx])) or np.any(np.abs(tv) > vmax[idx]):
             out.append("trajectory point outside limits")
+        if tv.shape[0] and np.any(tv[-1] != 0.0):
+            out.append("trajectory does not end at rest")
+        ok = np.ones((max(tp.shape[0] - 1, 0), tp.shape[1]), dtype=bool)
+        out += _fd_violations(tp, tfs, vmax[idx], amax[idx], ok, "trajectory")
     return out

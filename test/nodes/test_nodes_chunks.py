@@ -85,3 +85,55 @@ def test_end_pose_and_markers():
     ms = chunk_plot_markers(p, NAMES, step_period_s=0.5, seconds_to_m=1.0, units_to_m=1.0,
                             origin=(0.0, 0.0, 0.0), lane_spacing_m=0.5)
     assert len(ms) == 6 and ms[1].points[1] == (0.5, -0.5, 7.0) and ms[3].text == "right_joint1"
+
+
+def test_parse_chunk_boundaries_and_messages():
+    """The validation's edges: one step is a chunk; any single non-finite value (positions or velocities)
+    rejects it; a NaN/inf step period is bad; the message says what was wrong; every field comes through."""
+    kw = dict(stamp=(3, 250_000_000), chunk_id=7, step_period_s=0.05, joint_names=["a", "b"], num_steps=1,
+              positions=[0.1, -0.2])
+    one = parse_chunk(**kw, velocities=[1.0, 2.0], committed_steps=1, latency_s=0.125, model_id="m")
+    assert one.positions.shape == (1, 2) and one.positions.tolist() == [[0.1, -0.2]]
+    assert one.velocities.tolist() == [[1.0, 2.0]] and one.velocities.dtype == np.float64
+    assert (one.stamp_s, one.chunk_id, one.step_period_s, one.joint_names) == (3.25, 7, 0.05, ["a", "b"])
+    assert (one.committed_steps, one.latency_s, one.model_id) == (1, 0.125, "m")
+    assert parse_chunk(**kw).velocities is None  # no velocities sent: none, not zeros
+    two = parse_chunk(**{**kw, "num_steps": 2, "positions": [1.0, 2.0, 3.0, 4.0]})
+    assert two.positions.tolist() == [[1.0, 2.0], [3.0, 4.0]]  # row-major: step, then joint
+    cases = [
+        ({"step_period_s": float("nan")}, "bad_step_period", "step_period_s=nan"),
+        ({"step_period_s": float("inf")}, "bad_step_period", "step_period_s=inf"),
+        ({"step_period_s": -0.1}, "bad_step_period", "step_period_s=-0.1"),
+        ({"num_steps": -3}, "empty_chunk", "num_steps=-3"),
+        ({"positions": [0.0, float("inf")]}, "non_finite", "positions contain NaN/inf"),
+        ({"velocities": [0.0, float("nan")]}, "non_finite", "velocities contain NaN/inf"),
+        ({"positions": [0.0] * 3}, "bad_shape", "3 positions for 1 steps x 2 joints"),
+        ({"velocities": [0.0] * 4}, "bad_shape", "4 velocities for 1 steps x 2 joints"),
+        ({"joint_names": ["a", "b", "a"], "positions": [0.0] * 3}, "duplicate_joint_names", "['a', 'b', 'a']"),
+        ({"joint_names": []}, "no_joint_names", "joint_names is empty"),
+    ]
+    for change, reason, detail in cases:
+        with pytest.raises(ChunkFormatError) as ei:
+            parse_chunk(**{**kw, **change})
+        assert ei.value.reason == reason
+        assert str(ei.value) == f"{reason}: {detail}", str(ei.value)
+        assert isinstance(ei.value, ValueError)
+
+
+def test_parse_chunk_carries_rtc_fields_and_the_counted_variant_counts_the_reason():
+    from fastwam_ros.runtime.chunks import parse_chunk_counted
+    from fastwam_ros.runtime.stats import ReasonCounter
+
+    kw = dict(stamp=(1, 0), chunk_id=0, step_period_s=0.1, joint_names=["a"], num_steps=1, positions=[0.5])
+    c = parse_chunk(**kw, rtc_mode="guided", guided_steps=np.int64(3))
+    assert c.rtc_mode == "guided" and c.guided_steps == 3 and type(c.guided_steps) is int
+    d = parse_chunk(**kw)
+    assert (d.rtc_mode, d.guided_steps, d.committed_steps, d.latency_s, d.model_id) == ("off", 0, 0, 0.0, "")
+    ints = parse_chunk(**{**kw, "positions": [1]}, velocities=[2])  # integer values still give float arrays
+    assert ints.positions.dtype == np.float64 and ints.velocities.dtype == np.float64
+    rej = ReasonCounter()
+    ok, err = parse_chunk_counted(rej, **kw)
+    assert err is None and ok.positions.tolist() == [[0.5]]
+    bad, err = parse_chunk_counted(rej, **{**kw, "positions": [float("nan")]})
+    assert bad is None and err == "non_finite: positions contain NaN/inf"
+    assert rej.as_dict() == {"chunk:non_finite": 1}
