@@ -10,13 +10,17 @@ configs, model configs, training configs. It is a :class:`ValueError`. Two call 
 
 :class:`ContractError` is raised when a checkpoint was trained for another robot than the robot file describes;
 ``err.differences`` lists every differing field (see :mod:`fastwam_ros.contract`).
+
+:class:`PerceptionError` / :class:`ProprioError` are the input errors of perception (re-exported by
+:mod:`fastwam_ros.perception.errors`); they live here so that NumPy-only modules (the joint-state rule the
+controller shares, :mod:`fastwam_ros.joint_state`) can raise them without importing perception's decoders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ConfigError", "ContractError", "Difference"]
+__all__ = ["ConfigError", "ContractError", "Difference", "PerceptionError", "ProprioError"]
 
 
 class ConfigError(ValueError):
@@ -77,3 +81,23 @@ def _first_difference(d: Difference) -> str:
         if x != y:
             return f" (first difference at [{i}]: {x!r} vs {y!r})"
     return f" (lengths {len(a)} vs {len(b)})" if len(a) != len(b) else ""
+
+
+class PerceptionError(ValueError):
+    """Base class: ``reason`` is a short code (used as a counter key in /diagnostics)."""
+
+    def __init__(self, reason: str, message: str = ""):
+        self.reason = str(reason)
+        super().__init__(f"[{self.reason}] {message}" if message else f"[{self.reason}]")
+
+
+class ProprioError(PerceptionError):
+    """The proprio vector could not be assembled; ``joint`` names the offending joint (or None).
+
+    Reasons: ``missing_joint``, ``nonfinite_joint``, ``out_of_range_joint``, ``duplicate_joint``,
+    ``bad_joint_state``, ``bad_pose``.
+    """
+
+    def __init__(self, reason: str, joint: str | None = None, message: str = ""):
+        self.joint = joint
+        super().__init__(reason, message or (f"joint {joint!r}" if joint is not None else ""))

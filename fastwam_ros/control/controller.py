@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastwam_ros.joint_state import JointStateError, check_joint_state
+
 from .config import ControllerConfig
 from .gripper import postprocess_gripper
 from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_step
@@ -257,18 +259,12 @@ class ChunkController:
         if now_s is not None and _finite_number(now_s) and stamp_s > now_s + self.cfg.max_future_s:
             self.metrics.state_rejections += 1
             return SubmitResult(False, "future_stamp", f"stamp {stamp_s} is ahead of now {now_s}")
-        try:
-            names = list(names)
-            vals = np.asarray(positions, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as e:
+        try:  # the message's structure: the one rule perception applies too (fastwam_ros.joint_state)
+            names, vals = check_joint_state(names if isinstance(names, (str, bytes)) else list(names), positions)
+        except (JointStateError, TypeError) as e:
             self.metrics.state_rejections += 1
-            return SubmitResult(False, "bad_shape", str(e))
-        if len(names) != vals.shape[0]:
-            self.metrics.state_rejections += 1
-            return SubmitResult(False, "bad_shape", f"{len(names)} names but {vals.shape[0]} positions")
-        if len(set(names)) != len(names):
-            self.metrics.state_rejections += 1
-            return SubmitResult(False, "duplicate_joint", "a joint name appears more than once in one message")
+            reason = "duplicate_joint" if getattr(e, "reason", "") == "duplicate_joint" else "bad_shape"
+            return SubmitResult(False, reason, str(e))
         skipped = 0
         for n, x in zip(names, vals):
             i = self._col.get(n)

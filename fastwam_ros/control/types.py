@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .limits import CLAMP_KINDS
+from fastwam_ros.joint_state import FLOAT32_MAX  # noqa: F401  (re-exported; larger |values| are rejected)
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger |values| in a joint state are rejected
+from .limits import CLAMP_KINDS
 
 REJECT_REASONS = (
     "bad_type", "bad_time", "bad_stamp", "bad_step_period", "bad_shape", "non_finite", "duplicate_joint",

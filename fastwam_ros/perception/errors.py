@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-
-class PerceptionError(ValueError):
-    """Base class: ``reason`` is a short code (used as a counter key in /diagnostics)."""
-
-    def __init__(self, reason: str, message: str = ""):
-        self.reason = str(reason)
-        super().__init__(f"[{self.reason}] {message}" if message else f"[{self.reason}]")
+from fastwam_ros.errors import PerceptionError, ProprioError  # noqa: F401  (defined once there, shared)
 
 
 class DecodeError(PerceptionError):
@@ -18,18 +12,6 @@ class DecodeError(PerceptionError):
     ``bad_dims``, ``bad_data``, ``bad_message``, ``bad_compressed``, ``corrupt_jpeg`` (libjpeg reported damaged
     entropy-coded data), ``too_many_pixels`` (the header's size exceeds the pixel budget).
     """
-
-
-class ProprioError(PerceptionError):
-    """The proprio vector could not be assembled; ``joint`` names the offending joint (or None).
-
-    Reasons: ``missing_joint``, ``nonfinite_joint``, ``out_of_range_joint``, ``duplicate_joint``,
-    ``bad_joint_state``, ``bad_pose``.
-    """
-
-    def __init__(self, reason: str, joint: str | None = None, message: str = ""):
-        self.joint = joint
-        super().__init__(reason, message or (f"joint {joint!r}" if joint is not None else ""))
 
 
 # The package's one configuration error (``ConfigError(field, message)``; ``.field`` names the field).

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from fastwam_ros.joint_state import check_joint_state, checked_float32
+
 from .config import PerceptionConfig
 from .decode import ImageDecoder, decode_scale_for
 from .errors import DecodeError, ProprioError
-from .joint_state import check_joint_state, checked_float32
 from .sync import MultiStreamSync, stamp_to_seconds
 from .tiling import normalize_planar, tile_images, tile_planar
 

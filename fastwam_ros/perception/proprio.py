@@ -3,7 +3,7 @@
 :class:`ProprioAssembler` picks the configured joints out of one JointState message. :class:`JointStore` merges
 joint states **per joint** from any number of publishers on the same topic (e.g. a ros2_control arm driver and a
 separate gripper node): every joint's latest sample at or before a time, within a tolerance. Both apply the shared
-rule of :mod:`fastwam_ros.perception.joint_state` (no duplicate names, values finite and inside float32).
+rule of :mod:`fastwam_ros.joint_state` (no duplicate names, values finite and inside float32).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from fastwam_ros.joint_state import check_joint_state, checked_float32
+
 from .errors import ProprioError
-from .joint_state import check_joint_state, checked_float32
 
 __all__ = ["JointStore", "ProprioAssembler", "ProprioError", "assemble_proprio", "pose_proprio"]
 

@@ -336,7 +336,7 @@ class MultiStreamSync:
 
     def add_joint_state(self, stamp_s: float, item: Any, now_s: float | None = None) -> bool:
         """Buffer a joint state stamped ``stamp_s`` (s). With ``joint_names`` the item is ``(names, positions)``
-        (checked with :func:`~fastwam_ros.perception.joint_state.check_joint_state`); otherwise it is opaque.
+        (checked with :func:`~fastwam_ros.joint_state.check_joint_state`); otherwise it is opaque.
         False (and counted) if refused."""
         names = tuple(item[0]) if isinstance(self._joint, JointStore) else None
         key = (JOINT_STREAM, names)

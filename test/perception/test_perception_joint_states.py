@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
-from fastwam_ros.perception.joint_state import (
+from fastwam_ros.joint_state import (
     FLOAT32_MAX,
     JointStateError,
     check_joint_state,
     checked_float32,
 )
+from fastwam_ros.perception import ObservationPipeline, PerceptionConfig
 from fastwam_ros.perception.sync import MultiStreamSync
 
 ARM = [f"arm_j{i}" for i in range(12)]

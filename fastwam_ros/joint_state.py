@@ -6,9 +6,9 @@
 * :func:`checked_float32` -- the values actually used: each must be finite **and inside the float32 range**
   (``|x| <= 3.4028235e38``; ``1e300`` would become ``inf`` when cast), else the joint is named.
 
-Both raise :class:`JointStateError` (a ``ValueError`` with a short ``reason`` code and the offending ``joint``):
-``bad_joint_state``, ``duplicate_joint``, ``nonfinite_joint``, ``out_of_range_joint``. Only NumPy is needed, so the
-controller can import this module without the rest of perception's dependencies being used.
+Both raise :class:`JointStateError` (a ``ProprioError``, hence a ``ValueError`` with a short ``reason`` code and the offending ``joint``):
+``bad_joint_state``, ``duplicate_joint``, ``nonfinite_joint``, ``out_of_range_joint``. Only NumPy is needed: the
+perception pipeline and the controller (:mod:`fastwam_ros.control`) both import it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ProprioError
+from fastwam_ros.errors import ProprioError
 
 __all__ = ["FLOAT32_MAX", "JointStateError", "check_joint_state", "checked_float32"]
 
@@ -26,7 +26,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
 
 
 class JointStateError(ProprioError):
-    """A joint state breaks :mod:`fastwam_ros.perception.joint_state`'s rule; ``reason`` and ``joint`` say how."""
+    """A joint state breaks :mod:`fastwam_ros.joint_state`'s rule; ``reason`` and ``joint`` say how."""
 
 
 def check_joint_state(names: Any, positions: Any) -> tuple[tuple[str, ...], np.ndarray]:
