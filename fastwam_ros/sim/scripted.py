@@ -28,6 +28,7 @@ SPEED_FRACTION = 0.6  # peak joint speed of a segment <= this fraction of the jo
 ACCEL_RAD_S2 = (4.0, 12.0)  # peak acceleration of a segment: (arm joints rad/s^2, grippers 1/s^2)
 GRIPPER_OPEN = 0.9  # normalised openings the script commands (the towel is grasped below 0.3, released above 0.6)
 GRIPPER_CLOSED = 0.1
+GRASP_Z_M = 0.045  # finger-tip height of the grasp and the put-down (m): the fingers clear the table (MuJoCo)
 # minimum-jerk profile s(u) = 10u^3 - 15u^4 + 6u^5: peak ds/du = 15/8, peak |d2s/du2| = 10/sqrt(3)
 MINJERK_PEAK_VEL = 1.875
 MINJERK_PEAK_ACC = 5.7735
@@ -53,9 +54,11 @@ class ScriptedFolder:
     home: np.ndarray
     time_scale: float = 1.0
     pitch_rad: float = 1.2
+    start: np.ndarray | None = None  # where the robot starts (default: home); the script ends at home
 
     def __post_init__(self) -> None:
         self.home = np.asarray(self.home, float)
+        self.start = self.home.copy() if self.start is None else np.asarray(self.start, float)
         lower, upper, vmax = limit_arrays()
         grip = np.zeros(14, dtype=bool)
         grip[list(GRIPPER_INDICES)] = True
@@ -63,7 +66,7 @@ class ScriptedFolder:
         far = self.towel.grasp_points_xy()  # [far-left, far-right]
         near = self.towel.near_xy  # [near-left, near-right]
         times = [0.0]
-        poses = [self.home.copy()]
+        poses = [np.clip(self.start, lower, upper)]
         warm = {s: self.home[7 * i : 7 * i + 6] for i, s in enumerate(("left", "right"))}
         for name, dur in PHASES:
             q = np.empty(14)
@@ -72,11 +75,11 @@ class ScriptedFolder:
                 n3 = np.array([*near[i], 0.0])
                 target, grip = {
                     "above_far": (f3 + [0, 0, 0.10], GRIPPER_OPEN),
-                    "at_far": (f3 + [0, 0, 0.022], GRIPPER_OPEN),
-                    "grasp": (f3 + [0, 0, 0.022], GRIPPER_CLOSED),
+                    "at_far": (f3 + [0, 0, GRASP_Z_M], GRIPPER_OPEN),
+                    "grasp": (f3 + [0, 0, GRASP_Z_M], GRIPPER_CLOSED),
                     "lift_over": (0.5 * (f3 + n3) + [0, 0, 0.13], GRIPPER_CLOSED),
-                    "at_near": (n3 + [0, 0, 0.03], GRIPPER_CLOSED),
-                    "release": (n3 + [0, 0, 0.03], GRIPPER_OPEN),
+                    "at_near": (n3 + [0, 0, GRASP_Z_M], GRIPPER_CLOSED),
+                    "release": (n3 + [0, 0, GRASP_Z_M], GRIPPER_OPEN),
                     "retreat": (n3 + [0, 0, 0.12], GRIPPER_OPEN),
                     "home": (None, self.home[7 * i + 6]),
                 }[name]
@@ -112,11 +115,37 @@ class ScriptedFolder:
         return (1.0 - s) * self.poses[k] + s * self.poses[k + 1]
 
 
-def make_folder(towel: Towel, rng: np.random.Generator, home: np.ndarray | None = None) -> ScriptedFolder:
-    """A ScriptedFolder for `towel` with per-episode timing jitter (±10 %) and gripper pitch jitter."""
+def make_folder(towel: Towel, rng: np.random.Generator, home: np.ndarray | None = None,
+                start: np.ndarray | None = None) -> ScriptedFolder:
+    """A ScriptedFolder for `towel` with per-episode timing jitter (±10 %) and gripper pitch jitter, from `start`
+    (default: `home`) back to `home` (default: the robot's home pose)."""
     return ScriptedFolder(
         towel=towel,
         home=HOME_POSITIONS if home is None else home,
         time_scale=float(rng.uniform(0.9, 1.1)),
         pitch_rad=float(rng.uniform(1.1, 1.3)),
+        start=start,
     )
+
+
+def smooth_offsets(rng: np.random.Generator, duration_s: float, amplitude: np.ndarray, period_s: float = 0.6,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random perturbation for DART-style recording: way-point times [K] (s) and offsets [K, J], uniform
+    in ±`amplitude` [J] every ~`period_s` (jittered), starting and ending at 0; :func:`offset_at` interpolates
+    them with minimum-jerk segments."""
+    n = max(2, int(np.ceil(duration_s / period_s)) + 1)
+    times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.7, 1.3, n - 1) * period_s)])
+    values = rng.uniform(-1.0, 1.0, (n, len(amplitude))) * np.asarray(amplitude, float)
+    values[0] = 0.0
+    values[-1] = 0.0
+    return times, values
+
+
+def offset_at(times: np.ndarray, values: np.ndarray, t_s: float) -> np.ndarray:
+    """The perturbation of :func:`smooth_offsets` at `t_s` (0 outside its span)."""
+    if t_s <= times[0] or t_s >= times[-1]:
+        return np.zeros(values.shape[1])
+    k = int(np.searchsorted(times, t_s, side="right")) - 1
+    u = (t_s - times[k]) / (times[k + 1] - times[k])
+    s = u * u * u * (10.0 + u * (6.0 * u - 15.0))
+    return (1.0 - s) * values[k] + s * values[k + 1]
