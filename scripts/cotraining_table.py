@@ -2,8 +2,8 @@
 """The co-training table: Fast-WAM trained with video co-training (lambda_video = 1) and without (lambda_video = 0)
 on the same demonstrations with the same budget, each evaluated with fastwam-eval on the same seeds.
 
-    python scripts/make_demo_data.py --out outputs/demo_data --episodes 124 --perturb 0.08
-    python scripts/cotraining_table.py --data outputs/demo_data --steps 9000 --episodes 20 --seed 0
+    python scripts/make_demo_data.py --out outputs/demo_data --episodes 84 --perturb 0.08 --modes kinematic --jobs 2
+    python scripts/cotraining_table.py --data outputs/demo_data --steps 5000 --parallel --episodes 20 --seed 0
 
 Trains one policy per arm with scripts/make_demo_checkpoint.py (into ``--out``/lambda_<v>, one process each,
 ``--parallel`` runs them side by side on one torch thread each), evaluates each with
@@ -25,13 +25,21 @@ sys.path.insert(0, str(REPO))
 
 
 def train_arms(args: argparse.Namespace, out: Path) -> dict[str, Path]:
-    """Train every lambda_video arm (same data, steps, batch, seed); returns label -> policy directory."""
+    """Train every lambda_video arm (same data, steps, batch, seed); returns label -> policy directory. The VAE
+    latents (the same for every arm) are encoded once first, by two processes, into --out/latents."""
+    script = str(REPO / "scripts" / "make_demo_checkpoint.py")
+    latents = out / "latents"
+    pre = [subprocess.Popen([sys.executable, script, "--data", args.data, "--out", str(out / "unused"), "--work",
+                             str(out / f"prefill_{i}"), "--latent-cache", str(latents), "--prefill-only",
+                             "--prefill-part", f"{i}/2"]) for i in range(2)]
+    if any(p.wait() for p in pre):
+        raise SystemExit("encoding the latent cache failed")
     procs, dirs = [], {}
     for lam in args.lambdas:
         label = f"lambda_video={lam:g}"
         d = out / f"lambda_{lam:g}"
-        cmd = [sys.executable, str(REPO / "scripts" / "make_demo_checkpoint.py"), "--data", args.data, "--out",
-               str(d / "policy"), "--work", str(d / "work"), "--steps", str(args.steps), "--batch-size",
+        cmd = [sys.executable, script, "--data", args.data, "--out", str(d / "policy"), "--work", str(d / "work"),
+               "--latent-cache", str(latents), "--steps", str(args.steps), "--batch-size",
                str(args.batch_size), "--lambda-video", str(lam), "--threads", "1", "--seed", str(args.train_seed),
                "--no-closed-loop"]
         d.mkdir(parents=True, exist_ok=True)
@@ -71,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="outputs/demo_data", help="dataset from make_demo_data.py")
     ap.add_argument("--out", default="outputs/cotraining", help="output folder (default: %(default)s)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 0.0], help="lambda_video values")
-    ap.add_argument("--steps", type=int, default=9000, help="optimizer steps per arm (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=5000, help="optimizer steps per arm (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--parallel", action="store_true", help="train the arms side by side (one thread each)")
     ap.add_argument("--policies", nargs="*", default=None,
                     help="label=policy_dir pairs to evaluate instead of training (e.g. 'lambda_video=1=models/demo')")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse an arm's --out/eval/<label>/eval.json when it evaluated the same policy on the same seeds")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -90,8 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         dirs = train_arms(args, out)
     rows = []
+    seeds = list(range(args.seed, args.seed + args.episodes))
     for label, d in dirs.items():
-        r = run_eval(str(d), episodes=args.episodes, seed=args.seed, out_dir=out / "eval" / label.replace("=", "_"))
+        ev_dir = out / "eval" / label.replace("=", "_")
+        old = json.loads((ev_dir / "eval.json").read_text()) if (ev_dir / "eval.json").is_file() else None
+        if args.reuse and old and old["policy"] == str(d) and old["seeds"] == seeds:
+            r = old
+        else:
+            r = run_eval(str(d), episodes=args.episodes, seed=args.seed, out_dir=ev_dir)
         meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
         steps = meta.get("train_steps", "?")
         rows.append({"label": label, "policy": str(d), "steps": steps, "summary": r["summary"]})

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from fastwam_ros.sim import JOINT_NAMES, BimanualSim
-from fastwam_ros.sim.demo_data import START_JITTER, merge_datasets, read_episodes, read_meta, record_episode, write_dataset
+from fastwam_ros.sim.demo_data import (
+    START_JITTER,
+    merge_datasets,
+    read_episodes,
+    read_meta,
+    record_episode,
+    write_dataset,
+)
 from fastwam_ros.sim.robot import GRIPPER_INDICES, HOME_POSITIONS
 from fastwam_ros.sim.scripted import GRIPPER_CLOSED, GRIPPER_OPEN, INSTRUCTION, make_folder
 
