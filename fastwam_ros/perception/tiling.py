@@ -323,7 +323,7 @@ def _resize_into(img: np.ndarray, hw: tuple[int, int], backend: str, order: tupl
                  dst: np.ndarray) -> None:
     """Antialiased resize of a uint8 H×W×C image to ``hw``, written as RGB into the H×W×3 view ``dst``
     (``backend`` already resolved: ``torch`` or ``numpy``)."""
-    if backend == "torch" and img.shape[:2] != tuple(hw) and _upscale_only(img.shape[:2], hw):
+    if backend == "torch" and img.shape[:2] != hw and _upscale_only(img.shape[:2], hw):
         if img.shape[2] == 3 and order == RGB:  # OpenCV's bilinear straight into the tile's slice of the frame
             _cv_into(dst, cv2.resize(img, (hw[1], hw[0]), dst=dst, interpolation=cv2.INTER_LINEAR))
             return
@@ -386,7 +386,7 @@ def tile_planar(
             img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
             img = img[:, :, None] if img.ndim == 2 else img
             d //= 2
-        if transforms is not None:
+        if transforms is not None and transforms[i] not in (None, "none"):
             img = apply_transform(img, transforms[i])
             if img.ndim == 2:  # OpenCV drops a single channel axis
                 img = img[:, :, None]
@@ -396,7 +396,7 @@ def tile_planar(
         if fit == "crop":
             _place(fit_to_tile(img, (slot.h, slot.w), "crop", backend), order, dst)
         else:
-            _resize_into(img, (slot.h, slot.w), backend, order, dst)
+            _resize_into(img, dst.shape[:2], backend, order, dst)
     planes = frame.transpose(2, 0, 1)
     result = normalize_planar(planes) if normalize else planes
     if out is None:
@@ -443,8 +443,8 @@ def normalize_planar(planes: np.ndarray) -> np.ndarray:
     if hwc.flags.c_contiguous and 1 < c <= 4:  # split into contiguous planes (OpenCV fills a planar buffer)
         split = np.empty((c, h, w), np.uint8)
         got = cv2.split(hwc, list(split))  # new array objects over ``split``'s memory (no copy)
-        if not np.shares_memory(got[0], split):  # pragma: no cover - OpenCV allocated instead
-            split = np.stack(got)
+        if got[0].__array_interface__["data"][0] != split.__array_interface__["data"][0]:  # pragma: no cover
+            split = np.stack(got)  # OpenCV allocated instead
     else:
         split = np.ascontiguousarray(planes)
     flat = out.reshape(c * h, w)
