@@ -107,6 +107,7 @@ class ObservationPipeline:
         self.config = config
         self.decoder = decoder if decoder is not None else ImageDecoder(
             use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
+        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
         # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it; with
         # fit: crop that size depends on the camera's, unknown before the header is read: JPEG decoded in full)
         self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode and config.fit == "stretch"
