@@ -177,6 +177,8 @@ class StreamRecorder:
             "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
             "period": self.ctl.cfg.period_s, "traj": self.TRAJ,
             "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
+            "chunks": self.ctl.metrics.chunks_accepted + sum(self.ctl.metrics.rejections.values()),
+            "chunks_accepted": self.ctl.metrics.chunks_accepted,
         }
 
 
