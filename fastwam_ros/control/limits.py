@@ -195,9 +195,9 @@ def braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> t
     steps = np.arange(1, k + 1)[:, None]
     vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
     vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
-    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
-    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
-    return np.vstack([P, pt]), np.vstack([V, vt])
+    dp = 0.5 * (np.concatenate([v0[None, :], vt[:-1]]) + vt) * tp
+    pt = np.minimum(np.maximum(P[-1] + np.cumsum(dp, axis=0), lim.lower), lim.upper)
+    return np.concatenate([P, pt]), np.concatenate([V, vt])
 
 
 def limiter_rollout(p: np.ndarray, v: np.ndarray, a_prev: np.ndarray, dts: np.ndarray, lim: LimitArrays,
@@ -215,8 +215,8 @@ def limiter_rollout(p: np.ndarray, v: np.ndarray, a_prev: np.ndarray, dts: np.nd
     with np.errstate(invalid="ignore", over="ignore"):
         bad = track & ~(np.isfinite(P_ref) & np.isfinite(V_ref))
     init_all = initialised is None or bool(initialised.all())
-    P, V = np.empty((K, J)), np.empty((K, J))
-    if lim.has_jerk or bad.any():  # the jerk limit needs the accelerations: step by step
+    if lim.has_jerk or bad.any():
+        P, V = np.empty((K, J)), np.empty((K, J))  # the jerk limit needs the accelerations: step by step
         a = a_prev
         for i in range(K):
             p_in = p if init_all else np.where(initialised, p, 0.0)
@@ -232,6 +232,7 @@ def limiter_rollout(p: np.ndarray, v: np.ndarray, a_prev: np.ndarray, dts: np.nd
             PRc = np.minimum(np.maximum(PR, lim.lower), lim.upper)
             VR = np.where(track & (PRc != PR), 0.0, VR)
         decel = None if all_track else np.minimum(brake_decel, amax)
+        Ps, Vs = [], []
         # both position limits' braking constraints as one [2, J] computation (the same arithmetic: row 0 is
         # upper − p − v·dt/2, row 1 p − lower + v·dt/2; negations and operand order are exact)
         for i in range(K):
@@ -262,5 +263,6 @@ def limiter_rollout(p: np.ndarray, v: np.ndarray, a_prev: np.ndarray, dts: np.nd
                 x = np.minimum(np.maximum(x, lim.neg_vmax), vmax)
             p = np.minimum(np.maximum(p + (v + x) * half_dt, lim.lower), lim.upper)
             v = x
-            P[i], V[i] = p, v
-    return P, V
+            Ps.append(p)
+            Vs.append(v)
+    return np.array(Ps), np.array(Vs)

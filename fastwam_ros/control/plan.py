@@ -582,23 +582,35 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
         S, DS, _ = smoothstep5_many((ts[None, :] - t_h) / w)  # every blend's weight at once
         DS = DS / w
         all_before, all_after = BEFORE.all(axis=1).tolist(), AFTER.all(axis=1).tolist()
+        A3, B3, S3 = AFTER[:, :, None], BEFORE[:, :, None], S[:, :, None]
+        if V is None:
+            for i in range(1, len(blends) + 1):
+                if all_before[i - 1]:
+                    continue
+                pn = P[i]
+                if all_after[i - 1]:
+                    p = pn
+                    continue
+                pm = p + S3[i - 1] * (pn - p)
+                p = np.where(A3[i - 1], pn, np.where(B3[i - 1], p, pm))
+            return p, None
+        # positions and velocities stacked ([2, K, J]): p + s·(pn − p) and v + s·(vn − v) in one operation each,
+        # then + s'·(pn − p) on the velocity row (the same operations in the same order as BlendSource)
+        PV = np.stack([P, V], axis=1)
+        pv = PV[0]
+        DS3 = DS[:, :, None]
         for i in range(1, len(blends) + 1):
             if all_before[i - 1]:
                 continue
-            pn = P[i]
+            pvn = PV[i]
             if all_after[i - 1]:
-                p, v = pn, (None if V is None else V[i])
+                pv = pvn
                 continue
-            s = S[i - 1][:, None]
-            a, o = AFTER[i - 1][:, None], BEFORE[i - 1][:, None]
-            dp = pn - p
-            if V is not None:
-                vn = V[i]
-                dv = vn - v
-                vm = v + s * dv + DS[i - 1][:, None] * dp
-                v = np.where(a, vn, np.where(o, v, vm))
-            pm = p + s * dp
-            p = np.where(a, pn, np.where(o, p, pm))
+            d = pvn - pv
+            m = pv + S3[i - 1] * d
+            m[1] += DS3[i - 1] * d[0]
+            pv = np.where(A3[i - 1], pvn, np.where(B3[i - 1], pv, m))
+        p, v = pv[0], pv[1]
     return p, v
 
 
