@@ -16,16 +16,19 @@ consecutive chunks that disagree a little) is run through each splice mode at 10
   hold_fraction            share of enabled ticks spent holding (waiting for a chunk)
 
 Tick cost (CPU time of the calling thread per call, ms -- robust on a shared machine; ``--wall`` for wall time;
-14 joints: two 6-joint arms + a gripper each, 100 Hz):
+14 joints: two 6-joint arms + a gripper each, 100 Hz), per output mode, variants interleaved tick by tick on the
+same controller state:
 
-  tick_bare      ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
-  tick_position  ``tick(with_trajectory=False)``: what controller_node computes in position/joint_state mode
-  tick_trajectory ``tick()``: the default trajectory output mode (short trajectory + committed prefix)
-  tick_node_trajectory  what controller_node pays per tick in trajectory mode: the trajectory every tick, the
-                 committed prefix on every 5th (it is published at 20 Hz)
-  submit         ``submit_chunk`` per chunk
-  on the normal stream above, and on an adversarial one: a chunk every tick (lengths up to the cap, without
-  velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, wrong joints), joint states every tick.
+  tick_bare        ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
+  node_position    what ``ControllerRuntime.tick`` computes per control period in position/joint_state output
+                   mode: the setpoint tick, plus on every 5th tick (20 Hz) the executing plan for real-time
+                   chunking (``committed_prefix`` over max(rtc_prefix_s, plan depth), up to 128 steps)
+  node_trajectory  the same in the default trajectory output mode: the tick with the published trajectory
+                   (tracking horizon of limiter steps + braking tail to rest), plus the 20 Hz executing plan
+  submit           ``submit_chunk`` per chunk
+  on the normal stream above, and on the adversarial one (ADVERSARIAL below): a chunk every tick (2 .. 128 =
+  max_chunk_steps steps, no velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, an unknown
+  joint), joint states every tick.
   ``long_chunk_refusal_ms``: the time to refuse one 5,000-step chunk (median of 200).
 
 Usage: python benchmarks/bench_controller.py [--json] [--seconds 20] [--seeds 3] [--cost-seconds 10]
@@ -47,6 +50,10 @@ from fastwam_ros.control import Chunk, ChunkController, ControllerConfig  # noqa
 from fastwam_ros.control.synthetic import bimanual_config_dict, chunk_stream  # noqa: E402
 
 MODES = ("splice", "ensemble", "replace")
+ADVERSARIAL = ("a chunk every control tick: 2..max_chunk_steps (128) steps at 30 Hz, no velocities, positions "
+               "uniform in [-2, 2] rad plus a random walk of 0.3 rad per step (the limiter clamps), stamped 0-0.2 s "
+               "in the past; every 10th chunk garbage (NaN, 5,000 steps, an unknown joint); joint states every tick "
+               "(ideal robot)")
 
 
 def run_mode(mode: str, seconds: float, seed: int, rate_hz: float = 100.0) -> dict[str, float]:
@@ -252,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = {f"{mode}/{'adversarial' if adv else 'normal'}": tick_cost(mode, args.cost_seconds, adv, clock=clock)
             for adv in (False, True) for mode in MODES}
     report["tick_cost"] = cost
+    report["adversarial_stream"] = ADVERSARIAL
     report["tick_cost_clock"] = "wall" if args.wall else "thread_cpu"
     report["long_chunk_refusal_ms"] = long_chunk_refusal_ms(clock=clock)
     report["numpy_op_us"] = numpy_op_us(clock)
@@ -263,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mode':10s} " + " ".join(f"{c:>24s}" for c in cols))
         for mode, r in results.items():
             print(f"{mode:10s} " + " ".join(f"{r[c]:24.4f}" for c in cols))
-        print(f"\ntick cost, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
+        print(f"\ntick cost per output mode, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
         for case, r in cost.items():
             line = "  ".join(f"{k} {r[k]['p50_ms']:.3f}/{r[k]['p99_ms']:.3f}/{r[k]['max_ms']:.2f}"
                              for k in ("tick_bare", "node_position", "node_trajectory", "submit") if k in r)
             print(f"{case:22s} {line}")
+        print(f"adversarial stream: {ADVERSARIAL}")
         print(f"5,000-step chunk refused in {report['long_chunk_refusal_ms']:.3f} ms (median)")
         print(f"calibration: one small NumPy op = {report['numpy_op_us']:.2f} us (~0.5 on an idle x86-64 core)")
     return 0

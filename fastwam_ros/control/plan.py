@@ -461,10 +461,10 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
         u = (x - k)[..., None]
         u2, u3 = u * u, u * u * u
         H = _H3 * u3 + _H2 * u2 + _H1 * u + _H0  # [..., 4]
-        P = np.add.reduce(H[..., None] * G, axis=-2)
+        P = _sum4(H[..., None] * G)
         if with_velocity:
             D = _D2 * u2 + _D1 * u + _D0
-            V = np.add.reduce(D[..., None] * G, axis=-2) / dt[..., None]
+            V = _sum4(D[..., None] * G) / dt[..., None]
         if out.any():  # linear extrapolation, then hold (as in ChunkSpline.eval_many)
             Pc, Mc = B.knots()
             ke = np.where(x <= 0.0, 0, n1)
@@ -497,6 +497,14 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
 # d00, d10, d01, d11 = 6u²−6u, 3u²−4u+1, −6u²+6u, 3u²−2u as coefficient rows (see splines_pv_many)
 _H3, _H2, _H1, _H0 = (np.array(c, dtype=_FLOAT) for c in ([2, 1, -2, 1], [-3, -2, 3, -1], [0, 1, 0, 0], [1, 0, 0, 0]))
 _D2, _D1, _D0 = (np.array(c, dtype=_FLOAT) for c in ([6, 3, -6, 3], [-6, -4, 6, -2], [0, 1, 0, 0]))
+
+
+def _sum4(T: np.ndarray) -> np.ndarray:
+    """T[..., 0, :] + T[..., 1, :] + T[..., 2, :] + T[..., 3, :], added left to right (as the scalar code does)."""
+    out = T[..., 0, :] + T[..., 1, :]
+    out += T[..., 2, :]
+    out += T[..., 3, :]
+    return out
 
 
 def _segments(splines: list[ChunkSpline]) -> np.ndarray:
