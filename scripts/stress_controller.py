@@ -4,6 +4,7 @@ Same generator and checker as the property tests (``fastwam_ros.control.stress``
 
     python scripts/stress_controller.py --streams 200000 --events 40 --seed 0
     python scripts/stress_controller.py --chunks 100000      # as many streams as it takes to submit 100,000 chunks
+    python scripts/stress_controller.py --chunks 100000 --chunk-share 0.4 --events 100   # a chunk flood, ~4x faster
 
 Every stream is checked (positions, velocities, accelerations against the limits, also by finite differences of
 the commanded positions, and the published trajectories on every ``--trajectory-every``-th stream); the figures
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first seed")
     ap.add_argument("--adversarial", type=float, default=0.5, help="probability of a malformed input")
     ap.add_argument("--trajectory-every", type=int, default=20, help="check trajectories on every n-th stream")
+    ap.add_argument("--chunk-share", type=float, default=None,
+                    help="probability that an event is a chunk (default 0.15): higher = a chunk flood, fewer ticks "
+                         "per chunk, so more chunks per second of CPU")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     failures: list[dict] = []
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         seed = args.seed + i
         mode = MODES[i % len(MODES)]
         rec = random_stream(seed, mode=mode, adversarial=args.adversarial, n_events=args.events,
-                            with_trajectory=(args.trajectory_every > 0 and i % args.trajectory_every == 0))
+                            with_trajectory=(args.trajectory_every > 0 and i % args.trajectory_every == 0),
+                            chunk_share=args.chunk_share)
         ticks += len(rec["t"])
         chunks += rec["chunks"]
         accepted += rec["chunks_accepted"]
