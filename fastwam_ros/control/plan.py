@@ -583,30 +583,17 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
     its splines gathered at once."""
     P, V = splines_pv_many([base] + [b.new for b in blends], ts,  # type: ignore[list-item]
                            with_velocity=with_velocity)
-    p, v = P[0], (None if V is None else V[0])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         AFTER = ts[None, :] >= t_h + w
         BEFORE = ~AFTER & (ts[None, :] <= t_h)
         S, DS, _ = smoothstep5_many((ts[None, :] - t_h) / w)  # every blend's weight at once
         DS = DS / w
         all_before, all_after = BEFORE.all(axis=1).tolist(), AFTER.all(axis=1).tolist()
-        A3, B3, S3 = AFTER[:, :, None], BEFORE[:, :, None], S[:, :, None]
-        if V is None:
-            for i in range(1, len(blends) + 1):
-                if all_before[i - 1]:
-                    continue
-                pn = P[i]
-                if all_after[i - 1]:
-                    p = pn
-                    continue
-                pm = p + S3[i - 1] * (pn - p)
-                p = np.where(A3[i - 1], pn, np.where(B3[i - 1], p, pm))
-            return p, None
+        A3, B3, S3, DS3 = AFTER[:, :, None], BEFORE[:, :, None], S[:, :, None], DS[:, :, None]
         # positions and velocities stacked ([2, K, J]): p + s·(pn − p) and v + s·(vn − v) in one operation each,
         # then + s'·(pn − p) on the velocity row (the same operations in the same order as BlendSource)
-        PV = np.stack([P, V], axis=1)
+        PV = P[:, None] if V is None else np.stack([P, V], axis=1)
         pv = PV[0]
-        DS3 = DS[:, :, None]
         for i in range(1, len(blends) + 1):
             if all_before[i - 1]:
                 continue
@@ -616,10 +603,10 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
                 continue
             d = pvn - pv
             m = pv + S3[i - 1] * d
-            m[1] += DS3[i - 1] * d[0]
+            if V is not None:
+                m[1] += DS3[i - 1] * d[0]
             pv = np.where(A3[i - 1], pvn, np.where(B3[i - 1], pv, m))
-        p, v = pv[0], pv[1]
-    return p, v
+    return pv[0], (None if V is None else pv[1])
 
 
 def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool = True
