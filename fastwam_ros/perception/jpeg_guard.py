@@ -37,12 +37,20 @@ __all__ = ["seam_score"]
 
 _RATIO_LO, _RATIO_HI = 0.5, 2.0  # a segment block agrees when its step is within [0.5, 2] x the reference step
 _INSIDE_LO, _INSIDE_HI = 0.3, 1.5  # the vertical step at k, relative to the reference step
+_CLIP_LO, _CLIP_HI = 2.0, 253.0  # a block mean at/below (above) this on the shifted side is clipped, levels
 
 
 def _excess(a: np.ndarray, b: np.ndarray, c: np.ndarray, e: np.ndarray) -> np.ndarray:
     """Twice the step b→c beyond what the neighbouring steps a→b and c→e predict: 3(c - b) - (e - a), for 4
     consecutive lines as int16 (|result| <= 1020)."""
     return 3 * (c - b) - (e - a)
+
+
+def _agrees(step: np.ndarray, after: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Blocks whose step matches ``delta``: 0.5..2 x delta, or of delta's sign with the shifted side clipped."""
+    ratio = step / delta
+    clipped = np.where(delta > 0, after >= _CLIP_HI, after <= _CLIP_LO)
+    return ((ratio >= _RATIO_LO) & (ratio <= _RATIO_HI)) | (clipped & (ratio > 0.1))
 
 
 def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_levels: float,
@@ -67,11 +75,13 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     # excess step across each MCU-row boundary y = r * bh (r = 1 .. n_rows-1), averaged over each block's bw
     # columns: across[r - 1] = the boundary above MCU row r ([boundary, block column, channel])
     nb = n_rows - 1
-    across = _excess(lines(bh - 2, nb, bh, 0), lines(bh - 1, nb, bh, 0), lines(bh, nb, bh, 0),
-                     lines(bh + 1, nb, bh, 0))
-    if bw > 1:  # an exact block mean (integer factor)
+    below = lines(bh, nb, bh, 0)  # the first line of each MCU row 1 .. n_rows-1 (the shifted side of a drift)
+    across = _excess(lines(bh - 2, nb, bh, 0), lines(bh - 1, nb, bh, 0), below, lines(bh + 1, nb, bh, 0))
+    if bw > 1:  # exact block means (integer factor)
         across = cv2.resize(across.astype(np.float32), (n_cols, nb), interpolation=cv2.INTER_AREA)
+        below = cv2.resize(below.astype(np.float32), (n_cols, nb), interpolation=cv2.INTER_AREA)
     across = across.reshape(nb, n_cols, 3).astype(np.float32) / 2
+    below = below.reshape(nb, n_cols, 3)
     # the excess step at each candidate block-column boundary x = k * bw in MCU rows 1 .. n_rows-2 (a boundary
     # above and below), on two lines per MCU row (the middles of its upper and lower halves: a drift may start
     # at a lower Y block of a 4:2:0 MCU), averaged: inside[row - 1, candidate, channel]
@@ -96,8 +106,8 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     delta = ref[cand[:, 0], cand[:, 1], ch][:, None]
     cols = np.arange(n_cols)[None, :]
     # the share of blocks agreeing with delta on the top segment (cols >= k) and the bottom one (cols < k)
-    top = across[row - 1, :, ch] / delta
-    bottom = across[row, :, ch] / delta
-    top_ok = ((top >= _RATIO_LO) & (top <= _RATIO_HI) & (cols >= k)).sum(axis=1) / (n_cols - k[:, 0])
-    bottom_ok = ((bottom >= _RATIO_LO) & (bottom <= _RATIO_HI) & (cols < k)).sum(axis=1) / k[:, 0]
+    # (a block pushed into 0 or 255 by the drift agrees when its step has delta's sign: clipping shortens it)
+    top_ok = (_agrees(across[row - 1, :, ch], below[row - 1, :, ch], delta) & (cols >= k)).sum(axis=1)
+    bottom_ok = (_agrees(across[row, :, ch], below[row, :, ch], delta) & (cols < k)).sum(axis=1)
+    top_ok, bottom_ok = top_ok / (n_cols - k[:, 0]), bottom_ok / k[:, 0]
     return float(np.minimum(top_ok, bottom_ok).max())
