@@ -12,7 +12,10 @@ and anything above the pixel budget (``max_pixels``, PerceptionConfig ``max_imag
 ``FF D9`` re-appended, a bad Huffman code, a stray marker -- are errors (``corrupt_jpeg``), where OpenCV's
 ``imdecode`` only prints them and returns a partly grey or shifted image. A flipped bit that keeps the entropy
 coding valid (a changed coefficient, or a Huffman desync that resynchronises) cannot be seen by any decoder:
-JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). JPEGs can be decoded at a reduced scale
+JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). The common large form of that damage, a DC
+drift (every later block shifted), leaves a staircase seam on the MCU grid: with ``seam_agreement`` set
+(PerceptionConfig ``jpeg_guard``) the decoded picture is checked for it and refused (``corrupt_jpeg_seam``),
+see :mod:`fastwam_ros.perception.jpeg_guard`. JPEGs can be decoded at a reduced scale
 (DCT scaling, :func:`decode_scale_for`) when the next resize needs fewer pixels.
 
 Malformed input raises :class:`DecodeError` with a reason code; nothing else escapes.

@@ -9,23 +9,32 @@ damaged one on), whose boundary is a staircase on the MCU grid: the top of MCU r
 vertical step at column ``k`` inside row ``R``, and the bottom of row ``R`` left of ``k``, all with the *same*
 step ``delta``. Natural edges are rarely a staircase on the block grid with one constant step on all three parts.
 
-:func:`seam_score` measures that: for each vertical block-column boundary step of at least ``step_levels``
-inside an MCU row (the candidate ``k``; the step is the *excess* over the linear prediction from the neighbouring
-pixels, so smooth gradients score 0), the fraction of the blocks on the top segment and on the bottom segment
-whose excess step across the MCU-row boundary is between half and twice the same ``delta``; the score is the
-smaller fraction, maximised over candidates and RGB channels. A frame is refused (``corrupt_jpeg_seam``) when the
-score reaches ``agreement``.
+:func:`seam_score` measures that. Candidates: an MCU row ``R`` (with a boundary above and below) and a luma
+block column ``k`` where the step across the boundary above row ``R`` at block ``k`` (the reference ``delta``) is
+at least ``step_levels`` and the step at column ``k`` inside the row has the same sign and 0.3-1.5 x its size
+(0.5 x when the drift starts at a lower Y block of a 4:2:0 MCU). Every step is the *excess* over the linear
+prediction from the neighbouring pixels, so smooth gradients give 0. For each candidate, the share of blocks on
+the top segment (boundary above ``R``, columns >= ``k``) and on the bottom segment (boundary below ``R``, columns
+< ``k``) whose step is 0.5-2 x ``delta`` (or of its sign where the drift pushed the block into 0 or 255); the
+score is the smaller share, maximised over candidates and RGB channels. A frame is refused
+(``corrupt_jpeg_seam``) when the score reaches the agreement threshold (PerceptionConfig
+``jpeg_guard_agreement``, 0.75; the highest score of a good frame measured is 0.58, of a camera-like frame 0.57).
 
-Limits, stated plainly (figures: benchmarks/fuzz_perception.py, README "Reliability"):
+Limits, stated plainly (figures: benchmarks/bench_jpeg_guard.py, benchmarks/fuzz_perception.py, README
+"Perception reliability"):
 
 * the check needs blocks of at least 2 px: it is skipped for decodes at 1/8 scale (one pixel per block, where a
   grid-aligned natural edge and a drift look the same) and for images under 3 MCU rows or 4 block columns;
 * a drift that starts within the first or last ``min_segment`` block columns of an MCU row, or in the first or
-  last MCU row, is a full-width grid-aligned step and cannot be told from a real edge: not refused;
+  last MCU row, is (close to) a full-width grid-aligned step and cannot be told from a real edge: not refused;
+  nor is a drift whose seam lies along a real edge of the scene;
 * a flip that only changes AC coefficients (one block's texture), garbage that ends without a net DC drift, or a
-  drift smaller than ``step_levels`` is not refused either.
+  drift smaller than ``step_levels`` is not refused either;
+* a scene whose edges trace exactly a drift's staircase on the MCU grid with one constant step *is* refused
+  (never seen in camera images; benchmarks/bench_jpeg_guard.py lists such a picture apart).
 
-Cost: tens of µs on a 240×320 decode (a few row/column gathers and one vectorised test per candidate).
+Cost: about 35 NumPy/OpenCV calls on a few lines of the image (the lines around each MCU-row boundary and two
+lines per MCU row), independent of the JPEG's compressed size.
 """
 
 from __future__ import annotations
@@ -67,19 +76,17 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     if n_rows < 3 or n_cols < 2 * min_segment or bh < 2:
         return 0.0
     img = rgb[: n_rows * bh, : n_cols * bw]
-
-    def lines(first: int, count: int, step: int, axis: int) -> np.ndarray:  # strided slices: views, no gather
-        sl = slice(first, first + step * (count - 1) + 1, step)
-        return (img[sl] if axis == 0 else img[:, sl]).astype(np.int16)
-
     # excess step across each MCU-row boundary y = r * bh (r = 1 .. n_rows-1), averaged over each block's bw
     # columns: across[r - 1] = the boundary above MCU row r ([boundary, block column, channel])
     nb = n_rows - 1
-    below = lines(bh, nb, bh, 0)  # the first line of each MCU row 1 .. n_rows-1 (the shifted side of a drift)
-    across = _excess(lines(bh - 2, nb, bh, 0), lines(bh - 1, nb, bh, 0), below, lines(bh + 1, nb, bh, 0))
-    if bw > 1:  # exact block means (integer factor)
-        across = cv2.resize(across.astype(np.float32), (n_cols, nb), interpolation=cv2.INTER_AREA)
-        below = cv2.resize(below.astype(np.float32), (n_cols, nb), interpolation=cv2.INTER_AREA)
+    ys = np.arange(1, n_rows) * bh
+    y4 = img[np.concatenate([ys - 2, ys - 1, ys, ys + 1])].astype(np.int16)  # one gather of whole lines
+    below = y4[2 * nb : 3 * nb]  # the first line of each MCU row 1 .. n_rows-1 (the shifted side of a drift)
+    across = _excess(y4[:nb], y4[nb : 2 * nb], below, y4[3 * nb :])
+    if bw > 1:  # exact block means (integer factor), both at once
+        both = cv2.resize(np.concatenate([across, below], axis=2).astype(np.float32), (n_cols, nb),
+                          interpolation=cv2.INTER_AREA).reshape(nb, n_cols, 6)
+        across, below = both[:, :, :3], both[:, :, 3:]
     across = across.reshape(nb, n_cols, 3).astype(np.float32) / 2
     below = below.reshape(nb, n_cols, 3)
     # the excess step at each candidate block-column boundary x = k * bw in MCU rows 1 .. n_rows-2 (a boundary
@@ -87,11 +94,13 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     # at a lower Y block of a 4:2:0 MCU), averaged: inside[row - 1, candidate, channel]
     ks = np.arange(min_segment, n_cols - min_segment + 1)  # candidate k: at least min_segment blocks each side
     r = np.arange(1, n_rows - 1) * bh
-    mid = img[np.concatenate([r + bh // 4, r + 3 * bh // 4])].astype(np.int16)
-    x0, nk = int(ks[0]) * bw, len(ks)
-    col = [mid[:, x0 + o : x0 + o + bw * (nk - 1) + 1 : bw] for o in (-2, -1, 0, 1)]  # strided views
-    inside = _excess(*col)
-    inside = (inside[: n_rows - 2] + inside[n_rows - 2 :]).astype(np.float32) / 4
+    mid = img[np.concatenate([r + bh // 4, r + 3 * bh // 4])].reshape(2 * len(r), -1).astype(np.int16)
+    # the excess step at every column boundary x = 2 .. width-2 on these lines (flat RGB: a pixel is 3 values)
+    # -- contiguous arithmetic, then every bw-th column is taken (cheaper than gathering 4 strided columns)
+    step_x = (3 * (mid[:, 6:-3] - mid[:, 3:-6]) - (mid[:, 9:] - mid[:, :-9])).reshape(2 * len(r), -1, 3)
+    x0 = int(ks[0]) * bw - 2
+    inside = step_x[:, x0 : x0 + bw * (len(ks) - 1) + 1 : bw]
+    inside = (inside[: len(r)] + inside[len(r) :]).astype(np.float32) / 4
     # candidates (row, k): the top segment's first block steps by at least step_levels (the reference delta)
     # and the vertical step at k inside the row has the same sign, 0.3..1.5 x delta (0.5 x when the drift
     # starts at a lower or right Y block of a 4:2:0 MCU)
