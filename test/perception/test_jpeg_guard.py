@@ -4,7 +4,7 @@ warning are refused and counted per camera; good JPEGs of simulator, recorded an
 from __future__ import annotations
 
 import functools
-import random
+import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,82 +22,30 @@ REPO = Path(__file__).resolve().parents[2]
 WRIST_NEED = (128, 160)  # the robotwin wrist tile: a 480x640 JPEG decodes at 1/4, 240x320 at 1/2
 
 
+def _bench():
+    """benchmarks/bench_jpeg_guard.py: its picture sources and flipper are the ones measured there."""
+    spec = importlib.util.spec_from_file_location("bench_jpeg_guard", REPO / "benchmarks" / "bench_jpeg_guard.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+BENCH = _bench()
+
+
 @functools.lru_cache(maxsize=4)
-def _sim_frames(n_moments: int = 2, hw=(480, 640)) -> list[np.ndarray]:
-    """Simulator images of all three cameras at moments of a scripted fold (the wrists move fast)."""
-    from fastwam_ros.sim.scripted import make_folder
-    from fastwam_ros.sim.sim import BimanualSim, SimConfig
-
-    sim = BimanualSim(SimConfig(camera_hw={c: hw for c in ("head", "left_wrist", "right_wrist")}),
-                      mode="kinematic", seed=0)
-    sim.reset(seed=1)
-    folder = make_folder(sim.towel, np.random.default_rng(1))
-    out, n_steps = [], int(folder.duration_s * 30)
-    for t in range(n_steps):
-        if t % (n_steps // n_moments) == n_steps // (2 * n_moments):
-            out += [sim.render(c) for c in sim.cameras]
-        sim.step(folder.command(sim.time_s + 1 / 30), 1 / 30)
-    return out
-
-
-def _synthetic(h: int = 240, w: int = 320) -> list[np.ndarray]:
-    """High-frequency, noisy and grid-aligned pictures (the hard cases for a block-grid check)."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    grey = lambda a: np.repeat(a.astype(np.uint8)[:, :, None], 3, axis=2)  # noqa: E731
-    out = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
-           grey(np.clip(128 + rng.normal(0, 12, (h, w)), 0, 255)),
-           grey((xx % 2) * 255), grey(((yy // 8) % 2) * 200 + 20),
-           grey(127.5 + 127.5 * np.cos((xx ** 2 + yy ** 2) / 80.0))]
-    for sq in (8, 16):
-        cb = ((yy // sq + xx // sq) % 2 * 255).astype(np.uint8)
-        out.append(np.stack([cb, 255 - cb, cb // 2], axis=2))
-    out.append(np.kron(rng.integers(0, 256, (h // 16, w // 16, 3)), np.ones((16, 16, 1))).astype(np.uint8))
-    edge = np.zeros((h, w, 3), np.uint8)
-    edge[:128], edge[128:] = (90, 120, 160), (200, 180, 150)  # a table edge exactly on an MCU row boundary
-    out.append(edge)
-    text = np.full((h, w, 3), 255, np.uint8)
-    for i in range(12):
-        cv2.putText(text, "FASTWAM ros 0123 jpeg", (5, 18 + i * 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
-    out.append(text)
-    return out
-
-
-def _recorded_jpegs() -> list[bytes]:
-    """Every 8th JPEG of each camera of the repo's sample recording (rosbags needed)."""
-    rosbags = pytest.importorskip("rosbags")  # noqa: F841
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
-    out = []
-    with AnyReader([REPO / "data" / "sample_episode"], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as r:
-        conns = [c for c in r.connections if c.msgtype == "sensor_msgs/msg/CompressedImage"]
-        for i, (c, _, raw) in enumerate(r.messages(connections=conns)):
-            if i % 8 == 0:
-                out.append(bytes(r.deserialize(raw, c.msgtype).data))
-    return out
+def _sim_frames(n_moments: int = 2) -> list[np.ndarray]:
+    """Simulator images (480x640) of all three cameras at moments of a scripted fold (the wrists move fast)."""
+    return [img for moment in BENCH.sim_frames(n_moments) for img in moment]
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    return cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+    return BENCH.jpeg(rgb, quality)
 
 
 def _decode(data: bytes, need_hw, guard: bool) -> np.ndarray:
     return decode_compressed(SimpleNamespace(format="jpeg", data=data), need_hw=need_hw,
                              seam_agreement=SEAM_AGREEMENT if guard else None)
-
-
-def _flips(data: bytes, seed: int):
-    """JPEGs with 1-5 bytes of the entropy-coded data changed, as the fuzz makes them."""
-    r = random.Random(seed)
-    sos = data.find(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    while True:
-        b = bytearray(data)
-        for _ in range(r.randint(1, 5)):
-            p = r.randint(start, len(b) - 3)
-            b[p] = r.choice([b[p] ^ 0xFF, r.randint(0, 255), b[p] ^ (1 << r.randint(0, 7))])
-        yield bytes(b)
 
 
 def _config(**kw) -> PerceptionConfig:
@@ -113,7 +61,7 @@ def test_flipped_jpegs_that_libjpeg_decodes_silently_are_refused_and_counted_per
     data = _jpeg(clean_img, 75)
     clean = _decode(data, WRIST_NEED, guard=False)
     corrupted = []  # flips libjpeg's strict mode decodes without a warning, to a visibly different picture
-    for flipped in _flips(data, seed=3):
+    for flipped in BENCH.flips(data, seed=3):
         try:
             out = _decode(flipped, WRIST_NEED, guard=False)
         except DecodeError:
@@ -175,23 +123,17 @@ def test_a_dc_drift_staircase_scores_above_the_threshold(scale, head_frame):
 # -- no false refusals ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("quality", [50, 60, 75, 85, 95])
 def test_good_jpegs_of_sim_and_synthetic_scenes_are_never_refused(quality):
-    images = _sim_frames(2) + _synthetic()
+    images = _sim_frames(2) + BENCH.synthetic()
     for img in images:
-        for data in (_jpeg(img, quality), _simplejpeg_444(img, quality)):
-            if data is None:
-                continue
+        for data in (_jpeg(img, quality), BENCH.jpeg(img, quality, "simplejpeg")):
             h, w = img.shape[:2]
             for need in (None, (h // 2, w // 2), (h // 4, w // 4), (h // 8, w // 8)):  # scales 1, 2, 4, 8
                 _decode(data, need, guard=True)  # raises DecodeError('corrupt_jpeg_seam') on a false refusal
 
 
-def _simplejpeg_444(img: np.ndarray, quality: int) -> bytes | None:
-    sj = pytest.importorskip("simplejpeg")
-    return sj.encode_jpeg(np.ascontiguousarray(img), quality=quality, colorspace="RGB", colorsubsampling="444")
-
-
 def test_recorded_jpegs_are_never_refused():
-    jpegs = _recorded_jpegs()
+    pytest.importorskip("rosbags")
+    jpegs = [d for v in BENCH.recorded_jpegs(REPO / "data" / "sample_episode", every=8).values() for d in v]
     assert len(jpegs) > 50
     for data in jpegs:
         img = _decode(data, None, guard=True)  # as recorded
