@@ -110,12 +110,15 @@ class Fuzzer:
         self.jpegs = []  # (bytes, clean decode at the camera's scale)
         pictures = [_picture(self.nrng, h, w) for h, w in [(48, 64), (120, 160), (240, 320), (33, 47), (480, 640)]]
         pictures += _sim_pictures(seed)
-        for img in pictures:
+        self.picture_label = {}  # id(clean decode) -> "synthetic HxW" / "sim HxW" (for the residual's breakdown)
+        for i, img in enumerate(pictures):
             q = self.rng.choice([50, 60, 75, 90, 95])
             ok, enc = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
             data = enc.tobytes()
             self.jpegs.append((data, decode_compressed(SimpleNamespace(format="jpeg", data=data),
                                                        need_hw=self.need["left"])))
+            kind = "synthetic" if i < 5 else "sim"
+            self.picture_label[id(self.jpegs[-1][1])] = f"{kind}_{img.shape[0]}x{img.shape[1]}"
         self.pngs = []
         for h, w in [(16, 20), (50, 70)]:
             ok, enc = cv2.imencode(".png", _picture(self.nrng, h, w))
@@ -124,6 +127,7 @@ class Fuzzer:
         self.last_js = {}
         self.f = Counter()  # figures
         self.flip_errors: list[float] = []  # mean |error| of accepted corrupted flips, levels
+        self.corrupted_by: Counter[str] = Counter()  # accepted corrupted flips by error band and decoded size
 
     # -- messages ---------------------------------------------------------------------------------------------
     def raw_msg(self):
@@ -270,6 +274,9 @@ class Fuzzer:
                     if err > CORRUPT_TOLERANCE_LEVELS:
                         self.f["flip_accepted_corrupted"] += 1
                         self.flip_errors.append(err)
+                        band = "1-3" if err <= 3 else "3-10" if err <= 10 else "over_10"
+                        self.corrupted_by[f"error_{band}_levels"] += 1
+                        self.corrupted_by[f"picture_{self.picture_label[id(clean)]}"] += 1
                     else:
                         self.f["flip_accepted_slightly_different"] += 1
         now = self.t + r.uniform(0.0, 0.03)
@@ -331,6 +338,7 @@ def run(messages: int, seed: int) -> dict:
             else None,
             "accepted_corrupted_max_error_levels": round(float(np.max(fz.flip_errors)), 2) if fz.flip_errors
             else None,
+            "accepted_corrupted_by": dict(sorted(fz.corrupted_by.items())),
         },
         "observations": f["observations"],
         "bad_observations": f["bad_observation"],

@@ -16,9 +16,11 @@ at least ``step_levels`` and the step at column ``k`` inside the row has the sam
 prediction from the neighbouring pixels, so smooth gradients give 0. For each candidate, the share of blocks on
 the top segment (boundary above ``R``, columns >= ``k``) and on the bottom segment (boundary below ``R``, columns
 < ``k``) whose step is 0.5-2 x ``delta`` (or of its sign where the drift pushed the block into 0 or 255); the
-score is the smaller share, maximised over candidates and RGB channels. A frame is refused
+score is the smaller share -- or, on images of at least 5 MCU rows and 20 block columns where both shares reach
+0.5, the share over the whole staircase -- maximised over candidates and RGB channels. A frame is refused
 (``corrupt_jpeg_seam``) when the score reaches the agreement threshold (PerceptionConfig
-``jpeg_guard_agreement``, 0.75; the highest score of a good frame measured is 0.58, of a camera-like frame 0.57).
+``jpeg_guard_agreement``, 0.75; the highest score of a good frame measured is 0.60 (a synthetic pattern), of
+a camera or simulator frame 0.57).
 
 Limits, stated plainly (figures: benchmarks/bench_jpeg_guard.py, benchmarks/fuzz_perception.py, README
 "Perception reliability"):
@@ -46,6 +48,7 @@ __all__ = ["seam_score"]
 
 _RATIO_LO, _RATIO_HI = 0.5, 2.0  # a segment block agrees when its step is within [0.5, 2] x the reference step
 _INSIDE_LO, _INSIDE_HI = 0.3, 1.5  # the vertical step at k, relative to the reference step
+_WHOLE_MIN_ROWS, _WHOLE_MIN_COLS = 5, 20  # from this size (MCU rows, block columns) the whole-path share counts
 _CLIP_LO, _CLIP_HI = 2.0, 253.0  # a block mean at/below (above) this on the shifted side is clipped, levels
 
 
@@ -118,5 +121,9 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     # (a block pushed into 0 or 255 by the drift agrees when its step has delta's sign: clipping shortens it)
     top_ok = (_agrees(across[row - 1, :, ch], below[row - 1, :, ch], delta) & (cols >= k)).sum(axis=1)
     bottom_ok = (_agrees(across[row, :, ch], below[row, :, ch], delta) & (cols < k)).sum(axis=1)
+    whole = (top_ok + bottom_ok) / n_cols  # the share over the whole staircase
     top_ok, bottom_ok = top_ok / (n_cols - k[:, 0]), bottom_ok / k[:, 0]
-    return float(np.minimum(top_ok, bottom_ok).max())
+    score = np.minimum(top_ok, bottom_ok)
+    if n_rows >= _WHOLE_MIN_ROWS and n_cols >= _WHOLE_MIN_COLS:  # camera-sized: a short segment may be noisier
+        score = np.where(score >= 0.5, whole, score)
+    return float(score.max())
