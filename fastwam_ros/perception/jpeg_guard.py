@@ -83,39 +83,36 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     # columns: across[r - 1] = the boundary above MCU row r ([boundary, block column, channel])
     nb = n_rows - 1
     ys = np.arange(1, n_rows) * bh
-    y4 = img[np.concatenate([ys - 2, ys - 1, ys, ys + 1])].astype(np.int16)  # one gather of whole lines
+    y4 = img[np.concatenate([ys - 2, ys - 1, ys, ys + 1])]  # one gather of whole lines
+    if bw > 1:  # block means first (the excess step is linear; rounding to whole levels moves it by <= 1 level)
+        y4 = cv2.resize(y4, (n_cols, 4 * nb), interpolation=cv2.INTER_AREA).reshape(4 * nb, n_cols, 3)
+    y4 = y4.astype(np.int16)
     below = y4[2 * nb : 3 * nb]  # the first line of each MCU row 1 .. n_rows-1 (the shifted side of a drift)
-    across = _excess(y4[:nb], y4[nb : 2 * nb], below, y4[3 * nb :])
-    if bw > 1:  # exact block means (integer factor), both at once
-        both = cv2.resize(np.concatenate([across, below], axis=2).astype(np.float32), (n_cols, nb),
-                          interpolation=cv2.INTER_AREA).reshape(nb, n_cols, 6)
-        across, below = both[:, :, :3], both[:, :, 3:]
-    across = across.reshape(nb, n_cols, 3).astype(np.float32) / 2
-    below = below.reshape(nb, n_cols, 3)
-    # the excess step at each candidate block-column boundary x = k * bw in MCU rows 1 .. n_rows-2 (a boundary
-    # above and below), on two lines per MCU row (the middles of its upper and lower halves: a drift may start
-    # at a lower Y block of a 4:2:0 MCU), averaged: inside[row - 1, candidate, channel]
-    ks = np.arange(min_segment, n_cols - min_segment + 1)  # candidate k: at least min_segment blocks each side
-    r = np.arange(1, n_rows - 1) * bh
-    mid = img[np.concatenate([r + bh // 4, r + 3 * bh // 4])].reshape(2 * len(r), -1).astype(np.int16)
-    # the excess step at every column boundary x = 2 .. width-2 on these lines (flat RGB: a pixel is 3 values)
-    # -- contiguous arithmetic, then every bw-th column is taken (cheaper than gathering 4 strided columns)
-    step_x = (3 * (mid[:, 6:-3] - mid[:, 3:-6]) - (mid[:, 9:] - mid[:, :-9])).reshape(2 * len(r), -1, 3)
-    x0 = int(ks[0]) * bw - 2
-    inside = step_x[:, x0 : x0 + bw * (len(ks) - 1) + 1 : bw]
-    inside = (inside[: len(r)] + inside[len(r) :]).astype(np.float32) / 4
-    # candidates (row, k): the top segment's first block steps by at least step_levels (the reference delta)
-    # and the vertical step at k inside the row has the same sign, 0.3..1.5 x delta (0.5 x when the drift
-    # starts at a lower or right Y block of a 4:2:0 MCU)
+    across = _excess(y4[:nb], y4[nb : 2 * nb], below, y4[3 * nb :]).astype(np.float32) / 2
+    # candidates (row, k) for MCU rows 1 .. n_rows-2 (a boundary above and below) and block columns k with at
+    # least min_segment blocks on each side: the top segment's first block steps by at least step_levels (the
+    # reference delta) ...
+    ks = np.arange(min_segment, n_cols - min_segment + 1)
     ref = across[:-1, ks[0] : ks[-1] + 1]
-    rel = inside / np.where(ref == 0, 1, ref)
-    cand = np.argwhere((np.abs(ref) >= step_levels) & (rel >= _INSIDE_LO) & (rel <= _INSIDE_HI))
+    flat = np.flatnonzero(np.abs(ref) >= step_levels)
+    if len(flat) == 0:
+        return 0.0
+    cand = np.stack(np.unravel_index(flat, ref.shape), axis=1)  # [row - 1, k - min_segment, channel]
+    # ... and the excess step at column x = k * bw inside the row, on two lines (the middles of the row's upper
+    # and lower halves: a drift may start at a lower Y block of a 4:2:0 MCU), has the same sign and 0.3..1.5 x
+    # delta (0.5 x when the drift starts at a lower or right Y block); read only at the candidates
+    y = (cand[:, 0:1] + 1) * bh + np.array([bh // 4, 3 * bh // 4])  # [candidate, line]
+    x = (cand[:, 1:2] + min_segment) * bw + np.arange(-2, 2)  # [candidate, pixel]
+    px = img[y[:, :, None], x[:, None, :], cand[:, 2:3, None]].astype(np.int16)  # [candidate, line, pixel]
+    inside = _excess(px[:, :, 0], px[:, :, 1], px[:, :, 2], px[:, :, 3]).sum(axis=1) / 4
+    rel = inside / ref[cand[:, 0], cand[:, 1], cand[:, 2]]
+    cand = cand[(rel >= _INSIDE_LO) & (rel <= _INSIDE_HI)]
     if len(cand) == 0:
         return 0.0
     row = cand[:, 0] + 1
     k = (cand[:, 1] + min_segment)[:, None]
     ch = cand[:, 2]
-    delta = ref[cand[:, 0], cand[:, 1], ch][:, None]
+    delta = ref[cand[:, 0], cand[:, 1], ch][:, None]  # never 0: |delta| >= step_levels
     cols = np.arange(n_cols)[None, :]
     # the share of blocks agreeing with delta on the top segment (cols >= k) and the bottom one (cols < k)
     # (a block pushed into 0 or 255 by the drift agrees when its step has delta's sign: clipping shortens it)
