@@ -35,8 +35,8 @@ Limits, stated plainly (figures: benchmarks/bench_jpeg_guard.py, benchmarks/fuzz
 * a scene whose edges trace exactly a drift's staircase on the MCU grid with one constant step *is* refused
   (never seen in camera images; benchmarks/bench_jpeg_guard.py lists such a picture apart).
 
-Cost: about 35 NumPy/OpenCV calls on a few lines of the image (the lines around each MCU-row boundary and two
-lines per MCU row), independent of the JPEG's compressed size.
+Cost: about 30 NumPy/OpenCV calls on the four lines around each MCU-row boundary (reduced to block means first)
+and a few pixels per candidate, independent of the JPEG's compressed size (figures: benchmarks/bench_jpeg_guard.py).
 """
 
 from __future__ import annotations
