@@ -20,6 +20,7 @@ CPU time of the one thread running both sides; ``process_cpu_over_thread_cpu`` (
 helper threads (OpenCV and torch are set to one thread, as a one-core budget means).
 
     python benchmarks/bench_perception.py --json [--iters 200] [--backend auto|torch|numpy] [--compare-official]
+        [--no-jpeg-guard]   # jpeg_guard: false (the seam check after each JPEG decode is on by default)
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def make_msg(img: np.ndarray, encoding: str):
     raise ValueError(encoding)
 
 
-def make_config(encoding: str, backend: str, scaled: bool = True) -> PerceptionConfig:
+def make_config(encoding: str, backend: str, scaled: bool = True, jpeg_guard: bool = True) -> PerceptionConfig:
     return PerceptionConfig.from_dict({
         "cameras": [{"name": c, "transport": "compressed" if encoding == "jpeg" else "raw"} for c in CAMS],
         "layout": "robotwin",
@@ -78,6 +79,7 @@ def make_config(encoding: str, backend: str, scaled: bool = True) -> PerceptionC
         "resize_backend": backend,
         "use_cv_bridge": False,
         "scaled_decode": scaled,
+        "jpeg_guard": jpeg_guard,
     })
 
 
@@ -164,8 +166,9 @@ def tolerance(encoding: str, backend: str, msgs: dict, obs) -> dict:
     }
 
 
-def run(encoding: str, iters: int, backend: str, warmup: int = 10, compare: bool = False) -> dict:
-    pipe = ObservationPipeline(make_config(encoding, backend))
+def run(encoding: str, iters: int, backend: str, warmup: int = 10, compare: bool = False,
+        jpeg_guard: bool = True) -> dict:
+    pipe = ObservationPipeline(make_config(encoding, backend, jpeg_guard=jpeg_guard))
     msgs = {c: make_msg(scene(i), encoding) for i, c in enumerate(CAMS)}
     positions = np.linspace(-1, 1, len(JOINTS))
     wall, cpu, owall, ocpu, dcpu = [], [], [], [], []
@@ -212,6 +215,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"], help="resize backend")
     ap.add_argument("--encodings", default="rgb8,bgr8,jpeg")
+    ap.add_argument("--no-jpeg-guard", action="store_true",
+                    help="jpeg_guard: false (the DC-drift seam check after each JPEG decode, on by default)")
     ap.add_argument("--compare-official", action="store_true",
                     help="also time the official RoboTwin deploy preprocessing on the same messages")
     args = ap.parse_args(argv)
@@ -225,10 +230,12 @@ def main(argv=None) -> int:
         torch_version = torch.__version__
     except ImportError:
         pass
-    results = {e: run(e, args.iters, args.backend, compare=args.compare_official) for e in args.encodings.split(",")}
+    results = {e: run(e, args.iters, args.backend, compare=args.compare_official, jpeg_guard=not args.no_jpeg_guard)
+               for e in args.encodings.split(",")}
     report = {
         "benchmark": "perception: decode + sync + tile (robotwin 384x320) + normalise, 3 cameras 640x480",
         "threads": 1,
+        "jpeg_guard": not args.no_jpeg_guard,
         "resize_backend": args.backend,
         "jpeg_decoder": jpeg_decoder_status(),
         "machine": {
