@@ -114,6 +114,7 @@ class ObservationPipeline:
         self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode and config.fit == "stretch"
                          else None for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
+        self._reduce_cache: dict[tuple[str, tuple[int, int]], int] = {}
         self.sync = MultiStreamSync(
             config.camera_names,
             slop_s=config.slop_s,
@@ -223,8 +224,7 @@ class ObservationPipeline:
             images = [p for p, _ in cams]
             reduce = None
             if self.config.scaled_decode:  # raw images: box-reduce like a JPEG's DCT-scaled decode
-                reduce = [decode_scale_for(img.shape[:2], self.config.decode_target_hw(c.name, img.shape[:2]))
-                          for img, c in zip(images, self.config.cameras)]
+                reduce = [self._reduce_factor(c.name, img.shape[:2]) for img, c in zip(images, self.config.cameras)]
             planar = _tile_planar(images, [o for _, o in cams], self.config, reduce)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback
             self._reject("tiling", f"{type(exc).__name__}: {exc}")
@@ -240,6 +240,16 @@ class ObservationPipeline:
             joint_stamp_s=s.joint_stamp_s,
             image_rgb=planar.transpose(1, 2, 0),
         )
+
+    def _reduce_factor(self, camera: str, hw: tuple[int, int]) -> int:
+        """The box-reduction factor of a ``hw`` image of ``camera`` (cached: camera sizes rarely change)."""
+        key = (camera, hw)
+        d = self._reduce_cache.get(key)
+        if d is None:
+            if len(self._reduce_cache) > 64:  # a source changing size every frame must not grow this forever
+                self._reduce_cache.clear()
+            d = self._reduce_cache[key] = decode_scale_for(hw, self.config.decode_target_hw(camera, hw))
+        return d
 
     def reset(self) -> None:
         """Drop buffered frames and joint states (counters are kept)."""
