@@ -60,6 +60,10 @@ _CLIP_LO, _CLIP_HI = 2.0, 253.0  # a block mean at/below (above) this on the shi
 _ACROSS_W = np.array([[0.5, -1.5, 1.5, -0.5]], np.float32)
 # the same excess (not halved) on the 2 lines x 4 pixels read at a candidate, summed over the 2 lines and / 4
 _INSIDE_W = np.tile(np.array([1.0, -3.0, 3.0, -1.0]), 2) / 4
+# multiply-adds per block-mean matrix product: from ~1M OpenBLAS starts threads, which on a loaded machine cost
+# milliseconds (measured on 2 busy cores: 24-47 ms for a 1920-wide frame at scale 1 in 2^20-sized products,
+# 0.5 ms in 2^19-sized ones; one product for a 480x640 camera at scales 1/2 and 1/4)
+_BLAS_MACS = 400_000
 
 
 class _Plan(NamedTuple):
@@ -72,6 +76,7 @@ class _Plan(NamedTuple):
     k0: int  # first candidate block column (min_segment)
     lines: np.ndarray  # [4 nb] image rows: 2 above and 2 below each boundary, line-major
     block_sum: np.ndarray  # [block width x 3, 3] float32: a block's pixels -> its channel means (1 / block width)
+    chunk: int  # blocks per block-mean matrix product
     delta_at: np.ndarray  # [f] -> flat index of the reference step in ``across`` [nb, n_cols, 3]
     pixels_at: np.ndarray  # [f, 8] -> flat indices in the H x W x 3 picture of the 2 lines x 4 pixels read at k
     rows_at: np.ndarray  # [f, 2] -> the boundaries above and below the MCU row
@@ -95,7 +100,8 @@ def _plan(h: int, w: int, scale: int, v_sampling: int, min_segment: int) -> _Pla
     around = ((np.array([bh // 4, 3 * bh // 4])[:, None] * w + np.arange(-2, 2)[None, :]) * 3).ravel()
     top = np.arange(n_cols)[None, :] >= np.arange(n_cols + 1)[:, None]
     return _Plan(nb, n_cols, n_cols * bw, min_segment, np.concatenate([ys - 2, ys - 1, ys, ys + 1]),
-                 np.tile(np.eye(3, dtype=np.float32), (bw, 1)) / bw, (r * n_cols + k) * 3 + ch,
+                 np.tile(np.eye(3, dtype=np.float32), (bw, 1)) / bw, max(64, _BLAS_MACS // (9 * bw)),
+                 (r * n_cols + k) * 3 + ch,
                  (((r + 1) * bh * w + k * bw) * 3 + ch)[:, None] + around, r[:, None] + np.array([0, 1]),
                  ch[:, None], k, np.stack([top, ~top], axis=1))
 
@@ -112,10 +118,14 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
         return 0.0
     rgb = np.ascontiguousarray(rgb)
     nb, n_cols = p.nb, p.n_cols
-    # the 4 lines around each MCU-row boundary as whole-level block means [4 nb, block column, channel]
-    # (line-major: above-2, above-1, below, below+1), rounded half to even as cv2 INTER_AREA rounds them
-    y4 = rgb[p.lines, : p.width]
-    means = np.rint(y4.reshape(4 * nb * n_cols, -1).astype(np.float32) @ p.block_sum)
+    # the 4 lines around each MCU-row boundary as whole-level block means [4 nb x block column, channel]
+    # (line-major: above-2, above-1, below, below+1): sums by a matrix product (exact in float32), rounded half
+    # to even as cv2.resize INTER_AREA rounds them
+    blocks = rgb[p.lines, : p.width].reshape(4 * nb * n_cols, -1).astype(np.float32)
+    means = np.empty((len(blocks), 3), np.float32)
+    for i in range(0, len(blocks), p.chunk):  # BLAS calls kept under OpenBLAS' threading size (see _BLAS_MACS)
+        np.matmul(blocks[i : i + p.chunk], p.block_sum, out=means[i : i + p.chunk])
+    np.rint(means, out=means)
     # across[r] = the excess step across the boundary above MCU row r + 1 ([boundary, block column, channel])
     across = (_ACROSS_W @ means.reshape(4, -1)).reshape(nb, n_cols, 3)
     # candidates: MCU rows 1 .. n_rows-2 (a boundary above and below) and block columns k with min_segment blocks
