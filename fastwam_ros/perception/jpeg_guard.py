@@ -64,11 +64,13 @@ _INSIDE_W = np.tile(np.array([1.0, -3.0, 3.0, -1.0]), 2) / 4
 # milliseconds (measured on 2 busy cores: 24-47 ms for a 1920-wide frame at scale 1 in 2^20-sized products,
 # 0.5 ms in 2^19-sized ones; one product for a 480x640 camera at scales 1/2 and 1/4)
 _BLAS_MACS = 400_000
+_TOP_BOTTOM = np.array([0, 1])  # the boundaries above and below an MCU row
 
 
 class _Plan(NamedTuple):
-    """What depends only on the geometry, indexed by a candidate's flat position ``f`` in the reference grid
-    [boundary above MCU row 1 .. n_rows-2, block column k = min_segment .. n_cols - min_segment, channel]."""
+    """What depends only on the geometry; the ``*_at`` tables are indexed by a position ``f`` in the grid of
+    reference steps [boundary above MCU row 1 .. n_rows-2, block column, channel] (small integer types: these
+    tables are read right after a decode has filled the caches)."""
 
     nb: int  # MCU-row boundaries (n_rows - 1)
     n_cols: int  # block columns
@@ -77,11 +79,11 @@ class _Plan(NamedTuple):
     lines: np.ndarray  # [4 nb] image rows: 2 above and 2 below each boundary, line-major
     block_sum: np.ndarray  # [block width x 3, 3] float32: a block's pixels -> its channel means (1 / block width)
     chunk: int  # blocks per block-mean matrix product
-    delta_at: np.ndarray  # [f] -> flat index of the reference step in ``across`` [nb, n_cols, 3]
-    pixels_at: np.ndarray  # [f, 8] -> flat indices in the H x W x 3 picture of the 2 lines x 4 pixels read at k
-    rows_at: np.ndarray  # [f, 2] -> the boundaries above and below the MCU row
-    ch_at: np.ndarray  # [f, 1] -> channel
-    k_at: np.ndarray  # [f] -> k
+    pixel_at: np.ndarray  # [f] -> flat index in the H x W x 3 picture of (MCU row's top line, x = k * bw, channel)
+    offsets: np.ndarray  # [8] flat offsets from there of the 2 lines x 4 pixels read at k
+    row_at: np.ndarray  # [f] -> the boundary above the MCU row (the one below is the next)
+    ch_at: np.ndarray  # [f] -> channel
+    k_at: np.ndarray  # [f] -> block column k
     segment: np.ndarray  # [k, 2, n_cols] -> the top (columns >= k) and bottom (columns < k) segment masks
 
 
@@ -92,18 +94,17 @@ def _plan(h: int, w: int, scale: int, v_sampling: int, min_segment: int) -> _Pla
     n_rows, n_cols = h // bh, w // bw
     if n_rows < 3 or n_cols < 2 * min_segment or bh < 2 or bw < 1:
         return None
-    nb, nk = n_rows - 1, n_cols - 2 * min_segment + 1
+    nb = n_rows - 1
     ys = np.arange(1, n_rows) * bh
-    r, kk, ch = np.unravel_index(np.arange((nb - 1) * nk * 3), (nb - 1, nk, 3))
-    k = kk + min_segment
+    r, k, ch = np.unravel_index(np.arange((nb - 1) * n_cols * 3), (nb - 1, n_cols, 3))
     # the 2 lines (the middles of the MCU row's upper and lower halves) x 4 pixels (x = k * bw - 2 .. + 1)
-    around = ((np.array([bh // 4, 3 * bh // 4])[:, None] * w + np.arange(-2, 2)[None, :]) * 3).ravel()
+    around = (np.array([bh // 4, 3 * bh // 4])[:, None] * w + np.arange(-2, 2)[None, :]) * 3
     top = np.arange(n_cols)[None, :] >= np.arange(n_cols + 1)[:, None]
     return _Plan(nb, n_cols, n_cols * bw, min_segment, np.concatenate([ys - 2, ys - 1, ys, ys + 1]),
                  np.tile(np.eye(3, dtype=np.float32), (bw, 1)) / bw, max(64, _BLAS_MACS // (9 * bw)),
-                 (r * n_cols + k) * 3 + ch,
-                 (((r + 1) * bh * w + k * bw) * 3 + ch)[:, None] + around, r[:, None] + np.array([0, 1]),
-                 ch[:, None], k, np.stack([top, ~top], axis=1))
+                 (((r + 1) * bh * w + k * bw) * 3 + ch).astype(np.int64 if h * w * 3 >= 2**31 else np.int32),
+                 around.ravel(), r.astype(np.int32), ch.astype(np.int8), k.astype(np.int32),
+                 np.stack([top, ~top], axis=1))
 
 
 def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_levels: float,
@@ -130,13 +131,16 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     across = (_ACROSS_W @ means.reshape(4, -1)).reshape(nb, n_cols, 3)
     # candidates: MCU rows 1 .. n_rows-2 (a boundary above and below) and block columns k with min_segment blocks
     # on each side where the top segment's first block steps by at least step_levels (the reference delta) ...
-    flat = np.flatnonzero(np.abs(across[:-1, p.k0 : n_cols - p.k0 + 1]) >= step_levels)
+    ref = np.abs(across[:-1])
+    ref[:, : p.k0] = 0  # (step_levels >= 1: never a candidate)
+    ref[:, n_cols - p.k0 + 1 :] = 0
+    flat = np.flatnonzero(ref >= step_levels)  # flat positions in across[:-1], so in across
     if not flat.size:
         return 0.0
-    delta = across.reshape(-1)[p.delta_at[flat]]
+    delta = across.reshape(-1)[flat]
     # ... and the excess step at x = k * bw inside the row, on two lines (the middles of the row's upper and lower
     # halves: a drift may start at a lower Y block of a 4:2:0 MCU), has the same sign and 0.3..1.5 x delta
-    px = rgb.reshape(-1)[p.pixels_at[flat]]  # [candidate, line x pixel]
+    px = rgb.reshape(-1)[p.pixel_at[flat][:, None] + p.offsets]  # [candidate, line x pixel]
     rel = (px @ _INSIDE_W) / delta
     keep = (rel >= _INSIDE_LO) & (rel <= _INSIDE_HI)
     flat, delta = flat[keep], delta[keep, None, None]
@@ -145,7 +149,7 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     # the blocks agreeing with delta on the top segment (boundary above the row, cols >= k) and the bottom one
     # (boundary below, cols < k): 0.5..2 x delta, or of delta's sign where the drift pushed the shifted side's
     # block mean into 0 or 255 (clipping shortens the step)
-    rows, ch = p.rows_at[flat], p.ch_at[flat]
+    rows, ch = p.row_at[flat][:, None] + _TOP_BOTTOM, p.ch_at[flat][:, None]
     ratio = across[rows, :, ch] / delta  # [candidate, top/bottom, block column]
     after = means.reshape(4, nb, n_cols, 3)[2][rows, :, ch]  # the first line below each boundary
     clipped = np.where(delta > 0, after >= _CLIP_HI, after <= _CLIP_LO)
