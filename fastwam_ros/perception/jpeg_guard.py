@@ -156,7 +156,7 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     agree = ((ratio >= _RATIO_LO) & (ratio <= _RATIO_HI)) | (clipped & (ratio > 0.1))
     k = p.k_at[flat]
     agree &= p.segment[k]
-    top_ok, bottom_ok = np.count_nonzero(agree, axis=2).T
+    top_ok, bottom_ok = agree.sum(axis=2).T
     score = np.minimum(top_ok / (n_cols - k), bottom_ok / k)
     if nb + 1 >= _WHOLE_MIN_ROWS and n_cols >= _WHOLE_MIN_COLS:  # camera-sized: a short segment may be noisier
         score = np.where(score >= 0.5, (top_ok + bottom_ok) / n_cols, score)  # the share over the whole staircase
