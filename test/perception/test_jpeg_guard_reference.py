@@ -6,7 +6,6 @@ decoded at every DCT scale, and corrupted ones (byte flips libjpeg decodes, synt
 
 from __future__ import annotations
 
-import importlib.util
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,17 +17,12 @@ from fastwam_ros.perception.compressed import decode_compressed, decode_scale_fo
 from fastwam_ros.perception.errors import DecodeError
 from fastwam_ros.perception.jpeg_guard import seam_score
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_jpeg_guard", REPO / "benchmarks" / "bench_jpeg_guard.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-BENCH = _bench()
+BENCH = load_script("benchmarks/bench_jpeg_guard.py")  # its picture sources and flipper are the ones measured
 
 
 def _round_half_even(total: int, n: int) -> int:
