@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +16,15 @@ if os.environ.get("FASTWAM_MUTATION"):
     settings.load_profile("mutation")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str, name: str | None = None):
+    """A script of the repo that is not in the package (e.g. ``benchmarks/bench_jpeg_guard.py``) as a module."""
+    path = REPO_ROOT / relative
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def shared_dir() -> Path:
