@@ -60,11 +60,12 @@ def test_hold_source_is_a_float64_copy_of_the_positions_at_rest():
     assert V.tolist() == A.tolist() == [[0.0, 0.0, 0.0]] * 2
 
 
-@pytest.mark.parametrize("log_weight", [0.0, -40.0, 40.0])
+@pytest.mark.parametrize("log_weight", [0.0, -40.0, 800.0])
 def test_ensemble_without_fades_is_the_weighted_average_whatever_the_weight_scale(log_weight):
     """Blend window 0 (members switch at their windows' edges): inside both windows the plan is
-    Σ e^{lwᵢ}·qᵢ / Σ e^{lwᵢ}. Only the weights' ratio may matter: weights of e^{±40} are normalised, not
-    underflowed (to "no member") or overflowed."""
+    Σ e^{lwᵢ}·qᵢ / Σ e^{lwᵢ}. Only the weights' ratio may matter: log-weights grow with the stamp
+    (−decay·(stamp − anchor)/dt: 900 after 30 s at decay −1, 30 Hz), so e^{−40}, e^{800} are normalised by
+    the largest first, not underflowed (to "no member") or overflowed."""
     a, b = _const(0.0), _const(1.0)
     src = EnsembleSource([EnsembleMember(a, log_weight, 0.0, a.end_s),
                           EnsembleMember(b, log_weight - 1.0, 0.0, b.end_s)], 0.0, 2)
@@ -152,6 +153,9 @@ def test_cap_members_keeps_the_newest_and_the_heaviest_old_ones_in_order():
     assert [m.spline.p[0, 0] for m in kept] == [1.0, 3.0, 99.0]
     assert cap_members(members, 7, 1.0, 0.0, 2) is members  # under the cap: untouched
     assert cap_members(members, 1, 1.0, 0.0, 2) == [members[-1]]
+    # the member just before the newest is a candidate like the others
+    kept = cap_members(_members([0, 1, 0, 1]), 3, 1.0, 0.0, 2)
+    assert [m.spline.p[0, 0] for m in kept] == [1.0, 3.0, 99.0]
 
 
 def test_cap_members_breaks_ties_towards_the_older_members():
