@@ -16,16 +16,19 @@ consecutive chunks that disagree a little) is run through each splice mode at 10
   hold_fraction            share of enabled ticks spent holding (waiting for a chunk)
 
 Tick cost (CPU time of the calling thread per call, ms -- robust on a shared machine; ``--wall`` for wall time;
-14 joints: two 6-joint arms + a gripper each, 100 Hz):
+14 joints: two 6-joint arms + a gripper each, 100 Hz), per output mode, variants interleaved tick by tick on the
+same controller state:
 
-  tick_bare      ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
-  tick_position  ``tick(with_trajectory=False)``: what controller_node computes in position/joint_state mode
-  tick_trajectory ``tick()``: the default trajectory output mode (short trajectory + committed prefix)
-  tick_node_trajectory  what controller_node pays per tick in trajectory mode: the trajectory every tick, the
-                 committed prefix on every 5th (it is published at 20 Hz)
-  submit         ``submit_chunk`` per chunk
-  on the normal stream above, and on an adversarial one: a chunk every tick (lengths up to the cap, without
-  velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, wrong joints), joint states every tick.
+  tick_bare        ``tick(with_trajectory=False, with_prefix=False)``: the setpoint alone
+  node_position    what ``ControllerRuntime.tick`` computes per control period in position/joint_state output
+                   mode: the setpoint tick, plus on every 5th tick (20 Hz) the executing plan for real-time
+                   chunking (``committed_prefix`` over max(rtc_prefix_s, plan depth), up to 128 steps)
+  node_trajectory  the same in the default trajectory output mode: the tick with the published trajectory
+                   (tracking horizon of limiter steps + braking tail to rest), plus the 20 Hz executing plan
+  submit           ``submit_chunk`` per chunk
+  on the normal stream above, and on the adversarial one (ADVERSARIAL below): a chunk every tick (2 .. 128 =
+  max_chunk_steps steps, no velocities, random jumps), every 10th chunk garbage (NaN, 5,000 steps, an unknown
+  joint), joint states every tick.
   ``long_chunk_refusal_ms``: the time to refuse one 5,000-step chunk (median of 200).
 
 Usage: python benchmarks/bench_controller.py [--json] [--seconds 20] [--seeds 3] [--cost-seconds 10]
@@ -47,6 +50,10 @@ from fastwam_ros.control import Chunk, ChunkController, ControllerConfig  # noqa
 from fastwam_ros.control.synthetic import bimanual_config_dict, chunk_stream  # noqa: E402
 
 MODES = ("splice", "ensemble", "replace")
+ADVERSARIAL = ("a chunk every control tick: 2..max_chunk_steps (128) steps at 30 Hz, no velocities, positions "
+               "uniform in [-2, 2] rad plus a random walk of 0.3 rad per step (the limiter clamps), stamped 0-0.2 s "
+               "in the past; every 10th chunk garbage (NaN, 5,000 steps, an unknown joint); joint states every tick "
+               "(ideal robot)")
 
 
 def run_mode(mode: str, seconds: float, seed: int, rate_hz: float = 100.0) -> dict[str, float]:
@@ -146,7 +153,14 @@ def _adversarial_chunk(rng: np.random.Generator, names: tuple[str, ...], now: fl
 
 def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_hz: float = 100.0,
               clock=time.thread_time) -> dict:
-    """Cost of tick() (three variants, interleaved on the same controller state) and submit_chunk()."""
+    """Cost of one control period as controller_node pays it, per output mode (interleaved on the same controller
+    state: the variant changes every tick), and of submit_chunk() per chunk.
+
+    ``tick_bare``: ``tick(with_trajectory=False, with_prefix=False)``, the setpoint alone. ``node_position`` /
+    ``node_trajectory``: what ``ControllerRuntime.tick`` computes in position (or joint_state) / trajectory output
+    mode: the tick, with the short trajectory (tracking horizon + braking tail) in trajectory mode, plus on every
+    5th tick (20 Hz) the executing plan published for real-time chunking (``committed_prefix`` over
+    max(rtc_prefix_s, plan depth)), as ``ControllerRuntime.executing_plan`` asks for it."""
     cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=rate_hz, splice_mode=mode,
                                                           replace_execute_steps=8))
     names = cfg.joint_names
@@ -158,10 +172,9 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
     dt = 1.0 / rate_hz
     ctl.update_joint_state(0.0, names, truth(0.0)[0])
     ctl.enable(0.0)
-    times: dict[str, list[float]] = {"tick_bare": [], "tick_position": [], "tick_trajectory": [],
-                                     "tick_node_trajectory": [], "submit": []}
-    variants = (("tick_bare", False, False), ("tick_position", False, True), ("tick_trajectory", True, True),
-                ("tick_node_trajectory", True, None))
+    times: dict[str, list[float]] = {"tick_bare": [], "node_position": [], "node_trajectory": [], "submit": []}
+    variants = (("tick_bare", False), ("node_position", False), ("node_trajectory", True))
+    prefix_every = max(1, int(round(rate_hz / 20.0)))  # the executing plan is published at 20 Hz
     ev = 0
     pc = clock
     for n in range(int(seconds * rate_hz)):
@@ -176,11 +189,14 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
             ctl.submit_chunk(events[ev].chunk, events[ev].arrival_s)
             times["submit"].append(pc() - t0)
             ev += 1
-        key, traj, pref = variants[n % len(variants)]
-        if pref is None:
-            pref = n // len(variants) % 5 == 0
+        key, traj = variants[n % len(variants)]
+        # every variant sees the prefix ticks in turn (n // 3 runs through the 20 Hz phases)
+        prefix = key != "tick_bare" and (n // len(variants)) % prefix_every == 0
         t0 = pc()
-        out = ctl.tick(t, with_trajectory=traj, with_prefix=pref)
+        out = ctl.tick(t, with_trajectory=traj, with_prefix=False)
+        if prefix:
+            horizon = max(cfg.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
+            ctl.committed_prefix(t, duration_s=horizon)
         times[key].append(pc() - t0)
         p = np.concatenate([out.groups[g.name].positions for g in cfg.groups])
         ctl.update_joint_state(t, names, p)
@@ -243,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = {f"{mode}/{'adversarial' if adv else 'normal'}": tick_cost(mode, args.cost_seconds, adv, clock=clock)
             for adv in (False, True) for mode in MODES}
     report["tick_cost"] = cost
+    report["adversarial_stream"] = ADVERSARIAL
     report["tick_cost_clock"] = "wall" if args.wall else "thread_cpu"
     report["long_chunk_refusal_ms"] = long_chunk_refusal_ms(clock=clock)
     report["numpy_op_us"] = numpy_op_us(clock)
@@ -254,12 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mode':10s} " + " ".join(f"{c:>24s}" for c in cols))
         for mode, r in results.items():
             print(f"{mode:10s} " + " ".join(f"{r[c]:24.4f}" for c in cols))
-        print(f"\ntick cost, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
+        print(f"\ntick cost per output mode, ms ({report['tick_cost_clock']}; 14 joints, 100 Hz)   p50 / p99 / max")
         for case, r in cost.items():
             line = "  ".join(f"{k} {r[k]['p50_ms']:.3f}/{r[k]['p99_ms']:.3f}/{r[k]['max_ms']:.2f}"
-                             for k in ("tick_bare", "tick_position", "tick_trajectory", "tick_node_trajectory", "submit")
-                             if k in r)
+                             for k in ("tick_bare", "node_position", "node_trajectory", "submit") if k in r)
             print(f"{case:22s} {line}")
+        print(f"adversarial stream: {ADVERSARIAL}")
         print(f"5,000-step chunk refused in {report['long_chunk_refusal_ms']:.3f} ms (median)")
         print(f"calibration: one small NumPy op = {report['numpy_op_us']:.2f} us (~0.5 on an idle x86-64 core)")
     return 0

@@ -48,7 +48,7 @@ from fastwam_ros.joint_state import JointStateError, check_joint_state
 
 from .config import ControllerConfig
 from .gripper import postprocess_gripper
-from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_step
+from .limits import CLAMP_KINDS, LimitArrays, StepResult, braking_tail, limiter_rollout, limiter_step
 from .plan import (
     BlendSource,
     ChunkSpline,
@@ -56,6 +56,8 @@ from .plan import (
     EnsembleSource,
     Source,
     cap_members,
+    eval_pv,
+    eval_pv_many,
     smoothstep5,
     smoothstep5_many,
     trim_blend,
@@ -104,6 +106,8 @@ class ChunkController:
         self._groups: dict[str, _GroupState] = {
             g.name: _GroupState(idx=np.array([self._col[j] for j in g.joints], dtype=np.intp)) for g in config.groups
         }
+        self._grp_order = np.concatenate([st.idx for st in self._groups.values()])
+        self._grp_starts = np.cumsum([0] + [st.idx.size for st in self._groups.values()][:-1])
         self.p = np.full(self.J, np.nan)
         self.v = np.zeros(self.J)
         self.a = np.zeros(self.J)
@@ -374,7 +378,7 @@ class ChunkController:
         return src
 
     def _reference(self, t: float, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p, v, _ = self._source.eval(t)  # type: ignore[union-attr]
+        p, v = eval_pv(self._source, t)  # type: ignore[arg-type]
         for st in self._groups.values():
             if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
                 continue
@@ -389,9 +393,11 @@ class ChunkController:
             p[i] = st.ramp_from + s * d
         return p, v
 
-    def _reference_many(self, ts: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_reference` at K times at once ([K, J] each; row k equals ``_reference(ts[k], run)``)."""
-        p, v, _ = self._source.eval_many(ts)  # type: ignore[union-attr]
+    def _reference_many(self, ts: np.ndarray, run: np.ndarray, with_velocity: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_reference` at K times at once ([K, J] each; row k equals ``_reference(ts[k], run)``);
+        ``with_velocity=False``: positions only (velocities None)."""
+        p, v = eval_pv_many(self._source, ts, with_velocity)  # type: ignore[arg-type]
         for st in self._groups.values():
             if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
                 continue
@@ -403,7 +409,8 @@ class ChunkController:
             s, ds = s[:, None], (ds / st.ramp_dur_s)[:, None]
             cell = np.ix_(rows, st.idx)
             d = p[cell] - st.ramp_from
-            v[cell] = ds * d + s * v[cell]
+            if v is not None:
+                v[cell] = ds * d + s * v[cell]
             p[cell] = st.ramp_from + s * d
         return p, v
 
@@ -439,12 +446,14 @@ class ChunkController:
 
         run = np.zeros(self.J, dtype=bool)
         anchored: dict[str, bool] = {}
-        for name, st in self._groups.items():
+        # each group's oldest joint-state stamp, all groups in one reduction
+        oldest = np.minimum.reduceat(self.meas_stamp[self._grp_order], self._grp_starts).tolist()
+        for g_i, (name, st) in enumerate(self._groups.items()):
             i = st.idx
             anchored[name] = False
             was_running = st.running
             st.running = False
-            state_age = now - float(self.meas_stamp[i].min())
+            state_age = now - oldest[g_i]
             if self.estopped:
                 st.mode, st.reason = "estop", "estop"
             elif not st.valid:
@@ -477,7 +486,12 @@ class ChunkController:
                 in_ramp = st.ramp_dur_s > 0 and now < st.ramp_start_s + st.ramp_dur_s
                 st.mode, st.reason = ("ramp" if in_ramp else "running"), None
 
-        res = self._step(now, dt, run)
+        traj_on = with_trajectory and self.cfg.trajectory_horizon_s > 0
+        traj_ts = self._trajectory_times(now) if traj_on else None
+        refs = None
+        if traj_ts is not None and run.any():  # this tick's reference and the trajectory's in one evaluation
+            refs = self._reference_many(np.concatenate(([now], traj_ts)), run)
+        res = self._step(now, dt, run, ref=None if refs is None else (refs[0][0], refs[1][0]))
         m = self.metrics
         for kind, arr in (("position", res.clamped_position), ("velocity", res.clamped_velocity),
                           ("acceleration", res.clamped_acceleration), ("non_finite", res.non_finite)):
@@ -494,7 +508,7 @@ class ChunkController:
         m.time_to_exhaustion_s = 0.0 if plan_reason is not None else \
             max(0.0, min(self._plan_end_s, self._newest_stamp + self.cfg.stale_chunk_s) - now)
 
-        traj = self._trajectory(now, run) if (with_trajectory and self.cfg.trajectory_horizon_s > 0) else {}
+        traj = self._trajectory(now, run, None if refs is None else (refs[0][1:], refs[1][1:])) if traj_on else {}
         groups: dict[str, GroupOutput] = {}
         for g in self.cfg.groups:
             st = self._groups[g.name]
@@ -502,9 +516,9 @@ class ChunkController:
             valid = st.valid
             groups[g.name] = GroupOutput(
                 name=g.name, joint_names=g.joints, mode=st.mode, reason=st.reason, valid=valid,
-                positions=self.p[i].copy() if valid else None,
-                velocities=self.v[i].copy() if valid else None,
-                accelerations=self.a[i].copy() if valid else None,
+                positions=self.p[i] if valid else None,  # (indexing with an index array copies)
+                velocities=self.v[i] if valid else None,
+                accelerations=self.a[i] if valid else None,
                 trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name], fault=st.fault)
         out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
                             committed_prefix=self.committed_prefix(now, run=run) if with_prefix else None,
@@ -549,32 +563,46 @@ class ChunkController:
         else:
             p_ref, v_ref = self._reference(t, run)
         track = run & self.initialised
-        p_in = np.where(self.initialised, p, 0.0)
+        p_in = p if self._all_initialised else np.where(self.initialised, p, 0.0)
         return limiter_step(p_in, v, a, dt, self.lim, track, p_ref, v_ref, self._brake_decel())
 
-    def _trajectory(self, now: float, run: np.ndarray) -> dict[str, Trajectory]:
-        period = self.cfg.period_s
+    def _trajectory_times(self, now: float) -> np.ndarray:
+        """The times (s) of the trajectory's limiter steps: one period after ``now``, then every point period."""
         tp = self.cfg.trajectory_point_period_s
         n = max(1, int(round(self.cfg.trajectory_horizon_s / tp)))
-        start = now + period
+        start = now + self.cfg.period_s
         ts = np.empty(n + 1)  # the first step is one period long, then point periods
         ts[0] = start
         ts[1:] = start + np.arange(1, n + 1) * tp
-        refs = self._reference_many(ts, run) if run.any() else None
-        r = self._step(start, period, run, ref=None if refs is None else (refs[0][0], refs[1][0]))
-        state = (r.p, r.v, r.a)
-        P = np.empty((n, self.J))
-        V = np.empty((n, self.J))
-        for k in range(n):
-            ref = None if refs is None else (refs[0][k + 1], refs[1][k + 1])
-            r = self._step(ts[k + 1], tp, run, state, ref)
-            state = (r.p, r.v, r.a)
-            P[k], V[k] = r.p, r.v
+        return ts
+
+    def _trajectory(self, now: float, run: np.ndarray,
+                    refs: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Trajectory]:
+        """The short trajectory; ``refs``: the reference (positions, velocities) at ``_trajectory_times(now)``
+        when already evaluated."""
+        period = self.cfg.period_s
+        tp = self.cfg.trajectory_point_period_s
+        ts = self._trajectory_times(now)
+        n = ts.shape[0] - 1
+        start = now + period  # (= ts[0])
+        dts = np.full(n + 1, tp)
+        dts[0] = period
+        track = run & self.initialised
+        if refs is not None:
+            P_ref, V_ref = refs
+        elif run.any():
+            P_ref, V_ref = self._reference_many(ts, run)
+        else:  # nothing tracks: every joint brakes (the references are not used)
+            P_ref, V_ref = np.zeros((n + 1, self.J)), np.zeros((n + 1, self.J))
+        # the limiter from the current command over the horizon (as n + 1 ``_step`` calls would do it)
+        P, V = limiter_rollout(self.p if self._all_initialised else np.where(self.initialised, self.p, 0.0), self.v, self.a, dts, self.lim, track,
+                               P_ref, V_ref, self._brake_decel(), self.initialised)
+        P, V = P[1:], V[1:]
         P, V = braking_tail(P, V, tp, self.lim)
         tfs = tp * np.arange(1, P.shape[0] + 1)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
-                                   positions=P[:, self._groups[g.name].idx].copy(),
-                                   velocities=V[:, self._groups[g.name].idx].copy())
+                                   positions=P[:, self._groups[g.name].idx],  # (copies: index arrays)
+                                   velocities=V[:, self._groups[g.name].idx])
                 for g in self.cfg.groups}
 
     def committed_prefix(self, now_s: float, obs_stamp_s: float | None = None, duration_s: float | None = None,
@@ -599,7 +627,7 @@ class ChunkController:
             rest = np.clip(self.p + self.v * np.abs(self.v) / (2.0 * decel), self.lim.lower, self.lim.upper)
         pos = np.tile(rest, (k, 1))
         if run.any() and self._source is not None and k > 0:
-            p_ref, _ = self._reference_many(np.maximum(times, now_s), run)
+            p_ref, _ = self._reference_many(np.maximum(times, now_s), run, with_velocity=False)
             pos = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,

@@ -37,6 +37,7 @@ from .config import JointLimits
 TRACK_GAIN = 0.5  # fraction of the predicted position error removed per tick in the linear region
 SQRT_ACCEL_FRACTION = 0.5  # a_c = fraction of a_max used by the square-root correction
 CLAMP_KINDS = ("position", "velocity", "acceleration", "non_finite")
+_SG = np.array([[-1.0], [1.0]])  # row signs of the [2, J] braking-distance computation
 
 
 @dataclass
@@ -56,6 +57,7 @@ class LimitArrays:
         self.two_accel_c = 2.0 * self.accel_c
         self.two_amax = 2.0 * self.max_acceleration
         self.neg_vmax = -self.max_velocity
+        self.lim2 = np.stack([self.upper, -self.lower])  # [2, J]: the position limits as braking distances
         self._per_dt: dict[float, tuple[np.ndarray, ...]] = {}
 
     def per_dt(self, dt: float) -> tuple[np.ndarray, ...]:
@@ -121,9 +123,14 @@ def limiter_step(
     """
     amax, vmax = lim.max_acceleration, lim.max_velocity
     amax_dt, amax_dt2, k, e0, half_e0 = lim.per_dt(dt)
+    half_dt = 0.5 * dt  # (0.5·x)·dt = x·(0.5·dt) exactly: 0.5· only shifts the exponent
     with np.errstate(invalid="ignore", over="ignore"):
-        bad = track & ~(np.isfinite(p_ref) & np.isfinite(v_ref))
-        any_bad = bad.any()
+        if np.isfinite(p_ref).all() and np.isfinite(v_ref).all():
+            bad = np.zeros(track.shape, dtype=bool)
+            any_bad = False
+        else:
+            bad = track & ~(np.isfinite(p_ref) & np.isfinite(v_ref))
+            any_bad = bool(bad.any())
         if any_bad:
             track = track & ~bad
         all_track, any_track = (False, False) if any_bad else (bool(track.all()), bool(track.any()))
@@ -133,12 +140,12 @@ def limiter_step(
             vr = v_ref if all_track else np.where(track, v_ref, 0.0)
             # position reference outside the range: clamp it (counted)
             pr_c = np.minimum(np.maximum(pr, lim.lower), lim.upper)
-            clamped_pos = track & (pr_c != pr)
+            clamped_pos = (pr_c != pr) if all_track else track & (pr_c != pr)
             vr = np.where(clamped_pos, 0.0, vr)
-            # desired next velocity
-            e = pr_c - (p + 0.5 * (v + vr) * dt)
+            # desired next velocity (copysign for sign(e)·: e = 0 takes the linear branch, e0 > 0)
+            e = pr_c - (p + (v + vr) * half_dt)
             ae = np.abs(e)
-            corr = np.where(ae <= e0, k * e, np.sign(e) * np.sqrt(lim.two_accel_c * np.maximum(ae - half_e0, 0.0)))
+            corr = np.where(ae <= e0, k * e, np.copysign(np.sqrt(lim.two_accel_c * np.maximum(ae - half_e0, 0.0)), e))
             x_track = vr + corr
         else:  # nothing tracks: every joint brakes
             clamped_pos = track
@@ -148,12 +155,11 @@ def limiter_step(
         else:
             x_brake = brake_velocity(v, np.minimum(np.where(bad, amax, brake_decel), amax), dt)
             x_des = x_brake if x_track is None else np.where(track, x_track, x_brake)
-        # hard constraints
-        half_v_dt = 0.5 * v * dt
-        hi_pos = -amax_dt + np.sqrt(amax_dt2 + lim.two_amax * np.maximum(lim.upper - p - half_v_dt, 0.0))
-        lo_pos = amax_dt - np.sqrt(amax_dt2 + lim.two_amax * np.maximum(p - lim.lower + half_v_dt, 0.0))
-        hi = np.minimum(np.minimum(vmax, v + amax_dt), hi_pos)
-        lo = np.maximum(np.maximum(lim.neg_vmax, v - amax_dt), lo_pos)
+        # hard constraints; both position limits' braking constraints as one [2, J] computation (the same
+        # arithmetic: row 0 is upper − p − v·dt/2, row 1 p − lower + v·dt/2; negations and operand order exact)
+        r = np.sqrt(amax_dt2 + lim.two_amax * np.maximum(lim.lim2 + _SG * p + _SG * (v * half_dt), 0.0))
+        hi = np.minimum(np.minimum(vmax, v + amax_dt), r[0] - amax_dt)
+        lo = np.maximum(np.maximum(lim.neg_vmax, v - amax_dt), amax_dt - r[1])
         if lim.has_jerk:  # soft jerk limit (without any, the interval is unchanged)
             jd = lim.max_jerk * dt
             hi_j = np.minimum(hi, v + (a_prev + jd) * dt)
@@ -162,13 +168,17 @@ def limiter_step(
             hi = np.where(use_j, hi_j, hi)
             lo = np.where(use_j, lo_j, lo)
         x = np.minimum(np.maximum(x_des, lo), hi)
-        empty = ~(lo <= hi)
-        if empty.any():
-            x = np.where(empty, brake_velocity(v, amax, dt), x)
-        x = np.minimum(np.maximum(x, lim.neg_vmax), vmax)
-        clamped_vel = track & (np.abs(x_des) > vmax) & (x != x_des)
-        clamped_acc = track & (x != x_des) & ~clamped_vel
-        p_new = np.minimum(np.maximum(p + 0.5 * (v + x) * dt, lim.lower), lim.upper)
+        ok = lo <= hi
+        if not ok.all():  # (otherwise x is inside [lo, hi] ⊆ [−v_max, v_max] already)
+            x = np.where(ok, x, brake_velocity(v, amax, dt))
+            x = np.minimum(np.maximum(x, lim.neg_vmax), vmax)
+        changed = x != x_des
+        clamped_vel = (np.abs(x_des) > vmax) & changed
+        clamped_acc = changed & ~clamped_vel
+        if not all_track:
+            clamped_vel &= track
+            clamped_acc &= track
+        p_new = np.minimum(np.maximum(p + (v + x) * half_dt, lim.lower), lim.upper)
         a = np.minimum(np.maximum((x - v) / dt, -amax), amax)
     return StepResult(p=p_new, v=x, a=a, clamped_position=clamped_pos, clamped_velocity=clamped_vel,
                       clamped_acceleration=clamped_acc, non_finite=bad)
@@ -185,6 +195,74 @@ def braking_tail(P: np.ndarray, V: np.ndarray, tp: float, lim: LimitArrays) -> t
     steps = np.arange(1, k + 1)[:, None]
     vt = brake_velocity(v0[None, :], lim.max_acceleration[None, :] * steps, tp)
     vt[-1] = 0.0  # rounding of the point count can leave ~1e-17; the tail ends at rest by construction
-    dp = 0.5 * (np.vstack([v0[None, :], vt[:-1]]) + vt) * tp
-    pt = np.clip(P[-1] + np.cumsum(dp, axis=0), lim.lower, lim.upper)
-    return np.vstack([P, pt]), np.vstack([V, vt])
+    dp = 0.5 * (np.concatenate([v0[None, :], vt[:-1]]) + vt) * tp
+    pt = np.minimum(np.maximum(P[-1] + np.cumsum(dp, axis=0), lim.lower), lim.upper)
+    return np.concatenate([P, pt]), np.concatenate([V, vt])
+
+
+def limiter_rollout(p: np.ndarray, v: np.ndarray, a_prev: np.ndarray, dts: np.ndarray, lim: LimitArrays,
+                    track: np.ndarray, P_ref: np.ndarray, V_ref: np.ndarray, brake_decel: np.ndarray,
+                    initialised: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """K consecutive :func:`limiter_step` calls (tick lengths ``dts`` [K] s, references ``P_ref``/``V_ref``
+    [K, J] at the end of each, the same ``track`` mask throughout), the state carried from one to the next;
+    returns the positions and velocities after each step ([K, J] each), element for element what the K calls
+    return. ``initialised`` [J]: joints outside it start every step from position 0 (as the controller feeds
+    them). What does not depend on the state (the reference checks and clamps, the per-dt constants, the
+    braking deceleration) is done once for all K steps and the clamp counters are not kept: this is the
+    limiter for the published trajectory, where only the states are needed."""
+    K, J = P_ref.shape
+    amax, vmax = lim.max_acceleration, lim.max_velocity
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = track & ~(np.isfinite(P_ref) & np.isfinite(V_ref))
+    init_all = initialised is None or bool(initialised.all())
+    if lim.has_jerk or bad.any():
+        P, V = np.empty((K, J)), np.empty((K, J))  # the jerk limit needs the accelerations: step by step
+        a = a_prev
+        for i in range(K):
+            p_in = p if init_all else np.where(initialised, p, 0.0)
+            r = limiter_step(p_in, v, a, float(dts[i]), lim, track, P_ref[i], V_ref[i], brake_decel)
+            p, v, a = r.p, r.v, r.a
+            P[i], V[i] = p, v
+        return P, V
+    all_track, any_track = bool(track.all()), bool(track.any())
+    with np.errstate(invalid="ignore", over="ignore"):
+        if any_track:  # untracked joints' references are never used (their velocity is the braking one)
+            PR = P_ref if all_track else np.where(track, P_ref, 0.0)
+            VR = V_ref if all_track else np.where(track, V_ref, 0.0)
+            PRc = np.minimum(np.maximum(PR, lim.lower), lim.upper)
+            VR = np.where(track & (PRc != PR), 0.0, VR)
+        decel = None if all_track else np.minimum(brake_decel, amax)
+        Ps, Vs = [], []
+        # both position limits' braking constraints as one [2, J] computation (the same arithmetic: row 0 is
+        # upper − p − v·dt/2, row 1 p − lower + v·dt/2; negations and operand order are exact)
+        for i in range(K):
+            dt = float(dts[i])
+            half_dt = 0.5 * dt  # (0.5·x)·dt = x·(0.5·dt): 0.5· only shifts the exponent
+            amax_dt, amax_dt2, k, e0, half_e0 = lim.per_dt(dt)
+            if not init_all:
+                p = np.where(initialised, p, 0.0)
+            if any_track:
+                vr = VR[i]
+                e = PRc[i] - (p + (v + vr) * half_dt)
+                ae = np.abs(e)
+                # (copysign for sign(e)·: e = 0 takes the linear branch, e0 > 0)
+                corr = np.where(ae <= e0, k * e,
+                                np.copysign(np.sqrt(lim.two_accel_c * np.maximum(ae - half_e0, 0.0)), e))
+                x_des = vr + corr
+                if not all_track:
+                    x_des = np.where(track, x_des, brake_velocity(v, decel, dt))
+            else:
+                x_des = brake_velocity(v, decel, dt)
+            r = np.sqrt(amax_dt2 + lim.two_amax * np.maximum(lim.lim2 + _SG * p + _SG * (v * half_dt), 0.0))
+            hi = np.minimum(np.minimum(vmax, v + amax_dt), r[0] - amax_dt)
+            lo = np.maximum(np.maximum(lim.neg_vmax, v - amax_dt), amax_dt - r[1])
+            x = np.minimum(np.maximum(x_des, lo), hi)
+            ok = lo <= hi
+            if not ok.all():  # (otherwise x is inside [lo, hi] ⊆ [−v_max, v_max] already)
+                x = np.where(ok, x, brake_velocity(v, amax, dt))
+                x = np.minimum(np.maximum(x, lim.neg_vmax), vmax)
+            p = np.minimum(np.maximum(p + (v + x) * half_dt, lim.lower), lim.upper)
+            v = x
+            Ps.append(p)
+            Vs.append(v)
+    return np.array(Ps), np.array(Vs)

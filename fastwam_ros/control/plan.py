@@ -381,3 +381,311 @@ def cap_members(members: list[EnsembleMember], cap: int, t_h: float, w: float, n
     weights = EnsembleSource(old, w, n_joints).weights_at(t_h)
     keep = sorted(np.argsort(-np.asarray(weights), kind="stable")[: cap - 1])
     return [old[i] for i in keep] + [new]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batched evaluation (issue 14: the tick cost in trajectory mode). A splice chain or an ensemble is evaluated with
+# all of its chunk splines at all K times in one gather, instead of source by source; every element is computed
+# with the same operations, in the same order, as ``eval_many`` (which stays the reference implementation).
+
+
+class _SplineBatch:
+    """C chunk splines' constants as arrays (knot grids, offsets into the concatenated knots and pieces), built
+    once per distinct list of splines (a plan changes only when a chunk arrives)."""
+
+    def __init__(self, splines: list[ChunkSpline]) -> None:
+        self.splines = splines
+        C = len(splines)
+        self.C, self.J = C, splines[0].p.shape[1]
+        self.n = np.array([s.n for s in splines], dtype=np.intp)
+        self.off = np.zeros(C, dtype=np.intp)
+        np.cumsum(self.n[:-1], out=self.off[1:])
+        self.seg_off = np.zeros(C, dtype=np.intp)
+        np.cumsum(np.maximum(self.n[:-1] - 1, 1), out=self.seg_off[1:])
+        self.t0 = np.array([s.t0 for s in splines])
+        self.dt = np.array([s.dt for s in splines])
+        self.ext = np.array([s.extrapolate_s for s in splines])
+        self.G = _segments(splines)
+        self.n1, self.n2 = self.n - 1, self.n - 2
+        self.any_one = bool((self.n == 1).any())
+        # the same as [C, 1] columns (against [1, K] times)
+        self.t0c, self.dtc, self.extc = self.t0[:, None], self.dt[:, None], self.ext[:, None]
+        self.n1c, self.n2c, self.offc, self.soffc = (self.n1[:, None], self.n2[:, None], self.off[:, None],
+                                                     self.seg_off[:, None])
+        self._pm: tuple[np.ndarray, np.ndarray] | None = None
+
+    def knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, slopes) of every knot, concatenated (for the extrapolation)."""
+        if self._pm is None:
+            self._pm = (np.concatenate([s.p for s in self.splines]), np.concatenate([s.m for s in self.splines]))
+        return self._pm
+
+
+_BATCHES: list[_SplineBatch] = []  # the few most recently used (a tick and its prefix share one)
+
+
+def _batch(splines: list[ChunkSpline]) -> _SplineBatch:
+    for b in _BATCHES:
+        if len(b.splines) == len(splines) and all(x is y for x, y in zip(b.splines, splines)):
+            return b
+    b = _SplineBatch(splines)
+    _BATCHES.insert(0, b)
+    del _BATCHES[4:]
+    return b
+
+
+def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray | None = None,
+                    with_velocity: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions and velocities of C chunk splines at K times: [C, K, J] each, ``[c, k]`` equal to
+    ``splines[c].eval_many(ts)[:2]`` row k (the same arithmetic element by element). ``need`` [C, K] (bool):
+    evaluate only those pairs (the others are 0). ``with_velocity=False``: positions only (velocities None)."""
+    B = _batch(splines)
+    C, K, J = B.C, ts.shape[0], B.J
+    if need is None:  # every pair: [C, 1] constants against [1, K] times
+        ci = ki = None
+        t, t0, dt, ext, n1, n2, off, soff = ts[None, :], B.t0c, B.dtc, B.extc, B.n1c, B.n2c, B.offc, B.soffc
+    else:
+        ci, ki = np.nonzero(need)
+        t, t0, dt, ext, n1, n2, off, soff = (ts[ki], B.t0[ci], B.dt[ci], B.ext[ci], B.n1[ci], B.n2[ci], B.off[ci],
+                                             B.seg_off[ci])
+    V = None
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = (t - t0) / dt
+        out = (x <= 0.0) | (x >= n1)
+        # the cubic pieces (pairs outside the knots get a valid index and are replaced below): the knot values
+        # (p_k, m_k, p_k+1, m_k+1) of every piece gathered at once, weighted by the Hermite basis with the
+        # same operations as ChunkSpline (the basis as coefficient rows: 2·u³ + (−3)·u² + 0·u + 1 = 2u³ − 3u² + 1
+        # exactly; the four products summed in order)
+        k = np.maximum(np.minimum(np.floor(x).astype(np.intp), n2), 0)
+        G = B.G[soff + k]  # [..., 4, J]
+        u = (x - k)[..., None]
+        u2, u3 = u * u, u * u * u
+        H = _H3 * u3 + _H2 * u2 + _H1 * u + _H0  # [..., 4]
+        P = _sum4(H[..., None] * G)
+        if with_velocity:
+            D = _D2 * u2 + _D1 * u + _D0
+            V = _sum4(D[..., None] * G) / dt[..., None]
+        if out.any():  # linear extrapolation, then hold (as in ChunkSpline.eval_many)
+            Pc, Mc = B.knots()
+            ke = np.where(x <= 0.0, 0, n1)
+            ge = off + ke
+            v = Mc[ge] / dt[..., None]
+            knot = t0 + ke * dt
+            tau = np.minimum(np.maximum(t - knot, -ext), ext)
+            o = out[..., None]
+            P = np.where(o, Pc[ge] + v * tau[..., None], P)
+            if with_velocity:
+                inside = np.abs(t - knot) < ext
+                V = np.where(o, np.where(inside[..., None], v, 0.0), V)
+        if B.any_one:  # a one-step chunk is a hold of its only knot
+            one = np.broadcast_to(n1 == 0, x.shape)
+            P[one] = np.broadcast_to(B.knots()[0][off], x.shape + (J,))[one]
+            if with_velocity:
+                V[one] = 0.0  # type: ignore[index]
+    if need is None:
+        return P, V
+    Pa = np.zeros((C, K, J))
+    Pa[ci, ki] = P
+    if not with_velocity:
+        return Pa, None
+    Va = np.zeros((C, K, J))
+    Va[ci, ki] = V
+    return Pa, Va
+
+
+# Hermite basis h00, h10, h01, h11 = 2u³−3u²+1, u³−2u²+u, −2u³+3u², u³−u² and its derivative
+# d00, d10, d01, d11 = 6u²−6u, 3u²−4u+1, −6u²+6u, 3u²−2u as coefficient rows (see splines_pv_many)
+_H3, _H2, _H1, _H0 = (np.array(c, dtype=_FLOAT) for c in ([2, 1, -2, 1], [-3, -2, 3, -1], [0, 1, 0, 0], [1, 0, 0, 0]))
+_D2, _D1, _D0 = (np.array(c, dtype=_FLOAT) for c in ([6, 3, -6, 3], [-6, -4, 6, -2], [0, 1, 0, 0]))
+
+
+def _sum4(T: np.ndarray) -> np.ndarray:
+    """T[..., 0, :] + T[..., 1, :] + T[..., 2, :] + T[..., 3, :], added left to right (as the scalar code does)."""
+    out = T[..., 0, :] + T[..., 1, :]
+    out += T[..., 2, :]
+    out += T[..., 3, :]
+    return out
+
+
+def _segments(splines: list[ChunkSpline]) -> np.ndarray:
+    """The pieces of C splines, concatenated: [Σ(n_c − 1) (at least 1 each), 4, J] rows (p_k, m_k, p_k+1, m_k+1);
+    each spline's rows are computed once and kept on it."""
+    segs = []
+    for s in splines:
+        seg = s.__dict__.get("_segments")
+        if seg is None:
+            if s.n >= 2:
+                seg = np.stack([s.p[:-1], s.m[:-1], s.p[1:], s.m[1:]], axis=1)
+            else:  # a one-step chunk: one (unused) piece keeps the indexing uniform
+                seg = np.stack([s.p, s.m, s.p, s.m], axis=1)
+            s.__dict__["_segments"] = seg
+        segs.append(seg)
+    return segs[0] if len(segs) == 1 else np.concatenate(segs)
+
+
+def _splice_chain(src: Source) -> tuple[ChunkSpline, list[BlendSource]] | None:
+    """(oldest chunk, blends oldest first) of a chain of splice blends whose sides are chunk splines; else None."""
+    blends: list[BlendSource] = []
+    while isinstance(src, BlendSource):
+        if not isinstance(src.new, ChunkSpline):
+            return None
+        blends.append(src)
+        src = src.old
+    if not isinstance(src, ChunkSpline):
+        return None
+    return src, blends[::-1]
+
+
+def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions and velocities of ``src`` at K times ([K, J] each), equal element for element to
+    ``src.eval_many(ts)[:2]``; splice chains and ensembles of chunk splines take the batched path.
+    ``with_velocity=False``: positions only (velocities None)."""
+    ts = np.asarray(ts, dtype=_FLOAT)
+    if isinstance(src, EnsembleSource) and src.members:
+        return _ensemble_pv_many(src, ts, with_velocity)
+    chain = _splice_chain(src) if isinstance(src, (BlendSource, ChunkSpline)) else None
+    if chain is None:
+        p, v, _ = src.eval_many(ts)
+        return p, (v if with_velocity else None)
+    base, blends = chain
+    if not blends:
+        P, V = splines_pv_many([base], ts, with_velocity=with_velocity)
+        return P[0], (None if V is None else V[0])
+    t_h = np.array([b.t_h for b in blends])[:, None]
+    w = np.array([b.w for b in blends])[:, None]
+    AFTER = ts[None, :] >= t_h + w  # [L, K]: blend over (the newer side alone)
+    # a blend that is over at every time hides everything older: start from the newest such
+    over = np.flatnonzero(AFTER.all(axis=1))
+    if over.size:
+        i = int(over[-1])
+        base, blends, t_h, w, AFTER = blends[i].new, blends[i + 1:], t_h[i + 1:], w[i + 1:], AFTER[i + 1:]
+        if not blends:
+            P, V = splines_pv_many([base], ts, with_velocity=with_velocity)  # type: ignore[list-item]
+            return P[0], (None if V is None else V[0])
+    late = AFTER[-1]  # after the newest blend: the newest chunk alone (a long plan: most of the times)
+    if late.any():
+        J = base.p.shape[1]
+        P, V = np.empty((ts.shape[0], J)), (np.empty((ts.shape[0], J)) if with_velocity else None)
+        pl, vl = splines_pv_many([blends[-1].new], ts[late], with_velocity=with_velocity)  # type: ignore[list-item]
+        early = ~late
+        pe, ve = _chain_pv_many(base, blends, ts[early], t_h, w, with_velocity)  # type: ignore[arg-type]
+        P[late], P[early] = pl[0], pe
+        if V is not None:
+            V[late], V[early] = vl[0], ve  # type: ignore[index]
+        return P, V
+    return _chain_pv_many(base, blends, ts, t_h, w, with_velocity)  # type: ignore[arg-type]
+
+
+def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray, t_h: np.ndarray, w: np.ndarray,
+                   with_velocity: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """A splice chain (oldest chunk, blends oldest first, their hand-offs and windows [L, 1]) at K times, all of
+    its splines gathered at once."""
+    P, V = splines_pv_many([base] + [b.new for b in blends], ts,  # type: ignore[list-item]
+                           with_velocity=with_velocity)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        AFTER = ts[None, :] >= t_h + w
+        BEFORE = ~AFTER & (ts[None, :] <= t_h)
+        S, DS, _ = smoothstep5_many((ts[None, :] - t_h) / w)  # every blend's weight at once
+        DS = DS / w
+        all_before, all_after = BEFORE.all(axis=1).tolist(), AFTER.all(axis=1).tolist()
+        A3, B3, S3, DS3 = AFTER[:, :, None], BEFORE[:, :, None], S[:, :, None], DS[:, :, None]
+        # positions and velocities stacked ([2, K, J]): p + s·(pn − p) and v + s·(vn − v) in one operation each,
+        # then + s'·(pn − p) on the velocity row (the same operations in the same order as BlendSource)
+        PV = P[:, None] if V is None else np.stack([P, V], axis=1)
+        pv = PV[0]
+        for i in range(1, len(blends) + 1):
+            if all_before[i - 1]:
+                continue
+            pvn = PV[i]
+            if all_after[i - 1]:
+                pv = pvn
+                continue
+            d = pvn - pv
+            m = pv + S3[i - 1] * d
+            if V is not None:
+                m[1] += DS3[i - 1] * d[0]
+            pv = np.where(A3[i - 1], pvn, np.where(B3[i - 1], pv, m))
+    return pv[0], (None if V is None else pv[1])
+
+
+def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:meth:`EnsembleSource.eval_many` positions and velocities, the members' weights and splines evaluated at
+    once (the same arithmetic per element as ``_weights_many`` and ``ChunkSpline.eval_many``)."""
+    K = ts.shape[0]
+    members = src.members
+    base = max(m.log_weight for m in members)
+    c = np.array([math.exp(m.log_weight - base) for m in members])[:, None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if src.w <= 0:
+            start = np.array([m.start_s for m in members])[:, None]
+            end = np.array([m.end_s for m in members])[:, None]
+            W0 = np.where((start <= ts[None, :]) & (ts[None, :] <= end), c, 0.0)
+            W1 = W2 = np.zeros_like(W0)
+        else:
+            start = np.array([m.start_s for m in members])[:, None]
+            end = np.array([m.end_s for m in members])[:, None]
+            a, da, dda = smoothstep5_many((ts[None, :] - start) / src.w)
+            b, db, ddb = smoothstep5_many((end + src.w - ts[None, :]) / src.w)
+            da, dda = da / src.w, dda / src.w ** 2
+            db, ddb = -db / src.w, ddb / src.w ** 2
+            W0 = c * a * b
+            W1 = c * (da * b + a * db)
+            W2 = c * (dda * b + 2 * da * db + a * ddb)
+    W, Wd = np.zeros(K), np.zeros(K)
+    for i in range(len(members)):  # summed in member order, as in eval
+        W, Wd = W + W0[i], Wd + W1[i]
+    ok = W > 1e-9
+    P, V = np.zeros((K, src.n_joints)), np.zeros((K, src.n_joints))
+    if ok.any():
+        Wk, W1k = W[:, None], Wd[:, None]
+        # a member whose weights are 0 at a time adds exactly 0 there: its spline is not evaluated there
+        Ps, Vs = splines_pv_many([m.spline for m in members], ts, need=((W0 != 0.0) | (W1 != 0.0)) & ok,
+                                 with_velocity=with_velocity)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            for i in range(len(members)):
+                w0, w1 = W0[i], W1[i]
+                if not (w0[ok].any() or w1[ok].any() or W2[i][ok].any()):
+                    continue
+                w0, w1 = w0[:, None], w1[:, None]
+                u = w0 / Wk
+                p = Ps[i]
+                P += u * p
+                if Vs is not None:
+                    du = (w1 * Wk - w0 * W1k) / Wk ** 2
+                    V += du * p + u * Vs[i]
+    for r in np.flatnonzero(~ok):  # (almost) no member covers t: as in eval
+        P[r], V[r], _ = src.eval(float(ts[r]))
+    return P, (V if with_velocity else None)
+
+
+def eval_pv(src: Source, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Position and velocity of ``src`` at ``t`` ([J] each), equal element for element to ``src.eval(t)[:2]``
+    (the accelerations, which the tick does not use, are not computed for chunk splines and splice blends)."""
+    if isinstance(src, ChunkSpline):
+        x = (t - src.t0) / src.dt
+        if src.n == 1 or x <= 0.0 or x >= src.n - 1:
+            p, v, _ = src.eval(t)
+            return p, v
+        k = min(int(math.floor(x)), src.n - 2)
+        u = x - k
+        p0, p1, m0, m1 = src.p[k], src.p[k + 1], src.m[k], src.m[k + 1]
+        u2, u3 = u * u, u * u * u
+        h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
+        d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
+        return (h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1,
+                (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / src.dt)
+    if isinstance(src, BlendSource):
+        if t >= src.t_h + src.w:
+            return eval_pv(src.new, t)
+        if t <= src.t_h:
+            return eval_pv(src.old, t)
+        s, ds, _ = smoothstep5((t - src.t_h) / src.w)
+        ds = ds / src.w
+        po, vo = eval_pv(src.old, t)
+        pn, vn = eval_pv(src.new, t)
+        dp, dv = pn - po, vn - vo
+        return po + s * dp, vo + s * dv + ds * dp
+    p, v, _ = src.eval(t)
+    return p, v

@@ -78,9 +78,17 @@ def _random_chunk(rng, cfg, now, last_stamp, adversarial):
                  chunk_id=int(rng.integers(0, 1000)))
 
 
+_EVENT_CUTS = (0.15, 0.25, 0.30, 0.32, 0.33, 0.35)  # chunk, joint state, enable, disable, e-stop, reset; else ticks
+
+
 def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, n_events: int = 20,
-                  with_trajectory: bool = False) -> dict[str, Any]:
-    """Run one random stream; returns the recorded outputs (arrays [T, J], NaN where a group is invalid)."""
+                  with_trajectory: bool = False, chunk_share: float | None = None) -> dict[str, Any]:
+    """Run one random stream; returns the recorded outputs (arrays [T, J], NaN where a group is invalid).
+
+    chunk_share: the probability that an event is a chunk (default 0.15; the other kinds keep their proportions
+    among the rest): a chunk-heavy stream submits more chunks per tick (a chunk flood)."""
+    cuts = _EVENT_CUTS if chunk_share is None else tuple(
+        chunk_share + (c - _EVENT_CUTS[0]) * (1.0 - chunk_share) / (1.0 - _EVENT_CUTS[0]) for c in _EVENT_CUTS)
     rng = np.random.default_rng(seed)
     cfg = random_config(rng, mode)
     ctl = ChunkController(cfg)
@@ -93,23 +101,23 @@ def random_stream(seed: int, *, mode: str = "splice", adversarial: float = 0.2, 
     groups = [g.name for g in cfg.groups]
     for _ in range(n_events):
         r = rng.random()
-        if r < 0.15:
+        if r < cuts[0]:
             ch = _random_chunk(rng, cfg, t, last_stamp, adversarial)
             res = ctl.submit_chunk(ch, t)
             if res.accepted:
                 last_stamp = ch.stamp_s
-        elif r < 0.25:
+        elif r < cuts[1]:
             vals = meas + rng.normal(0, 0.01, size=J)
             if rng.random() < adversarial:
                 vals[rng.integers(0, J)] = np.nan
             ctl.update_joint_state(t, names, vals, now_s=t)
-        elif r < 0.30:
+        elif r < cuts[2]:
             ctl.enable(t, list(rng.choice(groups, size=int(rng.integers(1, 5)), replace=False)))
-        elif r < 0.32:
+        elif r < cuts[3]:
             ctl.disable(t, list(rng.choice(groups, size=int(rng.integers(1, 5)), replace=False)))
-        elif r < 0.33:
+        elif r < cuts[4]:
             ctl.estop(t)
-        elif r < 0.35:
+        elif r < cuts[5]:
             ctl.reset(t)
         else:
             n = int(rng.integers(1, 4))
@@ -177,6 +185,8 @@ class StreamRecorder:
             "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
             "period": self.ctl.cfg.period_s, "traj": self.TRAJ,
             "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
+            "chunks": self.ctl.metrics.chunks_accepted + sum(self.ctl.metrics.rejections.values()),
+            "chunks_accepted": self.ctl.metrics.chunks_accepted,
         }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -120,7 +119,8 @@ class Metrics:
         return {j: {k: int(self.clamps[k][i]) for k in CLAMP_KINDS} for i, j in enumerate(self.joint_names)}
 
     def snapshot(self) -> Metrics:
-        m = copy.copy(self)
+        m = object.__new__(type(self))  # a shallow copy (as copy.copy, without its generic machinery)
+        m.__dict__.update(self.__dict__)
         m.rejections = dict(self.rejections)
         m.clamps = {k: v.copy() for k, v in self.clamps.items()}
         m.tracking_error = None if self.tracking_error is None else self.tracking_error.copy()
