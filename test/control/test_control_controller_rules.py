@@ -67,3 +67,28 @@ def test_disable_names_unknown_groups_and_still_disables_the_ones_after_them():
     assert out.groups["right_arm"].mode == "disabled" and out.groups["left_arm"].mode != "disabled"
     assert ctl.disable(0.02) == {g: None for g in out.groups}  # all by default
     assert all(g.mode == "disabled" for g in ctl.tick(0.02).groups.values())
+
+
+def test_every_rejection_is_counted_per_reason_and_refused_with_false():
+    ctl, cfg = started()
+    assert ctl.metrics.rejections == {r: 0 for r in ctl.metrics.rejections} and "stale_chunk" in ctl.metrics.rejections
+    for k in range(3):
+        r = ctl.submit_chunk(chunk(cfg, -5.0 - k), 1.0)
+        assert r.accepted is False and r.reason == "stale_chunk" and r.handoff_s is None
+    assert ctl.metrics.rejections["stale_chunk"] == 3 and sum(ctl.metrics.rejections.values()) == 3
+
+
+def test_reset_drops_the_plan_and_leaves_every_group_disabled_until_enabled():
+    ctl, cfg = started()
+    assert ctl.submit_chunk(chunk(cfg, 0.0), 0.01).accepted
+    out = ctl.tick(0.05)
+    assert out.plan_active and out.plan_reason is None
+    ctl.estop(0.06)
+    ctl.reset(0.07)
+    out = ctl.tick(0.08)
+    assert out.plan_active is False and out.plan_reason == "no_plan"
+    assert {g.mode for g in out.groups.values()} == {"disabled"}
+    ctl.enable(0.08)
+    out = ctl.tick(0.09)
+    out = ctl.tick(0.10)
+    assert {(g.mode, g.reason) for g in out.groups.values()} == {("hold", "no_plan")}
