@@ -204,3 +204,105 @@ def test_with_a_tiny_total_weight_the_ensemble_follows_the_heaviest_member():
     assert 0.0 < sum(ws) <= 1e-9 and max(ws) == ws[2]
     assert src.eval(t)[0].tolist() == [1.0, 1.0]
     assert src.eval_many(np.array([t]))[0].tolist() == [[1.0, 1.0]]
+
+
+def _sources():
+    """Every kind of plan the controller evaluates, with times on and around every edge."""
+    from fastwam_ros.control.plan import BlendSource
+
+    rng = np.random.default_rng(11)
+
+    def walk(h, j=3, scale=0.3):
+        return np.cumsum(rng.normal(0, scale, size=(h, j)), axis=0)
+
+    a = ChunkSpline(0.0, 0.1, walk(12))  # natural, C2
+    b = ChunkSpline(0.35, 0.1, walk(9), rng.normal(size=(9, 3)))  # Hermite
+    c = ChunkSpline(0.6, 0.05, walk(2), rng.normal(size=(2, 3)))  # two knots with velocities
+    one = ChunkSpline(0.7, 0.1, walk(1))  # a one-step chunk: a hold
+    d = ChunkSpline(0.8, 0.1, walk(10))
+    srcs = {
+        "natural": a, "hermite": b, "two_knots": c, "one": one,
+        "blend": BlendSource(a, b, 0.45, 0.2),
+        "chain": BlendSource(BlendSource(BlendSource(a, b, 0.45, 0.2), c, 0.62, 0.05), d, 0.85, 0.3),
+        "chain_w0": BlendSource(BlendSource(a, b, 0.45, 0.0), d, 0.85, 0.0),
+        "chain_one": BlendSource(BlendSource(a, one, 0.72, 0.1), d, 0.85, 0.1),
+    }
+    for w in (0.0, 0.15):
+        srcs[f"ensemble_w{w}"] = EnsembleSource(
+            [EnsembleMember(s, -0.4 * i, s.t0 + 0.02, s.end_s) for i, s in enumerate((a, b, c, one, d))], w, 3)
+    edges = [0.0, 0.1, 0.35, 0.45, 0.6, 0.62, 0.65, 0.67, 0.7, 0.72, 0.8, 0.82, 0.85, 1.1, 1.15, 1.7, 1.75]
+    ts = np.sort(np.concatenate([edges, np.nextafter(edges, 9.0), np.nextafter(edges, -9.0),
+                                 np.linspace(-0.8, 2.6, 137)]))
+    return srcs, ts
+
+
+@pytest.mark.parametrize("name", ["natural", "hermite", "two_knots", "one", "blend", "chain", "chain_w0",
+                                  "chain_one", "ensemble_w0.0", "ensemble_w0.15"])
+def test_the_fast_position_velocity_paths_equal_the_plan_everywhere(name):
+    """``eval_pv`` / ``eval_pv_many`` (the tick's batched path) return what ``eval`` / ``eval_many`` return:
+    positions and velocities at every time, knots, blend edges and extrapolation limits included."""
+    from fastwam_ros.control.plan import eval_pv, eval_pv_many
+
+    srcs, ts = _sources()
+    src = srcs[name]
+    P, V, _ = src.eval_many(ts)
+    Pf, Vf = eval_pv_many(src, ts)
+    np.testing.assert_allclose(Pf, P, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Vf, V, rtol=0, atol=1e-11)
+    Po, none = eval_pv_many(src, ts, with_velocity=False)
+    assert none is None
+    np.testing.assert_allclose(Po, P, rtol=0, atol=1e-12)
+    for t in ts[::3]:
+        p, v, _ = src.eval(float(t))
+        pf, vf = eval_pv(src, float(t))
+        np.testing.assert_allclose(pf, p, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(vf, v, rtol=0, atol=1e-11)
+
+
+def test_batched_splines_evaluate_only_the_pairs_asked_for():
+    from fastwam_ros.control.plan import splines_pv_many
+
+    srcs, ts = _sources()
+    sp = [srcs["natural"], srcs["hermite"], srcs["one"]]
+    need = np.zeros((3, ts.shape[0]), dtype=bool)
+    need[0, ::2] = need[1, 1::3] = need[2, 5:9] = True
+    P, V = splines_pv_many(sp, ts, need=need)
+    for c, s in enumerate(sp):
+        p, v, _ = s.eval_many(ts)
+        np.testing.assert_allclose(P[c][need[c]], p[need[c]], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(V[c][need[c]], v[need[c]], rtol=0, atol=1e-11)
+        assert not P[c][~need[c]].any() and not V[c][~need[c]].any()
+    Po, none = splines_pv_many(sp, ts, need=need, with_velocity=False)
+    assert none is None and np.array_equal(Po, P)
+
+
+def test_a_zero_blend_window_raises_no_floating_point_warning():
+    """blend_window_s = 0 is allowed (a switch at the hand-off): the batched path divides by it under errstate,
+    so a node running with warnings shown does not log a warning per tick."""
+    import warnings
+
+    from fastwam_ros.control.plan import eval_pv_many
+
+    srcs, ts = _sources()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("chain_w0", "ensemble_w0.0"):
+            eval_pv_many(srcs[name], ts)
+
+
+def test_every_source_evaluates_times_in_float64_whatever_their_dtype():
+    srcs, _ = _sources()
+    ts32 = np.linspace(-0.2, 1.9, 41, dtype=np.float32)
+    for name, src in srcs.items():
+        for x, y in zip(src.eval_many(ts32), src.eval_many(ts32.astype(np.float64))):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_a_two_knot_hermite_spline_ends_on_its_last_knot():
+    p = np.array([[0.0, 1.0], [0.5, -1.0]])
+    v = np.array([[3.0, -2.0], [-1.0, 4.0]])
+    s = ChunkSpline(0.0, 0.1, p, v)
+    P, V, _ = s.eval_many(np.array([0.1, 0.2]))
+    np.testing.assert_allclose(P[0], p[1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(V[0], v[1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(P[1], p[1] + 0.1 * v[1], rtol=0, atol=1e-15)  # then linear extrapolation
