@@ -276,18 +276,24 @@ def test_batched_splines_evaluate_only_the_pairs_asked_for():
     assert none is None and np.array_equal(Po, P)
 
 
-def test_a_zero_blend_window_raises_no_floating_point_warning():
-    """blend_window_s = 0 is allowed (a switch at the hand-off): the batched path divides by it under errstate,
-    so a node running with warnings shown does not log a warning per tick."""
+def test_a_zero_or_tiny_blend_window_raises_no_floating_point_warning():
+    """blend_window_s = 0 is allowed (a switch at the hand-off), and so is any tiny positive window: the batched
+    path divides by it (and cubes the quotient) under errstate, so a node running with warnings shown does not
+    log a warning per tick."""
     import warnings
 
-    from fastwam_ros.control.plan import eval_pv_many
+    from fastwam_ros.control.plan import BlendSource, eval_pv_many
 
     srcs, ts = _sources()
+    a, b, d = srcs["natural"], srcs["hermite"], ChunkSpline(0.8, 0.1, np.ones((10, 3)))
+    tiny = 1e-300
+    chain = BlendSource(BlendSource(a, b, 0.45, tiny), d, 0.85, tiny)
+    # (1e-150: below ~1e-162 the scalar ensemble's w² underflows to 0 and Python's float division raises)
+    ens = EnsembleSource([EnsembleMember(s, 0.0, s.t0, s.end_s) for s in (a, b, d)], 1e-150, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for name in ("chain_w0", "ensemble_w0.0"):
-            eval_pv_many(srcs[name], ts)
+        for src in (srcs["chain_w0"], srcs["ensemble_w0.0"], chain, ens):
+            eval_pv_many(src, ts)
 
 
 def test_every_source_evaluates_times_in_float64_whatever_their_dtype():
