@@ -128,3 +128,42 @@ def test_the_enable_ramp_is_followed_in_position_and_velocity(horizon):
             np.testing.assert_allclose(tr.positions[:5], (-0.2 + 0.2 * _s5((tt - t0) / T))[:, None] * np.ones((1, 2)),
                                        rtol=0, atol=2e-3)
     assert ramp >= 40 and worst < 2e-3, worst
+
+
+def test_the_committed_prefix_covers_the_asked_duration_on_the_chunk_grid():
+    """committed_prefix(now, obs_stamp, duration): steps obs_stamp + k·dt (dt: the newest chunk's step period,
+    1/30 s before any chunk) up to now + duration; the positions where the command will be (running groups: the
+    plan; the others: where the command comes to rest); the newest chunk's step index of each time."""
+    ctl, cfg = make(enable_ramp_s=0.0, rtc_prefix_s=0.2)
+    ctl.update_joint_state(0.0, cfg.joint_names, home(cfg))
+    pre = ctl.committed_prefix(0.0, duration_s=0.1)  # nothing known yet: 1/30 s grid, rest = the state
+    assert pre.step_period_s == pytest.approx(1 / 30) and pre.num_steps == 3 and pre.newest_chunk_id is None
+    assert np.isnan(pre.newest_chunk_step).all() and np.allclose(pre.positions, home(cfg))
+    ctl.enable(0.0)
+    ctl.tick(0.0)
+    pos = np.tile(home(cfg), (40, 1))
+    arm = [j for j, n in enumerate(cfg.joint_names) if "gripper" not in n]
+    pos[:, arm] = (0.02 * np.arange(40))[:, None]  # 0.02 rad per 0.05 s step: 0.4 rad/s
+    assert ctl.submit_chunk(Chunk(0.0, 0.05, list(cfg.joint_names), pos, chunk_id=7), 0.01).accepted
+    for n in range(1, 41):  # past the resume ramp (blend_window_s = 0.3 s)
+        out = ctl.tick(n * cfg.period_s)
+        ctl.update_joint_state(n * cfg.period_s, cfg.joint_names,
+                               np.concatenate([g.positions for g in out.groups.values()]))
+    assert out.groups["left_arm"].mode == "running"
+    now = 40 * cfg.period_s
+    for dur, obs, steps in ((None, None, 4), (0.5, None, 10), (0.3, 0.25, 9)):
+        pre = ctl.committed_prefix(now, obs_stamp_s=obs, duration_s=dur)
+        stamp = now if obs is None else obs
+        assert pre.step_period_s == 0.05 and pre.num_steps == steps and pre.newest_chunk_id == 7
+        np.testing.assert_allclose(pre.times_s, stamp + 0.05 * np.arange(steps), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(pre.newest_chunk_step, pre.times_s / 0.05, rtol=0, atol=1e-9)
+        # the arms follow the plan (times before now: where the plan is now), the grippers hold
+        t = np.maximum(pre.times_s, now)
+        np.testing.assert_allclose(pre.positions[:, arm], (0.4 * t)[:, None] * np.ones((1, 4)), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(pre.positions[:, [j for j in range(6) if j not in arm]], 0.04, rtol=0, atol=0)
+    ctl.disable(now, "left_arm")
+    out = ctl.tick(now + cfg.period_s)
+    g = out.groups["left_arm"]
+    rest = g.positions + g.velocities * np.abs(g.velocities) / (2.0 * cfg.hold_decel_fraction * 8.0)
+    pre = out.committed_prefix
+    np.testing.assert_allclose(pre.positions[:, :2], np.tile(rest, (pre.num_steps, 1)), rtol=0, atol=1e-12)
