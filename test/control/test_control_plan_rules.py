@@ -243,15 +243,21 @@ def test_the_fast_position_velocity_paths_equal_the_plan_everywhere(name):
     positions and velocities at every time, knots, blend edges and extrapolation limits included."""
     from fastwam_ros.control.plan import eval_pv, eval_pv_many
 
-    srcs, ts = _sources()
+    srcs, ts_all = _sources()
     src = srcs[name]
-    P, V, _ = src.eval_many(ts)
-    Pf, Vf = eval_pv_many(src, ts)
-    np.testing.assert_allclose(Pf, P, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(Vf, V, rtol=0, atol=1e-11)
-    Po, none = eval_pv_many(src, ts, with_velocity=False)
-    assert none is None
-    np.testing.assert_allclose(Po, P, rtol=0, atol=1e-12)
+    # all times; after the first blends are over (the batched path skips what they hide); far after
+    for ts in (ts_all, ts_all[ts_all > 0.66], ts_all[ts_all > 0.68], ts_all[ts_all > 1.2]):
+        P, V, _ = src.eval_many(ts)
+        Pf, Vf = eval_pv_many(src, ts)
+        np.testing.assert_allclose(Pf, P, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(Vf, V, rtol=0, atol=1e-11)
+        Po, none = eval_pv_many(src, ts, with_velocity=False)
+        assert none is None
+        np.testing.assert_allclose(Po, P, rtol=0, atol=1e-12)
+    ts = ts_all
+    ts32 = ts.astype(np.float32)  # times are evaluated in float64 whatever their dtype
+    for x, y in zip(eval_pv_many(src, ts32), eval_pv_many(src, ts32.astype(np.float64))):
+        np.testing.assert_array_equal(x, y)
     for t in ts[::3]:
         p, v, _ = src.eval(float(t))
         pf, vf = eval_pv(src, float(t))
