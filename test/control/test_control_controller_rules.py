@@ -167,3 +167,83 @@ def test_the_committed_prefix_covers_the_asked_duration_on_the_chunk_grid():
     rest = g.positions + g.velocities * np.abs(g.velocities) / (2.0 * cfg.hold_decel_fraction * 8.0)
     pre = out.committed_prefix
     np.testing.assert_allclose(pre.positions[:, :2], np.tile(rest, (pre.num_steps, 1)), rtol=0, atol=1e-12)
+
+
+def test_chunks_without_steps_are_malformed_and_one_step_chunks_expire():
+    """0 steps: ``bad_shape``. One step: it ends at its stamp, never after the hand-off ``max(now + margin,
+    stamp)``: ``expired`` — also with a stamp in the future (hand-off = the stamp, the end is not after it)."""
+    ctl, cfg = started()
+    r = ctl.submit_chunk(chunk(cfg, 0.9, value=np.zeros((0, 6))), 1.0)
+    assert (r.reason, r.detail) == ("bad_shape", "positions shape (0, 6) is not [H>=1, 6 joint_names]")
+    for stamp in (0.99, 1.0 + cfg.handoff_margin_s + 0.01):
+        assert ctl.submit_chunk(chunk(cfg, stamp, h=1), 1.0).reason == "expired"
+    assert ctl.metrics.rejections["expired"] == 2 and ctl.metrics.rejections["bad_shape"] == 1
+
+
+def test_chunk_age_and_joint_state_future_limits_are_inclusive():
+    """A chunk exactly stale_chunk_s old is still accepted; a joint state exactly max_future_s ahead too;
+    a future chunk names how far ahead it is."""
+    ctl, cfg = started(stale_chunk_s=0.5, max_future_s=0.25)
+    assert ctl.submit_chunk(chunk(cfg, 0.5), 1.0).accepted  # 1.0 - 0.5 == 0.5: not older than the limit
+    r = ctl.submit_chunk(chunk(cfg, 1.5), 1.0)
+    assert (r.reason, r.detail) == ("future_stamp", "stamp 1.500000 is 0.500 s in the future (max_future_s=0.25)")
+    assert ctl.update_joint_state(1.25, cfg.joint_names, home(cfg), now_s=1.0).accepted  # exactly 0.25 ahead
+    r = ctl.update_joint_state(1.5, cfg.joint_names, home(cfg), now_s=1.0)
+    assert (r.accepted, r.reason) == (False, "future_stamp")
+
+
+def test_seam_metrics_measure_the_plans_at_the_hand_off():
+    """Splicing a chunk at 0.4 rad into a plan at 0.3 rad: the chunks disagree by 0.1 rad at the hand-off, the
+    executed plan does not jump there (the blend starts on the old plan)."""
+    ctl, cfg = started(enable_ramp_s=0.0)
+    arm = np.array(["gripper" not in n for n in cfg.joint_names])
+    assert ctl.submit_chunk(chunk(cfg, 0.0, value=np.tile(np.where(arm, 0.3, 0.04), (32, 1))), 0.01).accepted
+    ctl.tick(0.01)
+    ctl.tick(0.02)
+    assert ctl.submit_chunk(chunk(cfg, 0.02, value=np.tile(np.where(arm, 0.4, 0.04), (32, 1))), 0.03).accepted
+    m = ctl.metrics
+    assert m.seams == 1 and m.max_seam_disagreement == pytest.approx(0.1, abs=1e-12)
+    assert m.last_seam_position_jump == pytest.approx(0.0, abs=1e-12)
+    assert m.last_seam_velocity_jump == pytest.approx(0.0, abs=1e-12)
+
+
+def test_re_enabling_a_faulted_group_keeps_the_other_groups_watchdog_running():
+    """enable(clear_faults) forgets the re-enabled group's tracking history only: another group that is
+    already over its threshold keeps counting towards its own fault."""
+    ctl, cfg = started(enable_ramp_s=0.0, tracking_error_rad=0.05, tracking_error_s=0.3)
+    right = [j for j, n in enumerate(cfg.joint_names) if n.startswith("right") and "gripper" not in n]
+    left = [j for j, n in enumerate(cfg.joint_names) if n.startswith("left") and "gripper" not in n]
+    ctl._groups["left_arm"].fault = "tracking_error"  # as after a trip
+    ctl._groups["left_arm"].enabled = False
+    meas = home(cfg)
+    meas[right] = 0.2  # the right arm is 0.2 rad away from its command from now on
+    for n in range(1, 11):
+        ctl.update_joint_state(n * 0.01, cfg.joint_names, meas)
+        ctl.tick(n * 0.01)
+    over_since = ctl.watchdog.over_since[right].copy()
+    assert np.all(over_since == 0.01)
+    assert ctl.enable(0.1, "left_arm") == {"left_arm": None}
+    assert ctl._groups["left_arm"].fault is None and np.all(np.isnan(ctl.watchdog.over_since[left]))
+    np.testing.assert_array_equal(ctl.watchdog.over_since[right], over_since)
+
+
+def test_time_errors_count_each_refused_tick_once_and_no_state_is_named():
+    ctl, cfg = make()
+    out = ctl.tick(1.0)
+    assert {(g.mode, g.reason) for g in out.groups.values()} == {("no_state", "no_joint_state")}
+    ctl.tick(0.5)
+    ctl.tick(float("nan"))
+    assert ctl.metrics.time_errors == 2
+
+
+def test_plan_depth_and_time_to_exhaustion_while_waiting_and_running():
+    """Before the hand-off nothing is executable (both 0); then the depth is the time to the plan's end and the
+    time to exhaustion the earlier of that and the newest chunk going stale."""
+    ctl, cfg = started(handoff_margin_s=0.05, stale_chunk_s=0.5)
+    assert ctl.submit_chunk(chunk(cfg, 0.0, h=31), 0.0).accepted  # ends at 1.0 s, hand-off at 0.05 s
+    m = ctl.tick(0.02).metrics
+    assert ctl._last_output.plan_reason == "waiting_handoff"
+    assert m.plan_depth_s == 0.0 and m.time_to_exhaustion_s == 0.0
+    m = ctl.tick(0.25).metrics
+    assert m.plan_depth_s == pytest.approx(0.75, abs=1e-9)
+    assert m.time_to_exhaustion_s == pytest.approx(0.25, abs=1e-9)  # stale at 0.5 s, before the end at 1.0 s
