@@ -436,3 +436,15 @@ def test_the_trajectory_rollout_is_k_limiter_steps(jerk, refs, track_kind, init_
         np.testing.assert_allclose(P[i], p, rtol=0, atol=1e-12, err_msg=f"step {i}")
         np.testing.assert_allclose(V[i], v, rtol=0, atol=1e-12, err_msg=f"step {i}")
     assert np.isfinite(P).all() and np.isfinite(V).all()
+
+
+def test_only_tracking_joints_count_clamps():
+    """A joint that does not track counts no clamp, even where its state is outside the range (a joint without
+    a joint state is fed from 0, which a range may exclude) or its braking is limited; a tracking joint whose
+    step is not limited counts none either."""
+    lim = _lim(lower=0.5, upper=1.5, n=3)
+    p = np.array([0.0, 1.0, 1.0])  # joint 0: outside the range (not tracking)
+    v = np.array([0.0, 0.0, 1.9])  # joint 2: fast, not tracking (brakes)
+    r = limiter_step(p, v, np.zeros(3), 0.01, lim, np.array([False, True, False]), np.array([1.0, 1.001, 1.0]),
+                     np.zeros(3), lim.max_acceleration)
+    assert not r.clamped_position.any() and not r.clamped_velocity.any() and not r.clamped_acceleration.any()

@@ -318,3 +318,35 @@ def test_a_two_knot_hermite_spline_ends_on_its_last_knot():
     np.testing.assert_allclose(P[0], p[1], rtol=0, atol=1e-15)
     np.testing.assert_allclose(V[0], v[1], rtol=0, atol=1e-15)
     np.testing.assert_allclose(P[1], p[1] + 0.1 * v[1], rtol=0, atol=1e-15)  # then linear extrapolation
+
+
+def test_a_chunk_extrapolates_half_a_second_past_its_ends_then_holds():
+    p = np.array([[0.0], [0.1], [0.3]])
+    s = ChunkSpline(1.0, 0.1, p, np.array([[1.0], [1.5], [2.0]]))
+    for t, want_p, want_v in ((1.2 + 0.3, 0.3 + 2.0 * 0.3, 2.0), (1.2 + 0.5, 0.3 + 2.0 * 0.5, 0.0),
+                              (1.2 + 2.0, 0.3 + 2.0 * 0.5, 0.0), (1.0 - 0.3, -0.3, 1.0), (1.0 - 3.0, -0.5, 0.0)):
+        pe, ve, _ = s.eval(t)
+        P, V, _ = s.eval_many(np.array([t]))
+        assert pe[0] == pytest.approx(want_p, abs=1e-12) and ve[0] == want_v
+        assert P[0, 0] == pytest.approx(want_p, abs=1e-12) and V[0, 0] == want_v
+
+
+def test_chunk_spline_input_checks_name_the_problem():
+    with pytest.raises(ValueError, match=r"positions: expected \[H>=1, J\], got shape \(0, 2\)"):
+        ChunkSpline(0.0, 0.1, np.zeros((0, 2)))
+    with pytest.raises(ValueError, match=r"positions: expected \[H>=1, J\], got shape \(3,\)"):
+        ChunkSpline(0.0, 0.1, np.zeros(3))
+    ChunkSpline(0.0, 0.1, np.zeros((3, 0)))  # no joints: nothing to plan, not an error
+    for dt in (0.0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="dt_s: expected > 0"):
+            ChunkSpline(0.0, dt, np.zeros((3, 2)))
+
+
+def test_chunk_velocities_are_used_in_float64_whatever_their_dtype():
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=(6, 2))
+    v = rng.normal(size=(6, 2)).astype(np.float32)
+    a, b = ChunkSpline(0.0, 0.1, p, v), ChunkSpline(0.0, 0.1, p, v.astype(np.float64))
+    ts = np.linspace(0.0, 0.5, 11)
+    for x, y in zip(a.eval_many(ts), b.eval_many(ts)):
+        np.testing.assert_array_equal(x, y)
