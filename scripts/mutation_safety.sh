@@ -93,8 +93,11 @@ per = {}
 for meta in Path("mutants").rglob("*.meta"):
     for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
         if any(fnmatch.fnmatch(name, p) for p in pats):
+            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": [], "not_run": 0})
+            if code is None:  # not reached (budget) or not in the sample
+                s["not_run"] += 1
+                continue
             status = status_by_exit_code[code]
-            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": []})
             s["n"] += 1
             if status in ("killed", "timeout", "segfault", "caught by type check"):
                 s["killed"] += 1
@@ -102,7 +105,8 @@ for meta in Path("mutants").rglob("*.meta"):
                 short = name.rsplit(".", 1)[1]
                 s["left"].append(f"{name} ({status}{', listed as equivalent' if short in listed else ', NOT LISTED'})")
 for mod, s in sorted(per.items()):
-    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)")
+    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)"
+          + (f", {s['not_run']} not run" if s["not_run"] else ""))
     for x in sorted(s["left"]):
         print("   ", x)
 PYEOF
