@@ -59,6 +59,8 @@ def checked_float32(values: Any, names: Sequence[str]) -> np.ndarray:
     """``values`` (one per name in ``names``) as float32, or :class:`JointStateError` naming the first joint whose
     value is not finite (``nonfinite_joint``) or does not fit in float32 (``out_of_range_joint``)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if np.abs(v).max(initial=0.0) <= FLOAT32_MAX:  # every value finite and in range (NaN compares False)
+        return v.astype(np.float32)
     bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.argmax(bad))

@@ -12,7 +12,10 @@ and anything above the pixel budget (``max_pixels``, PerceptionConfig ``max_imag
 ``FF D9`` re-appended, a bad Huffman code, a stray marker -- are errors (``corrupt_jpeg``), where OpenCV's
 ``imdecode`` only prints them and returns a partly grey or shifted image. A flipped bit that keeps the entropy
 coding valid (a changed coefficient, or a Huffman desync that resynchronises) cannot be seen by any decoder:
-JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). JPEGs can be decoded at a reduced scale
+JPEG carries no checksum (PNG does: libpng checks each chunk's CRC). The common large form of that damage, a DC
+drift (every later block shifted), leaves a staircase seam on the MCU grid: with ``seam_agreement`` set
+(PerceptionConfig ``jpeg_guard``) the decoded picture is checked for it and refused (``corrupt_jpeg_seam``),
+see :mod:`fastwam_ros.perception.jpeg_guard`. JPEGs can be decoded at a reduced scale
 (DCT scaling, :func:`decode_scale_for`) when the next resize needs fewer pixels.
 
 Malformed input raises :class:`DecodeError` with a reason code; nothing else escapes.
@@ -27,10 +30,13 @@ import numpy as np
 
 from .buffers import MAX_DIM, as_uint8_buffer, field
 from .errors import DecodeError
+from .jpeg_guard import seam_score
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "JPEG_MIN_FRACTION",
+    "SEAM_AGREEMENT",
+    "SEAM_STEP_LEVELS",
     "compressed_size",
     "decode_compressed",
     "decode_scale_for",
@@ -40,6 +46,8 @@ __all__ = [
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEFAULT_MAX_PIXELS = 4096 * 4096  # compressed images above this (16.8 MP) are refused before decoding
+SEAM_AGREEMENT = 0.75  # default PerceptionConfig.jpeg_guard_agreement (see jpeg_guard.seam_score)
+SEAM_STEP_LEVELS = 8.0  # default PerceptionConfig.jpeg_guard_step_levels, 0..255 levels
 JPEG_MIN_FRACTION = 0.9  # a reduced JPEG decode keeps >= 90 % of the pixels (per side) its resize produces
 
 try:  # libjpeg-turbo with warnings-as-errors and DCT scaling; wheels for Linux/macOS/Windows, x86-64 and ARM
@@ -106,6 +114,12 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 def _jpeg_size(buf: np.ndarray) -> tuple[int, int]:
     """(height, width) from the JPEG's SOF segment, reading only the headers (no pixel is decoded)."""
+    return _jpeg_frame(buf)[:2]
+
+
+def _jpeg_frame(buf: np.ndarray) -> tuple[int, int, int, int]:
+    """(height, width, h_max, v_max) from the JPEG's SOF segment: the size and the largest component sampling
+    factors (the MCU is 8*v_max x 8*h_max pixels), reading only the headers."""
     data = memoryview(buf)  # walk the marker segments from SOI (ints on indexing)
     n, i = len(data), 2
     while i + 4 <= n:
@@ -130,7 +144,11 @@ def _jpeg_size(buf: np.ndarray) -> tuple[int, int]:
             w = (int(data[i + 7]) << 8) | int(data[i + 8])
             if h == 0 or w == 0:
                 raise DecodeError("bad_dims", f"JPEG header says {h}x{w}")
-            return h, w
+            ncomp = int(data[i + 9]) if i + 10 <= n else 0
+            factors = [int(data[j]) for j in range(i + 11, min(i + 11 + 3 * ncomp, n), 3)]
+            h_max = max((f >> 4 for f in factors), default=1)
+            v_max = max((f & 15 for f in factors), default=1)
+            return h, w, max(1, h_max), max(1, v_max)
         i += 2 + length
     raise DecodeError("bad_compressed", "JPEG has no frame header (SOF) before its image data")
 
@@ -174,23 +192,34 @@ def decode_scale_for(src_hw: tuple[int, int], need_hw: tuple[int, int] | None,
 
 
 def decode_compressed(msg: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                      need_hw: tuple[int, int] | None = None, min_fraction: float = JPEG_MIN_FRACTION) -> np.ndarray:
+                      need_hw: tuple[int, int] | None = None, min_fraction: float = JPEG_MIN_FRACTION,
+                      seam_agreement: float | None = None, seam_step_levels: float = SEAM_STEP_LEVELS
+                      ) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage``-like message (JPEG or PNG) to RGB uint8 [H, W, 3].
 
     The size is read from the header first: more than ``max_pixels`` pixels (None: no limit) is refused
     (``too_many_pixels``) before any pixel memory is allocated. JPEG is decoded strictly (libjpeg's "corrupt
     data" warnings are errors: ``corrupt_jpeg``) through libjpeg-turbo (simplejpeg); with ``need_hw`` it is
-    decoded directly at the reduced scale :func:`decode_scale_for` picks. PNG is decoded by OpenCV (libpng checks
-    every chunk's CRC and the zlib checksum) at full size.
+    decoded directly at the reduced scale :func:`decode_scale_for` picks. With ``seam_agreement`` (None: off) a
+    decoded JPEG whose DC-drift seam score (:func:`~fastwam_ros.perception.jpeg_guard.seam_score`, steps of at
+    least ``seam_step_levels`` levels) reaches it is refused (``corrupt_jpeg_seam``). PNG is decoded by OpenCV
+    (libpng checks every chunk's CRC and the zlib checksum) at full size.
     """
     buf, codec = _validated_compressed(msg)
-    h, w = _jpeg_size(buf) if codec == "jpeg" else _png_size(buf)
+    h, w, *sampling = _jpeg_frame(buf) if codec == "jpeg" else (*_png_size(buf), 1, 1)
     if max_pixels is not None and h * w > max_pixels:
         raise DecodeError("too_many_pixels", f"{codec} header says {h}x{w} = {h * w} pixels > budget {max_pixels}")
     if h > MAX_DIM or w > MAX_DIM:
         raise DecodeError("bad_dims", f"{codec} image size {h}x{w} exceeds {MAX_DIM} per side")
     if codec == "jpeg":
-        return _decode_jpeg(buf, (h, w), decode_scale_for((h, w), need_hw, min_fraction))
+        d = decode_scale_for((h, w), need_hw, min_fraction)
+        rgb = _decode_jpeg(buf, (h, w), d)
+        if seam_agreement is not None:
+            score = seam_score(rgb, d, (sampling[0], sampling[1]), seam_step_levels)
+            if score >= seam_agreement:
+                raise DecodeError("corrupt_jpeg_seam", f"decoded JPEG has a DC-drift seam on its block grid "
+                                  f"(agreement {score:.2f} >= {seam_agreement}): corrupted entropy-coded data")
+        return rgb
     try:
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:

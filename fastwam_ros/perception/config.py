@@ -35,6 +35,9 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     fit: stretch                              # stretch: resize to the tile size; crop: keep the aspect ratio, cover
                                               #   the tile, cut the centre (the official LIBERO evaluation)
     use_cv_bridge: null                       # null = auto, true, false
+    jpeg_guard: true                          # refuse decoded JPEGs with a DC-drift seam (corrupt_jpeg_seam)
+    jpeg_guard_step_levels: 8.0               # smallest drift step looked for, 0..255 levels
+    jpeg_guard_agreement: 0.75                # refuse when this fraction of the seam's blocks agree (0..1]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .compressed import SEAM_AGREEMENT, SEAM_STEP_LEVELS
 from .errors import ConfigError
 from .tiling import (
     BACKENDS,
@@ -80,6 +84,12 @@ def _pos_float(value: Any, name: str, allow_zero: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ConfigError(name, f"must be a finite {'non-negative' if allow_zero else 'positive'} number, got {v}")
     return v
+
+
+def _number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= float(value) <= hi:
+        raise ConfigError(name, f"must be a number in [{lo}, {hi}], got {value!r}")
+    return float(value)
 
 
 def _pos_int(value: Any, name: str) -> int:
@@ -155,6 +165,9 @@ class PerceptionConfig:
     resize: str = "training"
     fit: str = "stretch"
     use_cv_bridge: bool | None = None
+    jpeg_guard: bool = True
+    jpeg_guard_step_levels: float = SEAM_STEP_LEVELS
+    jpeg_guard_agreement: float = SEAM_AGREEMENT
     _spec: TilingSpec | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -262,6 +275,14 @@ class PerceptionConfig:
         if ucb is not None and not isinstance(ucb, bool):
             raise ConfigError("use_cv_bridge", f"must be true, false or null, got {ucb!r}")
         out["use_cv_bridge"] = ucb
+        guard = d.get("jpeg_guard", True)
+        if not isinstance(guard, bool):
+            raise ConfigError("jpeg_guard", f"must be true or false, got {guard!r}")
+        out["jpeg_guard"] = guard
+        out["jpeg_guard_step_levels"] = _number(d.get("jpeg_guard_step_levels", SEAM_STEP_LEVELS),
+                                                "jpeg_guard_step_levels", 1.0, 255.0)
+        out["jpeg_guard_agreement"] = _number(d.get("jpeg_guard_agreement", SEAM_AGREEMENT),
+                                              "jpeg_guard_agreement", 0.05, 1.0)
         return out
 
     # -- views -----------------------------------------------------------------------------------------

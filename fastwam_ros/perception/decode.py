@@ -44,6 +44,7 @@ from .buffers import MAX_DIM, as_uint8_buffer, field, int_field
 from .compressed import (
     DEFAULT_MAX_PIXELS,
     JPEG_MIN_FRACTION,
+    SEAM_STEP_LEVELS,
     compressed_size,
     decode_compressed,
     decode_scale_for,
@@ -234,8 +235,11 @@ class ImageDecoder:
     """
 
     def __init__(self, use_cv_bridge: bool | None = None, bridge: Any = None,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, seam_agreement: float | None = None,
+                 seam_step_levels: float = SEAM_STEP_LEVELS):
         self.max_pixels = max_pixels
+        self.seam_agreement = seam_agreement  # None: the JPEG seam guard is off (see compressed.decode_compressed)
+        self.seam_step_levels = seam_step_levels
         self.jpeg_decoder = jpeg_decoder_status()
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -310,9 +314,11 @@ class ImageDecoder:
 
     def decode_compressed(self, msg: Any, need_hw: tuple[int, int] | None = None) -> np.ndarray:
         """Always our decoder (never cv_bridge, whose ``imdecode`` accepts corrupt JPEG data and has no pixel
-        budget): strict JPEG, header-checked size, reduced-scale JPEG decoding for ``need_hw``."""
+        budget): strict JPEG, header-checked size, reduced-scale JPEG decoding for ``need_hw``, the DC-drift seam
+        guard when ``seam_agreement`` is set."""
         self._count("numpy")
-        return decode_compressed(msg, max_pixels=self.max_pixels, need_hw=need_hw)
+        return decode_compressed(msg, max_pixels=self.max_pixels, need_hw=need_hw,
+                                 seam_agreement=self.seam_agreement, seam_step_levels=self.seam_step_levels)
 
     def _try_bridge(self, call, hw: tuple[int, int] | None) -> np.ndarray | None:
         try:

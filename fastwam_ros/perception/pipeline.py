@@ -106,13 +106,15 @@ class ObservationPipeline:
     def __init__(self, config: PerceptionConfig, decoder: ImageDecoder | None = None):
         self.config = config
         self.decoder = decoder if decoder is not None else ImageDecoder(
-            use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels)
-        # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it)
+            use_cv_bridge=config.use_cv_bridge, max_pixels=config.max_image_pixels,
+            seam_agreement=config.jpeg_guard_agreement if config.jpeg_guard else None,
+            seam_step_levels=config.jpeg_guard_step_levels)
         # per camera: the size its image is resized to first (the JPEG decode scale is chosen from it; with
         # fit: crop that size depends on the camera's, unknown before the header is read: JPEG decoded in full)
         self._need_hw = {c.name: config.decode_target_hw(c.name) if config.scaled_decode and config.fit == "stretch"
                          else None for c in config.cameras}
         self._needs_joints = len(config.joint_names) > 0
+        self._reduce_cache: dict[tuple[str, tuple[int, int]], int] = {}
         self.sync = MultiStreamSync(
             config.camera_names,
             slop_s=config.slop_s,
@@ -132,13 +134,16 @@ class ObservationPipeline:
         self._rejections: Counter[str] = Counter()
         self._last_error: dict[str, str] = {}
         self._received: Counter[str] = Counter()
+        self._camera_rejections: dict[str, Counter[str]] = {c: Counter() for c in config.camera_names}
         self._decoded: Counter[str] = Counter()
         self._joint_received = 0
 
-    def _reject(self, key: str, message: str) -> None:
+    def _reject(self, key: str, message: str, camera: str | None = None) -> None:
         with self._lock:
             self._rejections[key] += 1
             self._last_error[key] = message
+            if camera is not None:
+                self._camera_rejections[camera][key] += 1
 
     # -- input ---------------------------------------------------------------------------------------------
     def add_image(self, camera: str, msg: Any, stamp_s: float | None = None, now_s: float | None = None) -> bool:
@@ -154,15 +159,15 @@ class ObservationPipeline:
             try:
                 stamp_s = stamp_to_seconds(msg.header.stamp)
             except (AttributeError, TypeError, ValueError):
-                self._reject("no_stamp", f"{camera}: message has no header.stamp and no stamp_s was given")
+                self._reject("no_stamp", f"{camera}: message has no header.stamp and no stamp_s was given", camera)
                 return False
         try:
             planes = self.decoder.decode_planes(msg, self._need_hw[camera])
         except DecodeError as exc:
-            self._reject(f"decode:{exc.reason}", f"{camera}: {exc}")
+            self._reject(f"decode:{exc.reason}", f"{camera}: {exc}", camera)
             return False
         except Exception as exc:  # noqa: BLE001 - bad data must never crash the node
-            self._reject("decode:internal", f"{camera}: {type(exc).__name__}: {exc}")
+            self._reject("decode:internal", f"{camera}: {type(exc).__name__}: {exc}", camera)
             return False
         with self._lock:
             self._decoded[camera] += 1
@@ -219,8 +224,7 @@ class ObservationPipeline:
             images = [p for p, _ in cams]
             reduce = None
             if self.config.scaled_decode:  # raw images: box-reduce like a JPEG's DCT-scaled decode
-                reduce = [decode_scale_for(img.shape[:2], self.config.decode_target_hw(c.name, img.shape[:2]))
-                          for img, c in zip(images, self.config.cameras)]
+                reduce = [self._reduce_factor(c.name, img.shape[:2]) for img, c in zip(images, self.config.cameras)]
             planar = _tile_planar(images, [o for _, o in cams], self.config, reduce)
         except Exception as exc:  # noqa: BLE001 - counted, never raised into a callback
             self._reject("tiling", f"{type(exc).__name__}: {exc}")
@@ -236,6 +240,16 @@ class ObservationPipeline:
             joint_stamp_s=s.joint_stamp_s,
             image_rgb=planar.transpose(1, 2, 0),
         )
+
+    def _reduce_factor(self, camera: str, hw: tuple[int, int]) -> int:
+        """The box-reduction factor of a ``hw`` image of ``camera`` (cached: camera sizes rarely change)."""
+        key = (camera, hw)
+        d = self._reduce_cache.get(key)
+        if d is None:
+            if len(self._reduce_cache) > 64:  # a source changing size every frame must not grow this forever
+                self._reduce_cache.clear()
+            d = self._reduce_cache[key] = decode_scale_for(hw, self.config.decode_target_hw(camera, hw))
+        return d
 
     def reset(self) -> None:
         """Drop buffered frames and joint states (counters are kept)."""
@@ -254,7 +268,8 @@ class ObservationPipeline:
                 "last_error": dict(self._last_error),
                 "events": dict(self.sync.events),
                 "cameras": {
-                    c: {"received": self._received[c], "decoded": self._decoded[c]} for c in self.sync.streams
+                    c: {"received": self._received[c], "decoded": self._decoded[c],
+                        "rejected": dict(self._camera_rejections[c])} for c in self.sync.streams
                 },
                 "joint_states_received": self._joint_received,
                 "decoder": dict(self.decoder.counts),

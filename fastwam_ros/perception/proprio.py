@@ -64,10 +64,12 @@ def assemble_proprio(joint_names: Sequence[str], names: Sequence[str], positions
 class _Group:
     """The messages of one publisher (one distinct ``names`` tuple): stamps sorted, positions of our joints."""
 
-    __slots__ = ("stamps", "rows", "index", "capacity")
+    __slots__ = ("stamps", "rows", "index", "take", "complete", "capacity")
 
     def __init__(self, index: np.ndarray, capacity: int):
         self.index = index  # [P] column of each configured joint in the message, -1 when absent
+        self.take = np.maximum(index, 0)  # the columns a row is gathered from (absent joints: any, masked later)
+        self.complete = bool((index >= 0).all())  # carries every configured joint
         self.capacity = capacity
         self.stamps: list[float] = []
         self.rows: list[np.ndarray] = []
@@ -116,7 +118,7 @@ class JointStore:
             while len(self._groups) > self.max_groups:
                 self._groups.popitem(last=False)
         self._groups.move_to_end(key)
-        row = np.asarray(positions, dtype=np.float64)[np.maximum(g.index, 0)]
+        row = np.asarray(positions, dtype=np.float64)[g.take]
         inserted, ooo = g.insert(float(stamp_s), row)
         if not inserted:
             return "duplicate_stamp"
@@ -141,6 +143,12 @@ class JointStore:
         return out
 
     def join(self, t: float) -> tuple[str, Any, float | None]:
+        if len(self._groups) == 1:  # one publisher of every joint (the usual robot): its newest sample at t
+            g = next(iter(self._groups.values()))
+            if g.complete:
+                i = bisect.bisect_right(g.stamps, t) - 1
+                if i >= 0 and t - g.stamps[i] <= self.tolerance_s + _EPS_S:
+                    return "ok", g.rows[i].copy(), float(g.stamps[i])
         n = len(self.joint_names)
         best_stamp = np.full(n, -np.inf)
         values = np.zeros(n, np.float64)

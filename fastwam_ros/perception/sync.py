@@ -251,7 +251,7 @@ class MultiStreamSync:
         stamps = [c.newest for k, c in self._checks.items() if k not in self._buf and c.newest is not None]
         return max(stamps) if stamps else None
 
-    def _stamp_verdict(self, key: Any, label: str, stamp_s: Any, item: Any, now_s: float | None) -> list:
+    def _stamp_verdict(self, key: Any, label: Any, stamp_s: Any, item: Any, now_s: float | None) -> list:
         """Check ``stamp_s`` of stream ``key``: the (stamp, item) pairs to buffer now (empty if rejected)."""
         check = self._checks.get(key)
         if check is None:
@@ -261,21 +261,28 @@ class MultiStreamSync:
             reason = "bad_stamp"
         t = 0.0 if reason is not None else float(stamp_s)
         thr = self.clock_jump_threshold_s
-        if now_s is not None and _finite(now_s):
-            ref = float(now_s)
-        else:
-            others = sorted(c.newest for k, c in self._checks.items() if k != key and c.newest is not None)
-            ref = others[len(others) // 2] if others else None  # the median: one stream with a bad base is outvoted
         own = check.newest
-        if reason is None and t == 0.0 and ((own is not None and own > thr) or (ref is not None and ref > thr)):
+        ref_box: list = []
+
+        def ref() -> float | None:  # computed only when needed (a sort over the other streams)
+            if not ref_box:
+                if now_s is not None and _finite(now_s):
+                    ref_box.append(float(now_s))
+                else:
+                    others = sorted(c.newest for k, c in self._checks.items() if k != key and c.newest is not None)
+                    # the median: one stream with a bad base is outvoted
+                    ref_box.append(others[len(others) // 2] if others else None)
+            return ref_box[0]
+
+        if reason is None and t == 0.0 and ((own is not None and own > thr) or (ref() is not None and ref() > thr)):
             reason = "zero_stamp"  # an unset header stamp; a stamp of 0 s at the start of sim time is real
         if reason is not None:
             check.rejected[reason] += 1
             self.rejections[reason if key in self._buf else f"joint_{reason}"] += 1
             return []
         # the first stamp of a stream is its own reference unless the receiver's time is known
-        plausible = (own is not None and abs(t - own) <= thr) or (ref is not None and abs(t - ref) <= thr) or (
-            own is None and (ref is None or now_s is None)
+        plausible = (own is not None and abs(t - own) <= thr) or (ref() is not None and abs(t - ref()) <= thr) or (
+            own is None and (ref() is None or now_s is None)
         )
         if plausible:
             check.suspects = []
@@ -292,16 +299,18 @@ class MultiStreamSync:
             self.rejections["implausible_stamp" if key in self._buf else "joint_implausible_stamp"] += 1
             return []
         # sustained: a real time jump on this stream alone
-        self._time_jump(key, label, t - (own if own is not None else ref), len(run))
+        self._time_jump(key, label, t - (own if own is not None else ref()), len(run))
         return run
 
-    def _time_jump(self, key: Any, label: str, jump_s: float, n_messages: int) -> None:
+    def _time_jump(self, key: Any, label: Any, jump_s: float, n_messages: int) -> None:
+        """``label``: the stream's name for the log, or a function making it (formatted only when logged)."""
         self._reset_stream(key)
         check = self._checks[key]
         check.suspects = []
         check.jumps += 1
         self.events["time_jump"] += 1
         if self._log is not None:
+            label = label() if callable(label) else label
             why = f"{n_messages} consecutive messages" if n_messages > 1 else "as the other streams did"
             self._log(f"perception: {label} stamps jumped by {jump_s:+.3f} s ({why}); reset that stream only")
 
@@ -313,7 +322,7 @@ class MultiStreamSync:
             self.rejections["unknown_stream"] += 1
             return False
         ok = False
-        for t, it in self._stamp_verdict(stream, f"camera {stream!r}", stamp_s, item, now_s):
+        for t, it in self._stamp_verdict(stream, lambda: f"camera {stream!r}", stamp_s, item, now_s):
             ok = self._insert_frame(stream, t, it)
         return ok
 
@@ -340,7 +349,7 @@ class MultiStreamSync:
         False (and counted) if refused."""
         names = tuple(item[0]) if isinstance(self._joint, JointStore) else None
         key = (JOINT_STREAM, names)
-        label = JOINT_STREAM if names is None else f"{JOINT_STREAM} publisher {list(names[:3])}"
+        label = JOINT_STREAM if names is None else (lambda: f"{JOINT_STREAM} publisher {list(names[:3])}")
         ok = False
         for t, it in self._stamp_verdict(key, label, stamp_s, item, now_s):
             res = self._joint.add(t, *it) if names is not None else self._joint.add(t, it)

@@ -292,22 +292,45 @@ def make_tiling_spec(
 
 
 _SCALE = np.float32(2.0 / 255.0)
-RGB = (0, 1, 2)  # channel order: output plane k comes from input channel order[k]
+RGB = (0, 1, 2)  # channel order: output channel k comes from input channel order[k]
+# x * (2/255) - 1 in float32 for every uint8 x: a gather through it gives exactly the numbers of the arithmetic
+_NORM_LUT = np.arange(256, dtype=np.float32) * _SCALE - np.float32(1.0)
+_NORM_LUT.setflags(write=False)
+# (channel order, channels) -> the OpenCV conversion to RGB doing that reorder in one SIMD pass (None: as is)
+_REORDER = {(RGB, 3): None, ((2, 1, 0), 3): cv2.COLOR_BGR2RGB, (RGB, 4): cv2.COLOR_RGBA2RGB,
+            ((2, 1, 0), 4): cv2.COLOR_BGRA2RGB, ((0, 0, 0), 1): cv2.COLOR_GRAY2RGB}
 
 
-def _resize_planar(img: np.ndarray, hw: tuple[int, int], backend: str) -> np.ndarray:
-    """Antialiased resize of a uint8 H×W×C image to planar [C, h, w] (the torch kernel's own output layout)."""
-    if img.shape[:2] == tuple(hw):
-        return img.transpose(2, 0, 1)
-    if backend == "auto":
-        backend = "torch" if _torch() else "numpy"
-    if backend == "torch" and _upscale_only(img.shape[:2], hw):
-        return _resize_linear(img, hw).transpose(2, 0, 1)  # interleaved: copied into the tile transposing
-    if backend == "torch":
-        resized = resize_aa(img, hw, "torch")  # an H×W×C view of contiguous planes
-        planes = resized.transpose(2, 0, 1)
-        return planes if planes.flags.c_contiguous else np.ascontiguousarray(planes)
-    return resize_aa(img, hw, backend).transpose(2, 0, 1)
+def _cv_into(dst: np.ndarray, result: np.ndarray) -> None:
+    """OpenCV writes into a ``dst=`` view it accepts and returns it; should it allocate instead, copy."""
+    if result is not dst:
+        dst[...] = result.reshape(dst.shape)
+
+
+def _place(tile: np.ndarray, order: tuple[int, int, int], dst: np.ndarray) -> None:
+    """Copy an H×W×C uint8 tile into the H×W×3 RGB view ``dst``, output channel k ← tile channel order[k]."""
+    code = _REORDER.get((order, tile.shape[2]), -1)
+    if code is None:
+        dst[...] = tile
+    elif code != -1:
+        _cv_into(dst, cv2.cvtColor(tile if tile.shape[2] > 1 else tile[:, :, 0], code, dst=dst))
+    else:
+        for k in range(3):
+            dst[:, :, k] = tile[:, :, order[k]]
+
+
+def _resize_into(img: np.ndarray, hw: tuple[int, int], backend: str, order: tuple[int, int, int],
+                 dst: np.ndarray) -> None:
+    """Antialiased resize of a uint8 H×W×C image to ``hw``, written as RGB into the H×W×3 view ``dst``
+    (``backend`` already resolved: ``torch`` or ``numpy``)."""
+    if backend == "torch" and img.shape[:2] != hw and _upscale_only(img.shape[:2], hw):
+        if img.shape[2] == 3 and order == RGB:  # OpenCV's bilinear straight into the tile's slice of the frame
+            _cv_into(dst, cv2.resize(img, (hw[1], hw[0]), dst=dst, interpolation=cv2.INTER_LINEAR))
+            return
+        tile = _resize_linear(img, hw)
+    else:
+        tile = resize_aa(img, hw, backend)
+    _place(tile, order, dst)
 
 
 def tile_planar(
@@ -325,27 +348,31 @@ def tile_planar(
 ) -> np.ndarray:
     """Transform, resize and place uint8 images into one planar uint8 [3, H, W] frame per ``spec``; with
     ``normalize`` a float32 [3, H, W] frame in [-1, 1] instead, the same numbers as :func:`normalize_planar` of the
-    uint8 frame (each tile is scaled while it is copied into place, then one ``-1`` pass: no uint8 frame).
+    uint8 frame.
+
+    The tiles are written into one interleaved uint8 H×W×3 frame (OpenCV resizes straight into each tile's slice
+    of it), so the uint8 result is the planar *view* ``frame.transpose(2, 0, 1)`` of that C-contiguous frame (its
+    ``.transpose(1, 2, 0)`` is the RGB image, no copy); ``normalize`` then maps it to planar float32 in one
+    pass (:func:`normalize_planar`). With ``out`` (uint8 or float32 [3, H, W]) the result is copied there.
 
     ``reduce[i]`` (1, 2, 4 or 8; default 1) first shrinks camera i by that integer factor with an exact box filter
     (2×2 averages, OpenCV ``INTER_AREA``, halving while both sides are even): the raw-image counterpart of a
     JPEG's DCT-scaled decode, chosen by :func:`~fastwam_ros.perception.decode.decode_scale_for`.
 
     Each image is H×W×C (C = 1, 3 or 4); ``orders[i]`` (default RGB) says which of its channels feed the output's
-    R, G and B planes, so BGR, BGRA and mono images are resized *as they arrived* and their channels reordered
-    on the small tile (channel reorder and replication commute exactly with a per-channel resize). Each tile is
-    written straight into its slice of ``out`` (allocated when None). ``pre_resize_hw[i]`` (optional) resizes
-    camera i to that size first (the official RoboTwin training path resizes to 240×320 before the tile size;
-    reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
+    R, G and B, so BGR, BGRA and mono images are resized *as they arrived* and their channels reordered on the
+    small tile (channel reorder and replication commute exactly with a per-channel resize). ``pre_resize_hw[i]``
+    (optional) resizes camera i to that size first (the official RoboTwin training path resizes to 240×320 before
+    the tile size; reference §3.2 and quirk 13). ``fit``: see :func:`fit_to_tile`.
     """
     if fit not in FITS:
         raise ValueError(f"unknown fit {fit!r}; expected one of {FITS}")
     if len(images) != len(spec.slots):
         raise ValueError(f"layout {spec.layout!r} expects {len(spec.slots)} images, got {len(images)}")
-    if out is None:
-        out = np.zeros((3, *spec.out_hw), np.float32 if normalize else np.uint8)
-    elif spec.layout == "grid":
-        out[...] = 0
+    if backend == "auto":
+        backend = "torch" if _torch() else "numpy"
+    # every cell of robotwin/horizontal is a tile; the grid's empty cells stay black (-1 after normalisation)
+    frame = (np.zeros if spec.layout == "grid" else np.empty)((*spec.out_hw, 3), np.uint8)
     for slot in spec.slots:
         i = slot.camera_index
         img = images[i]
@@ -359,31 +386,22 @@ def tile_planar(
             img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
             img = img[:, :, None] if img.ndim == 2 else img
             d //= 2
-        if transforms is not None:
+        if transforms is not None and transforms[i] not in (None, "none"):
             img = apply_transform(img, transforms[i])
             if img.ndim == 2:  # OpenCV drops a single channel axis
                 img = img[:, :, None]
         if pre_resize_hw is not None and pre_resize_hw[i] is not None:
             img = resize_aa(img, pre_resize_hw[i], backend)
+        dst = frame[slot.y : slot.y + slot.h, slot.x : slot.x + slot.w]
         if fit == "crop":
-            (rh, rw), y0, x0 = crop_geometry(img.shape[:2], (slot.h, slot.w))
-            planes = _resize_planar(img, (rh, rw), backend)[:, y0 : y0 + slot.h, x0 : x0 + slot.w]
+            _place(fit_to_tile(img, (slot.h, slot.w), "crop", backend), order, dst)
         else:
-            planes = _resize_planar(img, (slot.h, slot.w), backend)
-        dst = out[:, slot.y : slot.y + slot.h, slot.x : slot.x + slot.w]
-        if normalize:
-            if order == RGB and planes.shape[0] == 3:
-                np.multiply(planes, _SCALE, out=dst)
-            else:
-                for k in range(3):
-                    np.multiply(planes[order[k]], _SCALE, out=dst[k])
-        elif order == RGB and planes.shape[0] == 3:
-            dst[...] = planes
-        else:
-            for k in range(3):
-                dst[k] = planes[order[k]]
-    if normalize:
-        out -= np.float32(1.0)
+            _resize_into(img, dst.shape[:2], backend, order, dst)
+    planes = frame.transpose(2, 0, 1)
+    result = normalize_planar(planes) if normalize else planes
+    if out is None:
+        return result
+    out[...] = result
     return out
 
 
@@ -414,10 +432,24 @@ def tile_images(
 
 def normalize_planar(planes: np.ndarray) -> np.ndarray:
     """uint8 [3, H, W] → float32 [3, H, W] in [-1, 1], ``x * (2/255) − 1`` in float32 (the same numbers as
-    (x/255 − 0.5)/0.5 up to float32 rounding), C-contiguous, two vectorised passes and no temporary."""
-    chw = np.multiply(planes, _SCALE, dtype=np.float32, order="C")
-    chw -= np.float32(1.0)
-    return chw
+    (x/255 − 0.5)/0.5 up to float32 rounding), C-contiguous. One table look-up per plane (``cv2.LUT`` through
+    the 256 precomputed float32 values, bit-identical to the arithmetic); a planar view of an interleaved H×W×3
+    frame (what :func:`tile_planar` returns) is first split into its planes by OpenCV."""
+    if planes.ndim != 3 or planes.dtype != np.uint8:
+        raise ValueError(f"expected uint8 [C, H, W], got {planes.dtype} {planes.shape}")
+    c, h, w = planes.shape
+    out = np.empty((c, h, w), np.float32)
+    hwc = planes.transpose(1, 2, 0)
+    if hwc.flags.c_contiguous and 1 < c <= 4:  # split into contiguous planes (OpenCV fills a planar buffer)
+        split = np.empty((c, h, w), np.uint8)
+        got = cv2.split(hwc, list(split))  # new array objects over ``split``'s memory (no copy)
+        if got[0].__array_interface__["data"][0] != split.__array_interface__["data"][0]:  # pragma: no cover
+            split = np.stack(got)  # OpenCV allocated instead
+    else:
+        split = np.ascontiguousarray(planes)
+    flat = out.reshape(c * h, w)
+    _cv_into(flat, cv2.LUT(split.reshape(c * h, w), _NORM_LUT, dst=flat))
+    return out
 
 
 def normalize_frame(frame: np.ndarray) -> np.ndarray:

@@ -203,3 +203,30 @@ def test_a_simulation_starting_at_zero_is_not_an_unset_stamp():
     assert s.poll(0.0).stamp_s == 0.0
     assert s.add("a", 5.0, 1, now_s=5.0) and not s.add("a", 0.0, 2, now_s=5.0)  # later: an unset stamp
     assert s.rejections == {"zero_stamp": 1}
+
+
+def test_single_publisher_join_matches_the_merged_join():
+    """The one-publisher shortcut of JointStore.join gives what the general per-joint merge gives: the same data
+    also fed as two publishers that together carry every joint (the merge path) must join identically."""
+    from fastwam_ros.perception.proprio import JointStore
+
+    names = ARM + GRIP
+    rng = np.random.default_rng(11)
+    one = JointStore(names, tolerance_s=0.05)
+    split = JointStore(names, tolerance_s=0.05)
+    stamps = np.sort(rng.choice(np.arange(0.0, 3.0, 0.01), 120, replace=False))
+    for t in rng.permutation(stamps):  # out of order too
+        pos = rng.normal(size=len(names))
+        assert one.add(float(t), names, pos) in ("ok", "out_of_order")
+        split.add(float(t), ARM, pos[: len(ARM)])
+        split.add(float(t), GRIP, pos[len(ARM):])
+    for t in np.concatenate([rng.uniform(-0.2, 3.3, 300), stamps, stamps + 0.05, stamps + 0.0501]):
+        a, b = one.join(float(t)), split.join(float(t))
+        assert a[0] == b[0] and a[2] == b[2]
+        if a[0] == "ok":
+            assert a[1].dtype == np.float64
+            np.testing.assert_array_equal(a[1], b[1])
+            newest = stamps[stamps <= t].max()  # independently: the newest sample at or before t
+            assert a[2] == newest and t - newest <= 0.05 + 1e-9
+        else:
+            assert a[1] == b[1]

@@ -153,7 +153,8 @@ def test_end_to_end_observation():
     assert obs.camera_stamps_s == {"head": pytest.approx(5.25), "wrist": 5.26}
     assert obs.image_rgb.shape == (16, 32, 3) and obs.image_rgb.dtype == np.uint8
     st = p.stats(5.30)
-    assert st["cameras"] == {"head": {"received": 1, "decoded": 1}, "wrist": {"received": 1, "decoded": 1}}
+    assert st["cameras"] == {"head": {"received": 1, "decoded": 1, "rejected": {}},
+                             "wrist": {"received": 1, "decoded": 1, "rejected": {}}}
     assert st["rejections"] == {} and st["events"]["emitted"] == 1 and st["stopped_streams"] == []
 
 
@@ -177,7 +178,9 @@ def test_bad_messages_are_counted_never_raised():
         "unknown_camera": 1,
         "decode:bad_message": 1,
     }
-    assert st["cameras"]["head"] == {"received": 4, "decoded": 0}
+    assert st["cameras"]["head"] == {"received": 4, "decoded": 0, "rejected": {
+        "decode:truncated": 1, "decode:unknown_encoding": 1, "no_stamp": 1, "decode:bad_message": 1}}
+    assert st["cameras"]["wrist"]["rejected"] == {"decode:truncated": 1}
     assert "hsv8" in st["last_error"]["decode:unknown_encoding"]
 
 

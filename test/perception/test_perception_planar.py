@@ -104,3 +104,20 @@ def test_normalized_tiling_equals_tiling_then_normalize(layout):
     np.testing.assert_array_equal(got, ref)
     if layout == "grid":
         assert (got[:, 20:, 24:] == -1.0).all()
+
+
+def test_normalize_planar_is_the_float32_arithmetic_for_every_layout():
+    """The table look-up gives exactly x * float32(2/255) - 1 in float32 (computed here with NumPy), for planar
+    input, the planar view of an interleaved frame (what tile_planar returns) and a strided view; every uint8
+    value occurs."""
+    from fastwam_ros.perception.tiling import normalize_planar
+
+    hwc = RNG.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    hwc.reshape(-1)[:256] = np.arange(256, dtype=np.uint8)
+    for planes in (hwc.transpose(2, 0, 1), np.ascontiguousarray(hwc.transpose(2, 0, 1)),
+                   hwc[::2, ::-1, ::-1].transpose(2, 0, 1)):
+        want = planes.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+        got = normalize_planar(planes)
+        assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == planes.shape
+        np.testing.assert_array_equal(got, want)
+    assert normalize_planar(np.array([[[0, 255]]], np.uint8)).tolist() == [[[-1.0, 1.0]]]

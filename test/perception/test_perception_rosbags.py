@@ -212,7 +212,7 @@ def test_bag_pipeline_produces_synchronised_observations(bag_messages):
             observations.append(obs)
 
     stats = pipe.stats()
-    assert stats["cameras"]["head"] == {"received": 55, "decoded": 55}
+    assert stats["cameras"]["head"] == {"received": 55, "decoded": 55, "rejected": {}}
     assert stats["rejections"].get("joint_state_gap", 0) <= 1  # the first frame precedes the first joint state
     assert len(observations) >= 53
     stamps = [o.stamp_s for o in observations]
