@@ -247,3 +247,19 @@ def test_plan_depth_and_time_to_exhaustion_while_waiting_and_running():
     m = ctl.tick(0.25).metrics
     assert m.plan_depth_s == pytest.approx(0.75, abs=1e-9)
     assert m.time_to_exhaustion_s == pytest.approx(0.25, abs=1e-9)  # stale at 0.5 s, before the end at 1.0 s
+
+
+def test_before_any_joint_state_the_committed_prefix_claims_no_pose():
+    """Ticks before the first joint state publish nothing for the arms and the committed prefix (what RTC
+    inpaints towards) holds NaN for joints never measured — not a made-up pose such as 0 — until their
+    first state; measured joints start from where they were measured."""
+    ctl, cfg = make(rtc_prefix_s=0.1)
+    for n in range(3):
+        out = ctl.tick(0.01 * n)
+    assert all(g.positions is None for g in out.groups.values())
+    assert np.isnan(out.committed_prefix.positions).all()
+    ctl.update_joint_state(0.03, ["left_joint1"], [0.25])
+    out = ctl.tick(0.03)
+    pre = out.committed_prefix.positions
+    j = cfg.joint_names.index("left_joint1")
+    assert np.all(pre[:, j] == 0.25) and np.isnan(np.delete(pre, j, axis=1)).all()
