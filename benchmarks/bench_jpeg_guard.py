@@ -18,6 +18,7 @@ Temporal: the mean |difference| between consecutive frames of each camera (30 Hz
 reach the size of a corruption's error, so a "jump" test alone would refuse real frames.
 
     python benchmarks/bench_jpeg_guard.py [--flips 6] [--recording DIR] [--json]
+        [--cost-only] [--baseline-guard OLD_jpeg_guard.py]   # cost: this guard vs another version, same process
 """
 
 from __future__ import annotations
@@ -204,15 +205,43 @@ def corrupted_frames(sources: dict[str, list[bytes]], n_flips: int, agreement: f
     return out
 
 
-def cost_us(rgb_full: np.ndarray, repeats: int = 200) -> dict:
-    """Median µs per frame of the strict decode and of the guard, 480x640 JPEG (q 85) at scales 1/2 and 1/4."""
-    data = jpeg(rgb_full, 85)
-    out = {}
-    for scale in (2, 4):
+def _calibration_us(repeats: int = 200) -> float:
+    """Median µs of a fixed small NumPy workload (20,000 float32 multiply-add-sum): the machine's load, so guard
+    costs measured at different times can be compared."""
+    a = np.random.default_rng(0).random(20_000).astype(np.float32)
+    t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        float((a * 2 + 1).sum())
+        t.append(time.perf_counter() - t0)
+    return round(float(np.median(t)) * 1e6, 1)
+
+
+def _load_guard(path: Path):
+    """``seam_score`` of another version of jpeg_guard.py (e.g. ``git show REV:fastwam_ros/perception/jpeg_guard.py``)."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("baseline_jpeg_guard", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.seam_score
+
+
+def cost_us(frames: list[np.ndarray], repeats: int = 200, baseline: Path | None = None) -> dict:
+    """Median µs per frame of the strict decode and of the guard: the head camera (480x640 JPEG, q 85) at 1/2
+    scale and the two wrist cameras at 1/4, as the robotwin tiles decode them; with ``baseline`` (another
+    jpeg_guard.py) that version is timed too, interleaved with this one on the same frames. ``load_calibration_us``
+    before and after (see _calibration_us) and the load average say how busy the machine was."""
+    import os  # noqa: PLC0415
+
+    other = _load_guard(baseline) if baseline is not None else None
+    out: dict = {"load_average_1min": round(os.getloadavg()[0], 1), "load_calibration_us": _calibration_us()}
+    for name, rgb_full, scale in zip(("head", "left_wrist", "right_wrist"), frames, (2, 4, 4)):
+        data = jpeg(rgb_full, 85)
         rgb, d, sampling = _scaled(data, scale)
         msg = SimpleNamespace(format="jpeg", data=data)
         need = rgb.shape[:2]
-        td, tg = [], []
+        td, tg, tb = [], [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             decode_compressed(msg, need_hw=need)
@@ -221,8 +250,16 @@ def cost_us(rgb_full: np.ndarray, repeats: int = 200) -> dict:
             t2 = time.perf_counter()
             td.append(t1 - t0)
             tg.append(t2 - t1)
-        out[f"1/{d} ({rgb.shape[0]}x{rgb.shape[1]})"] = {"decode_us": round(float(np.median(td)) * 1e6),
-                                                         "guard_us": round(float(np.median(tg)) * 1e6)}
+            if other is not None:
+                t3 = time.perf_counter()
+                other(rgb, d, sampling, SEAM_STEP_LEVELS)
+                tb.append(time.perf_counter() - t3)
+        row = {"decode_us": round(float(np.median(td)) * 1e6), "guard_us": round(float(np.median(tg)) * 1e6)}
+        if other is not None:
+            row["baseline_guard_us"] = round(float(np.median(tb)) * 1e6)
+            row["guard_over_baseline"] = round(float(np.median(tg)) / float(np.median(tb)), 3)
+        out[f"{name} 1/{d} ({rgb.shape[0]}x{rgb.shape[1]})"] = row
+    out["load_calibration_us_after"] = _calibration_us()
     return out
 
 
@@ -236,9 +273,11 @@ def consecutive_differences(seqs: dict[str, list[np.ndarray]]) -> dict:
 
 
 def run(n_flips: int = 6, recording: Path | None = None, agreement: float = SEAM_AGREEMENT,
-        step: float = SEAM_STEP_LEVELS) -> dict:
+        step: float = SEAM_STEP_LEVELS, baseline: Path | None = None, cost_only: bool = False) -> dict:
     cv2.setNumThreads(1)
     moments = sim_frames()
+    if cost_only:
+        return {"cost_per_frame": cost_us(moments[0], baseline=baseline)}
     sim_imgs = [img for m in moments for img in m]
     good: dict[str, list[bytes]] = {
         "sim (480x640, 3 cameras x 8 moments)": [jpeg(img, q) for img in sim_imgs for q in QUALITIES]
@@ -278,7 +317,7 @@ def run(n_flips: int = 6, recording: Path | None = None, agreement: float = SEAM
         | {k: "unavailable" for k, v in good.items() if not v},
         "adversarial_frames": good_frames(adversarial, agreement, step),
         "corrupted_frames": corrupted_frames(corrupt_sources, n_flips, agreement, step),
-        "cost_per_frame": cost_us(sim_imgs[1]),
+        "cost_per_frame": cost_us(moments[0], baseline=baseline),
         "consecutive_frame_mean_abs_difference_levels": consecutive_differences(seqs),
     }
 
@@ -287,11 +326,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flips", type=int, default=6, help="flipped copies per JPEG and scale")
     ap.add_argument("--recording", type=Path, default=None, help="a rosbag2 recording with CompressedImage topics")
+    ap.add_argument("--baseline-guard", type=Path, default=None,
+                    help="another jpeg_guard.py to time against this one, interleaved (cost_per_frame)")
+    ap.add_argument("--cost-only", action="store_true", help="only the cost per frame")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    out = run(args.flips, args.recording)
+    out = run(args.flips, args.recording, baseline=args.baseline_guard, cost_only=args.cost_only)
     print(json.dumps(out, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
-    refusals = sum(v["false_refusals"] for v in out["good_frames"].values() if isinstance(v, dict))
+    refusals = sum(v["false_refusals"] for v in out.get("good_frames", {}).values() if isinstance(v, dict))
     return 0 if refusals == 0 else 1
 
 

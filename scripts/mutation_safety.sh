@@ -7,11 +7,14 @@
 #   scripts/mutation_safety.sh                 # all five modules (~3,400 mutants: hours on 2 busy cores; BUDGET_S stops it)
 #   scripts/mutation_safety.sh limits watchdog chunks  # the scored modules (see README for figures)
 #   scripts/mutation_safety.sh smoke           # the braking tail only (~50 mutants; a few minutes, mostly generating)
+#   SAMPLE=200 scripts/mutation_safety.sh plan controller  # a seeded random sample of 200 mutants per module
 #
 # Needs: pip install -e ".[mutation]". Results: `mutmut results`, `mutmut show <mutant>`; survivors that are
 # equivalent (same behaviour) are listed with reasons in test/control/mutation_equivalents.md.
 # Env: PYTHON (interpreter, default python3), JOBS (parallel mutants, default 2), BUDGET_S (default 1800),
-# KEEP=1 (reuse mutants/ from the last run). Exact mutant names may be given instead of modules.
+# KEEP=1 (reuse mutants/ from the last run), SAMPLE=N (score a random sample of N mutants per module, SEED
+# default 21: an unbiased estimate when the whole module does not fit the time). Exact mutant names may be
+# given instead of modules.
 set -euo pipefail
 set -f  # mutant name patterns are for mutmut, not for the shell
 cd "$(dirname "$0")/.."
@@ -39,6 +42,27 @@ for m in "${mods[@]}"; do
   names+=(${PAT[$m]})
 done
 [ "${mods[0]}" = smoke ] && BUDGET_S=600
+if [ -n "${SAMPLE:-}" ]; then
+  # the names mutmut will generate (its own generator), then a seeded sample of each module's matching ones
+  mapfile -t names < <("$PY" - "${SAMPLE}" "${SEED:-21}" "${names[@]}" <<'PYEOF'
+import fnmatch
+import random
+import sys
+from pathlib import Path
+
+from mutmut.mutation.file_mutation import mutate_file_contents
+
+n, seed, pats = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+for mod in sorted({p.split(".x", 1)[0].rstrip(".*") for p in pats}):
+    rng = random.Random(f"{seed}/{mod}")  # per module: a module's sample does not depend on the others
+    path = Path(*mod.split(".")).with_suffix(".py")
+    every = [f"{mod}.{m}" for m in mutate_file_contents(str(path), path.read_text(encoding="utf-8")).mutant_names]
+    mine = [x for x in every if any(fnmatch.fnmatch(x, p) for p in pats)]
+    print("\n".join(sorted(rng.sample(mine, min(n, len(mine))))))
+PYEOF
+  )
+  echo "sampled ${#names[@]} mutants (SAMPLE=${SAMPLE} per module, SEED=${SEED:-21})"
+fi
 # a fresh copy of the sources and tests (~3 min to generate every mutant); KEEP=1 reuses mutants/ (mutmut
 # regenerates the functions whose source changed and re-copies test/), e.g. to rerun named mutants
 [ "${KEEP:-0}" = 1 ] || rm -rf mutants
@@ -69,8 +93,11 @@ per = {}
 for meta in Path("mutants").rglob("*.meta"):
     for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
         if any(fnmatch.fnmatch(name, p) for p in pats):
+            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": [], "not_run": 0})
+            if code is None:  # not reached (budget) or not in the sample
+                s["not_run"] += 1
+                continue
             status = status_by_exit_code[code]
-            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": []})
             s["n"] += 1
             if status in ("killed", "timeout", "segfault", "caught by type check"):
                 s["killed"] += 1
@@ -78,7 +105,8 @@ for meta in Path("mutants").rglob("*.meta"):
                 short = name.rsplit(".", 1)[1]
                 s["left"].append(f"{name} ({status}{', listed as equivalent' if short in listed else ', NOT LISTED'})")
 for mod, s in sorted(per.items()):
-    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)")
+    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)"
+          + (f", {s['not_run']} not run" if s["not_run"] else ""))
     for x in sorted(s["left"]):
         print("   ", x)
 PYEOF

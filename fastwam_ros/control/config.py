@@ -328,7 +328,9 @@ def _validate(c: ControllerConfig) -> None:
     period = 1.0 / rate
     if c.splice_mode not in SPLICE_MODES:
         raise ConfigError(f"splice_mode: expected one of {SPLICE_MODES}, got {c.splice_mode!r}")
-    _num("blend_window_s", c.blend_window_s, lo=0.0)
+    bw = _num("blend_window_s", c.blend_window_s, lo=0.0)
+    if 0.0 < bw < 1e-6:  # the ensemble's weight derivatives divide by the window squared
+        raise ConfigError(f"blend_window_s: expected 0 (no blend) or at least 1e-6 s, got {bw!r}")
     m = _num("handoff_margin_s", c.handoff_margin_s, lo=0.0)
     if m < period * (1 - 1e-9):
         raise ConfigError(f"handoff_margin_s: must be at least one control period ({period:.6g} s), got {m}")

@@ -35,13 +35,18 @@ Limits, stated plainly (figures: benchmarks/bench_jpeg_guard.py, benchmarks/fuzz
 * a scene whose edges trace exactly a drift's staircase on the MCU grid with one constant step *is* refused
   (never seen in camera images; benchmarks/bench_jpeg_guard.py lists such a picture apart).
 
-Cost: about 30 NumPy/OpenCV calls on the four lines around each MCU-row boundary (reduced to block means first)
-and a few pixels per candidate, independent of the JPEG's compressed size (figures: benchmarks/bench_jpeg_guard.py).
+Cost: about 30 NumPy calls per frame, none per row or candidate: the four lines around each MCU-row boundary are
+gathered in one indexing and reduced to whole-level block means (as ``cv2.resize`` INTER_AREA rounds them: half
+to even), the excess steps are one matrix product, and every index that depends only on the picture's geometry
+(lines, candidate positions, pixel offsets, segment masks) is computed once per geometry and cached. Independent
+of the JPEG's compressed size (figures: benchmarks/bench_jpeg_guard.py).
 """
 
 from __future__ import annotations
 
-import cv2
+import functools
+from typing import NamedTuple
+
 import numpy as np
 
 __all__ = ["seam_score"]
@@ -50,19 +55,56 @@ _RATIO_LO, _RATIO_HI = 0.5, 2.0  # a segment block agrees when its step is withi
 _INSIDE_LO, _INSIDE_HI = 0.3, 1.5  # the vertical step at k, relative to the reference step
 _WHOLE_MIN_ROWS, _WHOLE_MIN_COLS = 5, 20  # from this size (MCU rows, block columns) the whole-path share counts
 _CLIP_LO, _CLIP_HI = 2.0, 253.0  # a block mean at/below (above) this on the shifted side is clipped, levels
+# the excess step b->c beyond what the neighbouring steps a->b and c->e predict, halved: (3(c - b) - (e - a)) / 2
+# over 4 consecutive lines (a, b, c, e); exact in float32 for 0..255 inputs
+_ACROSS_W = np.array([[0.5, -1.5, 1.5, -0.5]], np.float32)
+# the same excess (not halved) on the 2 lines x 4 pixels read at a candidate, summed over the 2 lines and / 4
+_INSIDE_W = np.tile(np.array([1.0, -3.0, 3.0, -1.0]), 2) / 4
+# multiply-adds per block-mean matrix product: from ~1M OpenBLAS starts threads, which on a loaded machine cost
+# milliseconds (measured on 2 busy cores: 24-47 ms for a 1920-wide frame at scale 1 in 2^20-sized products,
+# 0.5 ms in 2^19-sized ones; one product for a 480x640 camera at scales 1/2 and 1/4)
+_BLAS_MACS = 400_000
+_TOP_BOTTOM = np.array([0, 1])  # the boundaries above and below an MCU row
 
 
-def _excess(a: np.ndarray, b: np.ndarray, c: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Twice the step b→c beyond what the neighbouring steps a→b and c→e predict: 3(c - b) - (e - a), for 4
-    consecutive lines as int16 (|result| <= 1020)."""
-    return 3 * (c - b) - (e - a)
+class _Plan(NamedTuple):
+    """What depends only on the geometry; the ``*_at`` tables are indexed by a position ``f`` in the grid of
+    reference steps [boundary above MCU row 1 .. n_rows-2, block column, channel] (small integer types: these
+    tables are read right after a decode has filled the caches)."""
+
+    nb: int  # MCU-row boundaries (n_rows - 1)
+    n_cols: int  # block columns
+    width: int  # n_cols * block width, px
+    k0: int  # first candidate block column (min_segment)
+    lines: np.ndarray  # [4 nb] image rows: 2 above and 2 below each boundary, line-major
+    block_sum: np.ndarray  # [block width x 3, 3] float32: a block's pixels -> its channel means (1 / block width)
+    chunk: int  # blocks per block-mean matrix product
+    pixel_at: np.ndarray  # [f] -> flat index in the H x W x 3 picture of (MCU row's top line, x = k * bw, channel)
+    offsets: np.ndarray  # [8] flat offsets from there of the 2 lines x 4 pixels read at k
+    row_at: np.ndarray  # [f] -> the boundary above the MCU row (the one below is the next)
+    ch_at: np.ndarray  # [f] -> channel
+    k_at: np.ndarray  # [f] -> block column k
+    segment: np.ndarray  # [k, 2, n_cols] -> the top (columns >= k) and bottom (columns < k) segment masks
 
 
-def _agrees(step: np.ndarray, after: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Blocks whose step matches ``delta``: 0.5..2 x delta, or of delta's sign with the shifted side clipped."""
-    ratio = step / delta
-    clipped = np.where(delta > 0, after >= _CLIP_HI, after <= _CLIP_LO)
-    return ((ratio >= _RATIO_LO) & (ratio <= _RATIO_HI)) | (clipped & (ratio > 0.1))
+@functools.lru_cache(maxsize=8)
+def _plan(h: int, w: int, scale: int, v_sampling: int, min_segment: int) -> _Plan | None:
+    bh = 8 * v_sampling // scale  # MCU height, px (DCT scaling keeps the block grid at 8/scale px)
+    bw = 8 // scale  # luma block width, px
+    n_rows, n_cols = h // bh, w // bw
+    if n_rows < 3 or n_cols < 2 * min_segment or bh < 2 or bw < 1:
+        return None
+    nb = n_rows - 1
+    ys = np.arange(1, n_rows) * bh
+    r, k, ch = np.unravel_index(np.arange((nb - 1) * n_cols * 3), (nb - 1, n_cols, 3))
+    # the 2 lines (the middles of the MCU row's upper and lower halves) x 4 pixels (x = k * bw - 2 .. + 1)
+    around = (np.array([bh // 4, 3 * bh // 4])[:, None] * w + np.arange(-2, 2)[None, :]) * 3
+    top = np.arange(n_cols)[None, :] >= np.arange(n_cols + 1)[:, None]
+    return _Plan(nb, n_cols, n_cols * bw, min_segment, np.concatenate([ys - 2, ys - 1, ys, ys + 1]),
+                 np.tile(np.eye(3, dtype=np.float32), (bw, 1)) / bw, max(64, _BLAS_MACS // (9 * bw)),
+                 (((r + 1) * bh * w + k * bw) * 3 + ch).astype(np.int64 if h * w * 3 >= 2**31 else np.int32),
+                 around.ravel(), r.astype(np.int32), ch.astype(np.int8), k.astype(np.int32),
+                 np.stack([top, ~top], axis=1))
 
 
 def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_levels: float,
@@ -72,55 +114,50 @@ def seam_score(rgb: np.ndarray, scale: int, sampling: tuple[int, int], step_leve
     ``step_levels``: smallest drift step considered, in 0..255 levels."""
     if scale >= 8:
         return 0.0
-    bh = 8 * max(1, sampling[1]) // scale  # MCU height, px (DCT scaling keeps the block grid at 8/scale px)
-    bw = 8 // scale  # luma block width, px
-    h, w = rgb.shape[:2]
-    n_rows, n_cols = h // bh, w // bw
-    if n_rows < 3 or n_cols < 2 * min_segment or bh < 2:
+    p = _plan(rgb.shape[0], rgb.shape[1], scale, max(1, sampling[1]), min_segment)
+    if p is None:
         return 0.0
-    img = rgb[: n_rows * bh, : n_cols * bw]
-    # excess step across each MCU-row boundary y = r * bh (r = 1 .. n_rows-1), averaged over each block's bw
-    # columns: across[r - 1] = the boundary above MCU row r ([boundary, block column, channel])
-    nb = n_rows - 1
-    ys = np.arange(1, n_rows) * bh
-    y4 = img[np.concatenate([ys - 2, ys - 1, ys, ys + 1])]  # one gather of whole lines
-    if bw > 1:  # block means first (the excess step is linear; rounding to whole levels moves it by <= 1 level)
-        y4 = cv2.resize(y4, (n_cols, 4 * nb), interpolation=cv2.INTER_AREA).reshape(4 * nb, n_cols, 3)
-    y4 = y4.astype(np.int16)
-    below = y4[2 * nb : 3 * nb]  # the first line of each MCU row 1 .. n_rows-1 (the shifted side of a drift)
-    across = _excess(y4[:nb], y4[nb : 2 * nb], below, y4[3 * nb :]).astype(np.float32) / 2
-    # candidates (row, k) for MCU rows 1 .. n_rows-2 (a boundary above and below) and block columns k with at
-    # least min_segment blocks on each side: the top segment's first block steps by at least step_levels (the
-    # reference delta) ...
-    ks = np.arange(min_segment, n_cols - min_segment + 1)
-    ref = across[:-1, ks[0] : ks[-1] + 1]
-    flat = np.flatnonzero(np.abs(ref) >= step_levels)
-    if len(flat) == 0:
+    rgb = np.ascontiguousarray(rgb)
+    nb, n_cols = p.nb, p.n_cols
+    # the 4 lines around each MCU-row boundary as whole-level block means [4 nb x block column, channel]
+    # (line-major: above-2, above-1, below, below+1): sums by a matrix product (exact in float32), rounded half
+    # to even as cv2.resize INTER_AREA rounds them
+    blocks = rgb[p.lines, : p.width].reshape(4 * nb * n_cols, -1).astype(np.float32)
+    means = np.empty((len(blocks), 3), np.float32)
+    for i in range(0, len(blocks), p.chunk):  # BLAS calls kept under OpenBLAS' threading size (see _BLAS_MACS)
+        np.matmul(blocks[i : i + p.chunk], p.block_sum, out=means[i : i + p.chunk])
+    np.rint(means, out=means)
+    # across[r] = the excess step across the boundary above MCU row r + 1 ([boundary, block column, channel])
+    across = (_ACROSS_W @ means.reshape(4, -1)).reshape(nb, n_cols, 3)
+    # candidates: MCU rows 1 .. n_rows-2 (a boundary above and below) and block columns k with min_segment blocks
+    # on each side where the top segment's first block steps by at least step_levels (the reference delta) ...
+    ref = np.abs(across[:-1])
+    ref[:, : p.k0] = 0  # (step_levels >= 1: never a candidate)
+    ref[:, n_cols - p.k0 + 1 :] = 0
+    flat = np.flatnonzero(ref >= step_levels)  # flat positions in across[:-1], so in across
+    if not flat.size:
         return 0.0
-    cand = np.stack(np.unravel_index(flat, ref.shape), axis=1)  # [row - 1, k - min_segment, channel]
-    # ... and the excess step at column x = k * bw inside the row, on two lines (the middles of the row's upper
-    # and lower halves: a drift may start at a lower Y block of a 4:2:0 MCU), has the same sign and 0.3..1.5 x
-    # delta (0.5 x when the drift starts at a lower or right Y block); read only at the candidates
-    y = (cand[:, 0:1] + 1) * bh + np.array([bh // 4, 3 * bh // 4])  # [candidate, line]
-    x = (cand[:, 1:2] + min_segment) * bw + np.arange(-2, 2)  # [candidate, pixel]
-    px = img[y[:, :, None], x[:, None, :], cand[:, 2:3, None]].astype(np.int16)  # [candidate, line, pixel]
-    inside = _excess(px[:, :, 0], px[:, :, 1], px[:, :, 2], px[:, :, 3]).sum(axis=1) / 4
-    rel = inside / ref[cand[:, 0], cand[:, 1], cand[:, 2]]
-    cand = cand[(rel >= _INSIDE_LO) & (rel <= _INSIDE_HI)]
-    if len(cand) == 0:
+    delta = across.reshape(-1)[flat]
+    # ... and the excess step at x = k * bw inside the row, on two lines (the middles of the row's upper and lower
+    # halves: a drift may start at a lower Y block of a 4:2:0 MCU), has the same sign and 0.3..1.5 x delta
+    px = rgb.reshape(-1)[p.pixel_at[flat][:, None] + p.offsets]  # [candidate, line x pixel]
+    rel = (px @ _INSIDE_W) / delta
+    keep = (rel >= _INSIDE_LO) & (rel <= _INSIDE_HI)
+    flat, delta = flat[keep], delta[keep, None, None]
+    if not flat.size:
         return 0.0
-    row = cand[:, 0] + 1
-    k = (cand[:, 1] + min_segment)[:, None]
-    ch = cand[:, 2]
-    delta = ref[cand[:, 0], cand[:, 1], ch][:, None]  # never 0: |delta| >= step_levels
-    cols = np.arange(n_cols)[None, :]
-    # the share of blocks agreeing with delta on the top segment (cols >= k) and the bottom one (cols < k)
-    # (a block pushed into 0 or 255 by the drift agrees when its step has delta's sign: clipping shortens it)
-    top_ok = (_agrees(across[row - 1, :, ch], below[row - 1, :, ch], delta) & (cols >= k)).sum(axis=1)
-    bottom_ok = (_agrees(across[row, :, ch], below[row, :, ch], delta) & (cols < k)).sum(axis=1)
-    whole = (top_ok + bottom_ok) / n_cols  # the share over the whole staircase
-    top_ok, bottom_ok = top_ok / (n_cols - k[:, 0]), bottom_ok / k[:, 0]
-    score = np.minimum(top_ok, bottom_ok)
-    if n_rows >= _WHOLE_MIN_ROWS and n_cols >= _WHOLE_MIN_COLS:  # camera-sized: a short segment may be noisier
-        score = np.where(score >= 0.5, whole, score)
+    # the blocks agreeing with delta on the top segment (boundary above the row, cols >= k) and the bottom one
+    # (boundary below, cols < k): 0.5..2 x delta, or of delta's sign where the drift pushed the shifted side's
+    # block mean into 0 or 255 (clipping shortens the step)
+    rows, ch = p.row_at[flat][:, None] + _TOP_BOTTOM, p.ch_at[flat][:, None]
+    ratio = across[rows, :, ch] / delta  # [candidate, top/bottom, block column]
+    after = means.reshape(4, nb, n_cols, 3)[2][rows, :, ch]  # the first line below each boundary
+    clipped = np.where(delta > 0, after >= _CLIP_HI, after <= _CLIP_LO)
+    agree = ((ratio >= _RATIO_LO) & (ratio <= _RATIO_HI)) | (clipped & (ratio > 0.1))
+    k = p.k_at[flat]
+    agree &= p.segment[k]
+    top_ok, bottom_ok = agree.sum(axis=2).T
+    score = np.minimum(top_ok / (n_cols - k), bottom_ok / k)
+    if nb + 1 >= _WHOLE_MIN_ROWS and n_cols >= _WHOLE_MIN_COLS:  # camera-sized: a short segment may be noisier
+        score = np.where(score >= 0.5, (top_ok + bottom_ok) / n_cols, score)  # the share over the whole staircase
     return float(score.max())

@@ -55,6 +55,7 @@ def test_bimanual_dict_builds_in_group_order():
     (lambda d: d.update(handoff_margin_s=0.001), "handoff_margin_s"),
     (lambda d: d.update(splice_mode="average"), "splice_mode"),
     (lambda d: d.update(control_rate_hz=0), "control_rate_hz"),
+    (lambda d: d.update(blend_window_s=1e-200), "blend_window_s"),  # w**2 underflows: ZeroDivisionError in a tick
     (lambda d: d.update(hold_decel_fraction=1.5), "hold_decel_fraction"),
     (lambda d: d.update(stale_chunk_s=float("nan")), "stale_chunk_s"),
     (lambda d: d.update(replace_execute_steps=0), "replace_execute_steps"),

@@ -389,3 +389,62 @@ def test_limit_arrays_are_float64_in_the_given_joint_order_whatever_the_input_ty
     assert LimitArrays.from_limits(["b"], lims).max_jerk.dtype == np.float64  # integer jerk alone, too
     assert la.accel_c.tolist() == [4.0, 2.0] and la.two_accel_c.tolist() == [8.0, 4.0]
     assert la.two_amax.tolist() == [16.0, 8.0] and la.neg_vmax.tolist() == [-7.0, -3.0]
+
+
+def _rollout_case(seed, jerk, refs, track_kind, init_kind):
+    rng = np.random.default_rng(seed)
+    J, K = 5, 12
+    names = [f"j{i}" for i in range(J)]
+    lims = {n: JointLimits(lower=-1.0 - i * 0.1, upper=0.8 + i * 0.2, max_velocity=1.0 + i * 0.3,
+                           max_acceleration=4.0 + i, max_jerk=(200.0 if jerk and i % 2 else None))
+            for i, n in enumerate(names)}
+    lim = LimitArrays.from_limits(names, lims)
+    p = rng.uniform(-0.9, 0.7, J)
+    v = rng.uniform(-1.0, 1.0, J)
+    a_prev = rng.uniform(-3.0, 3.0, J)
+    dts = np.r_[0.01, np.full(K - 1, 0.02)]
+    P_ref = np.cumsum(rng.normal(0, 0.05, (K, J)), axis=0) + p
+    V_ref = rng.normal(0, 0.5, (K, J))
+    P_ref[2, 1] = 5.0  # outside the range: clamped
+    if refs == "nan_p":
+        P_ref[3:, 2] = np.nan  # a position NaN with a finite velocity: that joint brakes
+    elif refs == "inf_v":
+        V_ref[:, 3] = np.inf
+    track = {"all": np.ones(J, bool), "some": np.array([1, 0, 1, 1, 0], bool), "none": np.zeros(J, bool)}[track_kind]
+    initialised = {"none": None, "all": np.ones(J, bool), "some": np.array([1, 1, 0, 1, 1], bool)}[init_kind]
+    if init_kind == "some":
+        p[2] = np.nan  # the controller's state before a joint's first joint state
+    return lim, p, v, a_prev, dts, track, P_ref, V_ref, np.minimum(0.5 * lim.max_acceleration, lim.max_acceleration), \
+        initialised
+
+
+@pytest.mark.parametrize("jerk", [False, True])
+@pytest.mark.parametrize("refs", ["finite", "nan_p", "inf_v"])
+@pytest.mark.parametrize("track_kind, init_kind", [("all", "none"), ("all", "all"), ("some", "some"),
+                                                   ("none", "none"), ("some", "none")])
+def test_the_trajectory_rollout_is_k_limiter_steps(jerk, refs, track_kind, init_kind):
+    """limiter_rollout (the published trajectory's limiter) returns exactly what K limiter_step calls return:
+    non-finite references, clamped references, joints not tracking, joints without a state (fed from 0), jerk."""
+    from fastwam_ros.control.limits import limiter_rollout
+
+    lim, p, v, a, dts, track, P_ref, V_ref, decel, init = _rollout_case(3, jerk, refs, track_kind, init_kind)
+    P, V = limiter_rollout(p.copy(), v.copy(), a.copy(), dts, lim, track, P_ref, V_ref, decel, init)
+    for i, dt in enumerate(dts):
+        p_in = p if init is None else np.where(init, p, 0.0)
+        r = limiter_step(p_in, v, a, float(dt), lim, track, P_ref[i], V_ref[i], decel)
+        p, v, a = r.p, r.v, r.a
+        np.testing.assert_allclose(P[i], p, rtol=0, atol=1e-12, err_msg=f"step {i}")
+        np.testing.assert_allclose(V[i], v, rtol=0, atol=1e-12, err_msg=f"step {i}")
+    assert np.isfinite(P).all() and np.isfinite(V).all()
+
+
+def test_only_tracking_joints_count_clamps():
+    """A joint that does not track counts no clamp, even where its state is outside the range (a joint without
+    a joint state is fed from 0, which a range may exclude) or its braking is limited; a tracking joint whose
+    step is not limited counts none either."""
+    lim = _lim(lower=0.5, upper=1.5, n=3)
+    p = np.array([0.0, 1.0, 1.0])  # joint 0: outside the range (not tracking)
+    v = np.array([0.0, 0.0, 1.9])  # joint 2: fast, not tracking (brakes)
+    r = limiter_step(p, v, np.zeros(3), 0.01, lim, np.array([False, True, False]), np.array([1.0, 1.001, 1.0]),
+                     np.zeros(3), lim.max_acceleration)
+    assert not r.clamped_position.any() and not r.clamped_velocity.any() and not r.clamped_acceleration.any()

@@ -4,7 +4,6 @@ warning are refused and counted per camera; good JPEGs of simulator, recorded an
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,19 +17,13 @@ from fastwam_ros.perception.compressed import SEAM_AGREEMENT, SEAM_STEP_LEVELS, 
 from fastwam_ros.perception.errors import ConfigError, DecodeError
 from fastwam_ros.perception.jpeg_guard import seam_score
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 WRIST_NEED = (128, 160)  # the robotwin wrist tile: a 480x640 JPEG decodes at 1/4, 240x320 at 1/2
 
 
-def _bench():
-    """benchmarks/bench_jpeg_guard.py: its picture sources and flipper are the ones measured there."""
-    spec = importlib.util.spec_from_file_location("bench_jpeg_guard", REPO / "benchmarks" / "bench_jpeg_guard.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-BENCH = _bench()
+BENCH = load_script("benchmarks/bench_jpeg_guard.py")  # its picture sources and flipper are the ones measured
 
 
 @functools.lru_cache(maxsize=4)
