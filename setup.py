@@ -31,6 +31,9 @@ TRAIN = ["accelerate>=0.30", "rosbags>=0.10", "tqdm>=4.60", "matplotlib>=3.5", "
 LEROBOT = ["av>=12", "pyarrow>=10"]  # LeRobot videos (AV1 included) read frame by frame, and the v3 export
 TRACKING = ["tensorboard>=2.10"]  # train.report_to=tensorboard (wandb: pip install wandb)
 DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
+# MuJoCo physics for the demo simulator (tested with 4.0.0); the ALOHA assets come from
+# `pip install --no-deps gym-aloha` (its own dependencies are not needed and not wanted)
+MUJOCO = ["mujoco>=3.1"]
 MUTATION = ["mutmut>=3.3,<4"]  # scripts/mutation_safety.sh (README, "Reliability")
 TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5", "av>=12"]
 
@@ -68,6 +71,7 @@ setup(
         "lerobot": LEROBOT,
         "tracking": TRACKING,
         "demo": MODEL + DEMO,
+        "mujoco": MODEL + DEMO + MUJOCO,
         "test": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST)),
         "mutation": sorted(set(MODEL + TRAIN + LEROBOT + TRACKING + DEMO + TEST + MUTATION)),
     },

@@ -1,7 +1,7 @@
 """ROS-free closed-loop demo: simulated bimanual robot -> perception -> Fast-WAM policy -> chunk controller.
 
-    python -m fastwam_ros.demo                     # 10 sim seconds, bundled checkpoint, writes outputs/demo/
-    python -m fastwam_ros.demo --seconds 6 --sim-mode kinematic --out /tmp/demo
+    python -m fastwam_ros.demo                     # 10 sim seconds, bundled checkpoint, kinematic sim, outputs/demo/
+    python -m fastwam_ros.demo --seconds 6 --sim-mode mujoco --out /tmp/demo
 
 The robot is one robot file (``config/robots/demo_aloha.yaml``, ``--robot``). The loop
 (:func:`fastwam_ros.closed_loop.run_episode`, shared with ``fastwam-eval``) runs the glue the ROS nodes ship --
@@ -156,7 +156,7 @@ def run_demo(
     seconds: float = 10.0,
     out_dir: str | Path = "outputs/demo",
     checkpoint: str | Path | None = None,
-    sim_mode: str = "auto",
+    sim_mode: str = "kinematic",
     policy: str = "checkpoint",
     seed: int = 0,
     robot_file: str | Path | None = None,
@@ -293,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="sim seconds to run (default: %(default)s)")
     ap.add_argument("--out", default="outputs/demo", help="output folder (default: %(default)s)")
     ap.add_argument("--checkpoint", default=None, help="policy directory (default: the bundled models/demo)")
-    ap.add_argument("--sim-mode", default="auto", choices=["auto", "mujoco", "kinematic"])
+    ap.add_argument("--sim-mode", default="kinematic", choices=["auto", "mujoco", "kinematic"],
+                    help="simulator (default %(default)s: the images the bundled checkpoint was trained on; 'mujoco' "
+                         "= MuJoCo physics, with MuJoCo's renders unless MUJOCO_GL=disable)")
     ap.add_argument("--policy", default="checkpoint", choices=["checkpoint", "scripted"],
                     help="'scripted' replays the scripted fold as chunks (an oracle, for comparison)")
     ap.add_argument("--latency", default=None,

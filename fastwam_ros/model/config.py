@@ -118,6 +118,10 @@ class PolicyConfig:
     camera_layout: str = "robotwin"  # "robotwin" (head over [left|right]) or "horizontal"
     num_video_frames: int = 9  # pixel frames of a training clip (3 latent frames)
     seed: int = 42
+    # Scale of the initial noise of the action sampling (1 = the official N(0, I)). 0 starts every Euler
+    # integration from the noise distribution's mean: one deterministic, smooth chunk per observation (the demo
+    # checkpoint uses it: its tiny action expert's chunks carry step-to-step noise otherwise).
+    initial_noise_scale: float = 1.0
 
 
 @dataclass

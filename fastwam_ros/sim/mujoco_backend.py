@@ -56,7 +56,7 @@ def gym_aloha_assets_dir() -> Path | None:
 def mujoco_available() -> tuple[bool, str]:
     """(True, "") if mujoco imports and gym-aloha's assets are installed, else (False, reason)."""
     if importlib.util.find_spec("mujoco") is None:
-        return False, "the `mujoco` package is not installed (pip install 'mujoco>=3.1,<3.9')"
+        return False, "the `mujoco` package is not installed (pip install mujoco)"
     if gym_aloha_assets_dir() is None:
         return False, "the `gym-aloha` package (ALOHA model assets) is not installed (pip install --no-deps gym-aloha)"
     return True, ""

@@ -60,6 +60,7 @@ class DataSection:
     num_workers: int = 0
     latent_cache: str = "none"  # none | memory | disk: VAE latents of each sample encoded once
     latent_cache_dir: str | None = None
+    window_stride: int = 1  # train on the windows starting every k-th tick only (fewer latents to encode)
 
 
 @dataclass
@@ -111,6 +112,8 @@ class TrainConfig:
             raise TrainConfigError(f"data.latent_cache must be none, memory or disk, got {self.data.latent_cache!r}")
         if self.data.latent_cache == "disk" and not self.data.latent_cache_dir:
             raise TrainConfigError("data.latent_cache=disk needs data.latent_cache_dir")
+        if int(self.data.window_stride) < 1:
+            raise TrainConfigError(f"data.window_stride must be >= 1, got {self.data.window_stride}")
         t = self.train
         if t.batch_size < 1 or t.grad_accum_steps < 1:
             raise TrainConfigError("train.batch_size and train.grad_accum_steps must be >= 1")

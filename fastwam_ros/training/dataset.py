@@ -31,7 +31,8 @@ class FastWAMDataset(Dataset):
     * ``instruction``    str; ``index`` int (the sample index, for latent caching).
 
     ``perception_config`` is the perception package's config; ``with_video=False`` skips the cameras (stats,
-    action-only checks).
+    action-only checks). ``window_stride`` k > 1 keeps only the windows that start at ticks 0, k, 2k, ... of each
+    episode (k times fewer distinct windows: fewer VAE encodings to cache on a CPU).
     """
 
     def __init__(
@@ -40,9 +41,16 @@ class FastWAMDataset(Dataset):
         perception_config: Any = None,
         spec: WindowSpec = WindowSpec(),
         with_video: bool = True,
+        window_stride: int = 1,
     ) -> None:
         if not episodes:
             raise DatasetError("no episodes")
+        if int(window_stride) < 1:
+            raise DatasetError(f"window_stride must be >= 1, got {window_stride}")
+        self.window_stride = int(window_stride)
+        # index -> cached VAE latent or None (set by the trainer once every sample's latent is cached): items then
+        # carry ``latent`` instead of ``video`` and no camera frame is decoded or tiled
+        self.latent_source = None
         self.episodes = list(episodes)
         self.spec = spec
         self.perception_config = perception_config
@@ -62,7 +70,8 @@ class FastWAMDataset(Dataset):
                 missing = [c for c in cams if c not in ep.cameras]
                 if missing:
                     raise DatasetError(f"episode {ep.name} lacks camera(s) {missing}; it has {sorted(ep.cameras)}")
-        lengths = np.array([len(ep) for ep in self.episodes], dtype=np.int64)
+        k = self.window_stride
+        lengths = np.array([(len(ep) + k - 1) // k for ep in self.episodes], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
 
     @property
@@ -92,7 +101,7 @@ class FastWAMDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"sample {index} outside [0, {len(self) - 1}]")
         e = int(np.searchsorted(self._starts, index, side="right") - 1)
-        return e, int(index - self._starts[e])
+        return e, int(index - self._starts[e]) * self.window_stride
 
     def tiled_frame(self, episode: Episode, tick: int) -> np.ndarray:
         """float32 [3, H, W] in [-1, 1]: the cameras of ``tick`` through the perception preprocessing."""
@@ -113,7 +122,10 @@ class FastWAMDataset(Dataset):
             "instruction": ep.instruction,
             "index": int(index),
         }
-        if self.with_video:
+        z = self.latent_source(int(index)) if (self.with_video and self.latent_source is not None) else None
+        if z is not None:
+            item["latent"] = z
+        elif self.with_video:
             tiles: dict[int, np.ndarray] = {}
             for tick in w.video_index.tolist():
                 if tick not in tiles:

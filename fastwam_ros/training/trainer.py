@@ -189,7 +189,8 @@ class Trainer:
                                      cfg.data.rosbag if cfg.data.format == "rosbag" else cfg.data.lerobot,
                                      self.perception_config)
         train_eps, val_eps = split_episodes(episodes, t.val_fraction, t.val_seed)
-        self.dataset = FastWAMDataset(train_eps, self.perception_config, WindowSpec())
+        self.dataset = FastWAMDataset(train_eps, self.perception_config, WindowSpec(),
+                                      window_stride=cfg.data.window_stride)
         self.val_dataset = FastWAMDataset(val_eps, self.perception_config, WindowSpec()) if val_eps else None
         self.val_indices = spaced_indices(len(self.val_dataset), t.val_samples) if self.val_dataset else []
         self.stats = self._dataset_stats(episodes)
@@ -401,6 +402,30 @@ class Trainer:
             out[j] = z
         return torch.stack([o.to(video.device) for o in out])
 
+    @torch.no_grad()
+    def prefill_latent_cache(self, batch_size: int = 16, part: tuple[int, int] = (0, 1),
+                             log=None) -> int:
+        """Encode the training samples' latents that the cache lacks, ``batch_size`` at a time (batched VAE passes
+        are ~2x cheaper per sample on a CPU than the one-by-one encoding on first use); with ``part`` = (i, n) only
+        every n-th missing sample from the i-th (n processes can share a disk cache). Returns the number encoded."""
+        from torch.utils.data import default_collate
+
+        if self.cfg.data.latent_cache == "none":
+            raise ValueError("prefill_latent_cache needs data.latent_cache = memory or disk")
+        i, n = part
+        todo = [k for k in range(len(self.dataset)) if self._cached_latent(k) is None][i::n]
+        for j in range(0, len(todo), batch_size):
+            keys = todo[j : j + batch_size]
+            batch = default_collate([self.dataset[k] for k in keys])
+            z = self.processor.encode_video(batch["video"].to(self.accelerator.device)).float()
+            for k, zk in zip(keys, z):
+                self._store_latent(k, zk.detach())
+            if log is not None and (j // batch_size) % 50 == 0:
+                log(f"latents {j + len(keys)}/{len(todo)}")
+        if all(self._cached_latent(k) is not None for k in range(len(self.dataset))):
+            self.dataset.latent_source = self._cached_latent  # every item is cached: skip tiling frames
+        return len(todo)
+
     def _cached_latent(self, key: int) -> torch.Tensor | None:
         if key in self._latent_cache:
             return self._latent_cache[key]
@@ -427,6 +452,8 @@ class Trainer:
         latents from the latent cache or the VAE, text embeddings from the instruction cache).
         ``use_cache``: False for samples of another dataset than the training one (validation)."""
         device = self.accelerator.device
+        if "latent" in batch and use_cache:  # every latent of the dataset is cached: no frames were tiled
+            return self.processor.training_inputs(batch, video_latents=batch["latent"].to(device).float())
         latents = self.encode_video(batch["video"].to(device), batch["index"], use_cache)
         return self.processor.training_inputs(batch, video_latents=latents)
 

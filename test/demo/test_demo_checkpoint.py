@@ -72,3 +72,26 @@ def test_predictions_beat_holding_still_on_an_unseen_episode(policy):
         err_policy.append(np.abs(out.actions - ref).mean())
         err_hold.append(np.abs(ep["state"][k] - ref).mean())
     assert np.mean(err_policy) < np.mean(err_hold), (np.mean(err_policy), np.mean(err_hold))
+
+
+def test_chunks_are_sampled_from_the_noise_mean(policy):
+    """The bundled config sets policy.initial_noise_scale = 0: every replan starts the Euler integration from the
+    noise mean, so the chunk does not depend on the seed; other scales multiply the seeded N(0, I) draw."""
+    import torch
+
+    assert policy.noise_scale == 0.0
+    perception = load_robot("demo_aloha").perception_config()
+    sim = BimanualSim(mode="kinematic", seed=4)
+    frame = preprocess_frames({cam: sim.render(cam) for cam in sim.cameras}, perception)
+    a = policy.predict(frame, INSTRUCTION, sim.joint_positions(), seed=1).actions
+    b = policy.predict(frame, INSTRUCTION, sim.joint_positions(), seed=2).actions
+    np.testing.assert_array_equal(a, b)
+    zero = policy.predict(frame, INSTRUCTION, sim.joint_positions(), noise=np.zeros((32, 14), np.float32)).actions
+    np.testing.assert_allclose(a, zero, atol=1e-6)
+    policy.noise_scale = 0.5
+    try:
+        n, _ = policy._initial_noise(7, None)
+    finally:
+        policy.noise_scale = 0.0
+    ref = torch.randn((1, 32, 14), generator=torch.Generator("cpu").manual_seed(7), dtype=torch.float32)
+    torch.testing.assert_close(n, 0.5 * ref)

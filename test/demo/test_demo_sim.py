@@ -133,6 +133,31 @@ def test_scripted_fold_folds_the_towel_kinematic(seed):
     assert sim.towel.held_by == [None, None]  # both corners released
 
 
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_scripted_fold_is_feasible_with_a_margin(seed):
+    """The demonstrations must never ask for more than the demo robot can do: peak speeds under 60 % of the
+    velocity limits, accelerations under a third of the robot file's limits, grippers inside (0, 1) (finite
+    differences of the script at 1 kHz, independent of how the script sizes its segments)."""
+    from fastwam_ros.robot import load_robot
+
+    robot = load_robot("demo_aloha")
+    ctrl = robot.controller_config()
+    amax = np.array([ctrl.limits[n].max_acceleration for n in JOINT_NAMES])
+    vmax = np.array([joint_limits()[n].velocity for n in JOINT_NAMES])
+    sim = BimanualSim(mode="kinematic", seed=seed)
+    start = HOME_POSITIONS + np.random.default_rng(seed).uniform(-0.05, 0.05, 14)
+    folder = make_folder(sim.towel, np.random.default_rng(seed), start=start)
+    dt = 1e-3
+    q = np.stack([folder.command(t) for t in np.arange(0.0, folder.duration_s + 0.1, dt)])
+    v = np.diff(q, axis=0) / dt
+    a = np.diff(v, axis=0) / dt
+    np.testing.assert_allclose(q[0], start, atol=1e-12)
+    assert np.all(np.abs(v).max(axis=0) <= 0.6 * vmax + 1e-3)
+    assert np.all(np.abs(a).max(axis=0) <= amax / 3 + 0.05)
+    grip = q[:, [6, 13]]
+    assert grip.min() >= 0.1 - 1e-9 and grip.max() <= 0.9 + 1e-9
+
+
 def test_mujoco_mode_tracks_and_renders(mj_sim):
     sim = mj_sim
     sim.reset(seed=0)

@@ -187,3 +187,16 @@ def test_missing_instruction(tmp_path, spec):
     fixed = RosbagSpec(cameras=dict(bf.CAMERAS), joint_names=list(bf.JOINTS), instruction_topic=None,
                        instruction="stack the cups")
     assert read_rosbag_episode(bag, fixed, load_images=False).instruction == "stack the cups"
+
+
+def test_dataset_window_stride_keeps_every_kth_window(episode):
+    pcfg = PerceptionConfig.from_dict(bf.perception_dict())
+    full = FastWAMDataset([episode, episode], pcfg)
+    ds = FastWAMDataset([episode, episode], pcfg, window_stride=4)
+    assert len(ds) == 2 * 12  # ticks 0, 4, ..., 44 of each 45-tick episode
+    assert ds.locate(0) == (0, 0) and ds.locate(11) == (0, 44) and ds.locate(12) == (1, 0) and ds.locate(13) == (1, 4)
+    a, b = ds[13], full[45 + 4]
+    for k in ("actions", "state", "video", "action_is_pad", "image_is_pad"):
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
+    with pytest.raises(DatasetError, match="window_stride"):
+        FastWAMDataset([episode], pcfg, window_stride=0)

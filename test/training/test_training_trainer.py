@@ -142,3 +142,32 @@ def _check_trained_contract(policy_dir: Path) -> None:
     with pytest.raises(ContractError) as ei:
         FastWAMPolicy.from_pretrained(policy_dir, robot="demo_aloha")
     assert {d.field for d in ei.value.differences} == {"joint_names", "frame_hw"}
+
+
+def test_prefilled_latent_cache_matches_one_by_one_encoding_and_skips_tiling(tmp_path, bag):
+    """prefill_latent_cache encodes in batches what encode_video would encode one sample at a time; afterwards the
+    dataset hands out the cached latents instead of tiling frames, and training runs on them."""
+    spec = RosbagSpec(cameras=dict(bf.CAMERAS), joint_names=list(bf.JOINTS))
+    eps = [read_rosbag_episode(bag, spec)]
+    tr = Trainer(make_cfg(tmp_path / "p", bag, max_steps=2, save_every=100, val_fraction=0.0), episodes=eps)
+    n = len(tr.dataset)
+    assert tr.prefill_latent_cache(batch_size=4, part=(1, 2)) == n // 2  # every 2nd missing sample from the 2nd
+    assert tr.dataset.latent_source is None  # not complete yet: items still carry frames
+    assert tr.prefill_latent_cache(batch_size=4) == n - n // 2
+    assert tr.dataset.latent_source is not None
+    item = tr.dataset[7]
+    assert "video" not in item
+    with torch.no_grad():
+        ref = tr.processor.encode_video(_video_of(tr, 7)).float()[0]
+    torch.testing.assert_close(item["latent"], ref, rtol=1e-4, atol=1e-4)
+    hist = tr.train()
+    assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
+
+
+def _video_of(tr, index):
+    """The sample's frames as the dataset tiles them (latent source off)."""
+    src, tr.dataset.latent_source = tr.dataset.latent_source, None
+    try:
+        return tr.dataset[index]["video"][None]
+    finally:
+        tr.dataset.latent_source = src

@@ -122,6 +122,7 @@ class FastWAMPolicy(PolicyBuilders):
         self.perception_config = perception_config
         self.seed_mode = seed_mode
         self.seed = int(self.cfg.policy.seed if seed is None else seed)
+        self.noise_scale = float(self.cfg.policy.initial_noise_scale)
         if num_inference_steps is not None and int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         self.num_inference_steps = None if num_inference_steps is None else int(num_inference_steps)
@@ -423,7 +424,8 @@ class FastWAMPolicy(PolicyBuilders):
             seed = self.seed if self.seed_mode == "fixed" else self._rng.randrange(2**63)
         g = torch.Generator("cpu").manual_seed(int(seed))
         # Official: float32 randn on a fresh CPU generator, then cast to the model dtype.
-        return torch.randn(shape, generator=g, dtype=torch.float32), int(seed)
+        noise = torch.randn(shape, generator=g, dtype=torch.float32)
+        return (noise if self.noise_scale == 1.0 else noise * self.noise_scale), int(seed)
 
 
 __all__ = ["FastWAMPolicy", "PolicyOutput", "STAGES", "SEED_MODES", "identity_normalizer"]
