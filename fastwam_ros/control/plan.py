@@ -141,15 +141,22 @@ class ChunkSpline(Source):
             tau = min(max(t - (self.t0 + k * self.dt), -self.extrapolate_s), self.extrapolate_s)
             inside = abs(t - (self.t0 + k * self.dt)) < self.extrapolate_s
             return self.p[k] + v * tau, (v.copy() if inside else self._z.copy()), self._z.copy()
+        return self._piece(x, with_acceleration=True)
+
+    def _piece(self, x: float, *, with_acceleration: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The cubic Hermite piece at grid coordinate ``x`` (0 < x < n - 1): position, velocity and, when asked,
+        acceleration (else None)."""
         k = min(int(math.floor(x)), self.n - 2)
         u = x - k
         p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.m[k], self.m[k + 1]
         u2, u3 = u * u, u * u * u
         h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
         d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
-        e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
         pos = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
         vel = (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / self.dt
+        if not with_acceleration:
+            return pos, vel, None
+        e00, e10, e01, e11 = 12 * u - 6, 6 * u - 4, -12 * u + 6, 6 * u - 2
         acc = (e00 * p0 + e10 * m0 + e01 * p1 + e11 * m1) / (self.dt * self.dt)
         return pos, vel, acc
 
@@ -668,14 +675,8 @@ def eval_pv(src: Source, t: float) -> tuple[np.ndarray, np.ndarray]:
         if src.n == 1 or x <= 0.0 or x >= src.n - 1:
             p, v, _ = src.eval(t)
             return p, v
-        k = min(int(math.floor(x)), src.n - 2)
-        u = x - k
-        p0, p1, m0, m1 = src.p[k], src.p[k + 1], src.m[k], src.m[k + 1]
-        u2, u3 = u * u, u * u * u
-        h00, h10, h01, h11 = 2 * u3 - 3 * u2 + 1, u3 - 2 * u2 + u, -2 * u3 + 3 * u2, u3 - u2
-        d00, d10, d01, d11 = 6 * u2 - 6 * u, 3 * u2 - 4 * u + 1, -6 * u2 + 6 * u, 3 * u2 - 2 * u
-        return (h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1,
-                (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / src.dt)
+        p, v, _ = src._piece(x, with_acceleration=False)
+        return p, v
     if isinstance(src, BlendSource):
         if t >= src.t_h + src.w:
             return eval_pv(src.new, t)
