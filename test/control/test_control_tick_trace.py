@@ -5,16 +5,15 @@ published trajectory point (tracking horizon + braking tail), committed prefixes
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_script
+
 _HERE = Path(__file__).resolve().parent / "fixtures"
-_spec = importlib.util.spec_from_file_location("make_tick_trace", _HERE / "make_tick_trace.py")
-_gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_gen)
+_gen = load_script("test/control/fixtures/make_tick_trace.py")
 FIXTURE = _HERE / "tick_trace.npz"
 ATOL = 1e-12  # rad, rad/s: float rounding only
 ATOL_ACC = 1e-10  # rad/s²: accelerations are velocity differences / dt (dt = 0.01 s)

@@ -4,16 +4,15 @@ recorded before the optimisation (``fixtures/controller_trace.npz``, written by
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_script
+
 _HERE = Path(__file__).resolve().parent / "fixtures"
-_spec = importlib.util.spec_from_file_location("make_controller_trace", _HERE / "make_controller_trace.py")
-_gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_gen)
+_gen = load_script("test/control/fixtures/make_controller_trace.py")
 MODES, scenario = _gen.MODES, _gen.scenario
 FIXTURE = _HERE / "controller_trace.npz"
 # float rounding only: the natural-spline slopes are an O(H) tridiagonal solve now instead of a dense inverse

@@ -3,19 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_perception.py"
+from conftest import load_script
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("fuzz_perception", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/fuzz_perception.py")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
