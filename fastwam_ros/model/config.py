@@ -214,6 +214,9 @@ class FastWAMConfig:
             raise ConfigError("proprio_dim and action_dim must be positive")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        s = self.policy.initial_noise_scale
+        if not (isinstance(s, (int, float)) and 0.0 <= s < float("inf")):
+            raise ConfigError(f"policy.initial_noise_scale must be a finite number >= 0, got {s!r}")
         return self
 
     # ---- serialisation -----------------------------------------------------------------------------

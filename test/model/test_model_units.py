@@ -49,6 +49,11 @@ def test_config_errors_are_specific():
     d["variant"] = "uncond"
     with pytest.raises(ConfigError, match="variant"):
         FastWAMConfig.from_dict(d)
+    for bad in (-1.0, float("nan"), float("inf"), "0"):
+        d = load_config("tiny").to_dict()
+        d["policy"]["initial_noise_scale"] = bad
+        with pytest.raises(ConfigError, match="initial_noise_scale"):
+            FastWAMConfig.from_dict(d)
     with pytest.raises(FileNotFoundError):
         load_config("no_such_preset")
 
