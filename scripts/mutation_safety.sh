@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Mutation testing of the safety core (README, "Reliability"): mutmut 3 mutates the controller's limiter,
 # plan/splice, watchdog, e-stop/enable logic and the runtime's chunk validation, and runs, for each mutant,
-# only the tests that execute the mutated function (mutmut's per-function test selection), with the
-# property tests drawing a fixed, reduced set of examples.
+# only the tests that execute the mutated function (mutmut's per-function test selection), fastest first,
+# with the property tests drawing a fixed, reduced set of examples.
 #
-#   scripts/mutation_safety.sh                 # all five modules (~3,400 mutants: hours on 2 busy cores; BUDGET_S stops it)
-#   scripts/mutation_safety.sh limits watchdog chunks  # the scored modules (see README for figures)
-#   scripts/mutation_safety.sh smoke           # the braking tail only (~50 mutants; a few minutes, mostly generating)
+#   scripts/mutation_safety.sh                 # the whole scope (5 modules, ~4,300 mutants)
+#   scripts/mutation_safety.sh limits watchdog chunks  # some modules
+#   scripts/mutation_safety.sh smoke           # the braking tail only (~50 mutants; a few minutes)
 #   SAMPLE=200 scripts/mutation_safety.sh plan controller  # a seeded random sample of 200 mutants per module
+#   KEEP=1 scripts/mutation_safety.sh fastwam_ros.control.plan.x_eval_pv__mutmut_6 ...  # named mutants, always run
 #
-# Needs: pip install -e ".[mutation]". Results: `mutmut results`, `mutmut show <mutant>`; survivors that are
-# equivalent (same behaviour) are listed with reasons in test/control/mutation_equivalents.md.
+# Survivors that are equivalent (same behaviour) are listed one by one with the reason in
+# test/control/mutation_equivalents.md. A listed mutant whose function is byte-for-byte the one it was triaged on
+# (SHA-256 in test/control/mutation_triage.json) is *carried*: counted as a listed survivor without being run
+# (a survivor is the costly kind: every test of its function, 5-25 s); FULL=1 runs those too. After a triage,
+# `python scripts/mutation_safety.py fingerprint` records the functions. See scripts/mutation_safety.py.
+#
+# Needs: pip install -e ".[mutation]". Results: `mutmut results`, `mutmut show <mutant>`.
 # Env: PYTHON (interpreter, default python3), JOBS (parallel mutants, default 2), BUDGET_S (default 1800),
-# KEEP=1 (reuse mutants/ from the last run), SAMPLE=N (score a random sample of N mutants per module, SEED
-# default 21: an unbiased estimate when the whole module does not fit the time). Exact mutant names may be
-# given instead of modules.
+# KEEP=1 (reuse mutants/ from the last run), FULL=1, SAMPLE=N (SEED default 21: an unbiased estimate of a
+# module's score when the whole module does not fit the time).
 set -euo pipefail
 set -f  # mutant name patterns are for mutmut, not for the shell
 cd "$(dirname "$0")/.."
@@ -42,72 +47,25 @@ for m in "${mods[@]}"; do
   names+=(${PAT[$m]})
 done
 [ "${mods[0]}" = smoke ] && BUDGET_S=600
-if [ -n "${SAMPLE:-}" ]; then
-  # the names mutmut will generate (its own generator), then a seeded sample of each module's matching ones
-  mapfile -t names < <("$PY" - "${SAMPLE}" "${SEED:-21}" "${names[@]}" <<'PYEOF'
-import fnmatch
-import random
-import sys
-from pathlib import Path
-
-from mutmut.mutation.file_mutation import mutate_file_contents
-
-n, seed, pats = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-for mod in sorted({p.split(".x", 1)[0].rstrip(".*") for p in pats}):
-    rng = random.Random(f"{seed}/{mod}")  # per module: a module's sample does not depend on the others
-    path = Path(*mod.split(".")).with_suffix(".py")
-    every = [f"{mod}.{m}" for m in mutate_file_contents(str(path), path.read_text(encoding="utf-8")).mutant_names]
-    mine = [x for x in every if any(fnmatch.fnmatch(x, p) for p in pats)]
-    print("\n".join(sorted(rng.sample(mine, min(n, len(mine))))))
-PYEOF
-  )
-  echo "sampled ${#names[@]} mutants (SAMPLE=${SAMPLE} per module, SEED=${SEED:-21})"
+explicit=1
+for n in "${names[@]}"; do [[ "$n" == *"__mutmut_"*"*"* || "$n" != *"__mutmut_"* ]] && explicit=0; done
+if [ "$explicit" = 0 ]; then
+  # every mutant of the patterns (mutmut's own generator), less the carried listed equivalents (or a sample)
+  args=()
+  [ "${FULL:-0}" = 1 ] && args+=(--full)
+  [ -n "${SAMPLE:-}" ] && args+=(--sample "$SAMPLE" --seed "${SEED:-21}")
+  mapfile -t run_names < <("$PY" scripts/mutation_safety.py names "${args[@]}" "${names[@]}")
+else
+  run_names=("${names[@]}")
 fi
 # a fresh copy of the sources and tests (~3 min to generate every mutant); KEEP=1 reuses mutants/ (mutmut
 # regenerates the functions whose source changed and re-copies test/), e.g. to rerun named mutants
 [ "${KEEP:-0}" = 1 ] || rm -rf mutants
 start=$(date +%s)
 set +e
-timeout "$BUDGET_S" "$PY" -m mutmut run --max-children "$JOBS" "${names[@]}"
+timeout "$BUDGET_S" "$PY" -m mutmut run --max-children "$JOBS" "${run_names[@]}"
 rc=$?
 set -e
 echo "mutation run: $(( $(date +%s) - start )) s, exit $rc (124: budget ${BUDGET_S} s reached)"
-"$PY" - "${names[@]}" <<'PYEOF'
-"""Per-module score of the mutants just run: killed (a test failed, timed out or crashed) / all run."""
-import fnmatch
-import json
-import re
-import sys
-from pathlib import Path
-
-from mutmut.stats import status_by_exit_code
-
-pats = sys.argv[1:]
-# survivors justified in the equivalents file: a row names `x…__mutmut_N` and possibly more numbers `_M`
-listed = set()
-for row in Path("test/control/mutation_equivalents.md").read_text(encoding="utf-8").splitlines():
-    first = row.split("|")[1] if row.count("|") > 2 else ""
-    for base, num in re.findall(r"`(\S+__mutmut_)(\d+)`", first):
-        listed |= {base + num} | {base + n for n in re.findall(r"`_(\d+)`", first)}
-per = {}
-for meta in Path("mutants").rglob("*.meta"):
-    for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
-        if any(fnmatch.fnmatch(name, p) for p in pats):
-            s = per.setdefault(name.split(".x")[0], {"n": 0, "killed": 0, "left": [], "not_run": 0})
-            if code is None:  # not reached (budget) or not in the sample
-                s["not_run"] += 1
-                continue
-            status = status_by_exit_code[code]
-            s["n"] += 1
-            if status in ("killed", "timeout", "segfault", "caught by type check"):
-                s["killed"] += 1
-            else:
-                short = name.rsplit(".", 1)[1]
-                s["left"].append(f"{name} ({status}{', listed as equivalent' if short in listed else ', NOT LISTED'})")
-for mod, s in sorted(per.items()):
-    print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %)"
-          + (f", {s['not_run']} not run" if s["not_run"] else ""))
-    for x in sorted(s["left"]):
-        print("   ", x)
-PYEOF
+"$PY" scripts/mutation_safety.py report "${names[@]}"
 exit $rc
