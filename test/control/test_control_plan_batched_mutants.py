@@ -232,3 +232,35 @@ def test_a_chunk_pieces_are_built_once_and_kept():
     both = _segments([a, b])
     assert both.shape == (5, 4, 3)
     np.testing.assert_array_equal(both[:4], ga)
+
+
+def test_a_summed_weight_of_exactly_1e_9_follows_the_heaviest_member():
+    """The ensemble's "(almost) uncovered" rule is ``W <= 1e-9``, edge included: at a time where the members'
+    summed weight is exactly 1e-9 the plan is the heaviest member alone (as in ``eval``), not the normalised
+    average of the members that cover it."""
+    import math
+
+    c2 = math.exp(-40.0)
+    lw1 = math.log(1e-9 - 0.5 * c2)  # the fully-in member weighs just under 1e-9; the fading one tops it up
+    one, two = ChunkSpline(0.5, 0.125, np.ones((17, 3))), ChunkSpline(1.0, 0.125, 2 * np.ones((17, 3)))
+    src = EnsembleSource([EnsembleMember(ChunkSpline(0.0, 0.125, np.zeros((3, 3))), 0.0, 0.0, 0.25),
+                          EnsembleMember(one, lw1, 0.5, one.end_s), EnsembleMember(two, -40.0, 1.0, two.end_s)],
+                         0.25, 3)
+    lo, hi = 1.0, 1.25  # the fading member's ramp-in: the summed weight crosses 1e-9 in between
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if sum(src.weights_at(mid)) < 1e-9 else (lo, mid)
+    t = lo
+    for _ in range(64):
+        t = float(np.nextafter(t, 0.0))
+    hits = []
+    for _ in range(128):
+        if sum(src.weights_at(t)) == 1e-9:
+            hits.append(t)
+        t = float(np.nextafter(t, 2.0))
+    assert hits, "no time with a summed weight of exactly 1e-9"
+    ts = np.array(hits)
+    P, V = eval_pv_many(src, ts)
+    np.testing.assert_array_equal(P, np.ones((ts.size, 3)))
+    np.testing.assert_array_equal(V, np.zeros((ts.size, 3)))
+    _same_as_reference(src, ts, ref=_RowByRow(src), atol_p=0.0, atol_v=0.0)
