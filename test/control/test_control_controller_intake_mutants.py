@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fastwam_ros.control import Chunk, ChunkController, ControllerConfig
+from fastwam_ros.control.plan import ChunkSpline
 from fastwam_ros.control.synthetic import bimanual_config_dict
 
 DT = 1 / 30
@@ -271,3 +272,24 @@ def test_ensemble_weights_depend_on_stamp_differences_only_at_wall_clock_stamps(
     pre = out.committed_prefix.positions
     arm = is_arm(cfg)
     np.testing.assert_allclose(pre[:, arm], want, rtol=0, atol=1e-12)
+
+
+def test_an_ensemble_member_leaves_the_plan_when_its_fade_out_ends_at_the_submit_time():
+    """A member fades out over [end, end + w]; submit_chunk drops it once end + w <= now, as tick does.
+    Chunk A (arm 0, ends at 0.1 s) has faded out exactly when chunk C arrives at now = 0.1 + w: the plan is then
+    made of B and C only (both arm 0.5), also for a tick stamped just before that submit time."""
+    w = 0.3
+    ctl, cfg = started(splice_mode="ensemble", blend_window_s=w, enable_ramp_s=0.0, tracking_error_rad=10.0,
+                       rtc_prefix_s=0.005)
+    a = chunk(cfg, 0.0, h=4, value=np.tile(home(cfg, 0.0), (4, 1)))
+    submit_now = ChunkSpline(a.stamp_s, DT, a.positions).end_s + w  # A's end + w, as the plan computes it
+    assert ctl.submit_chunk(a, 0.0).accepted
+    assert ctl.submit_chunk(chunk(cfg, 0.05, value=np.tile(home(cfg, 0.5), (32, 1))), 0.05).accepted
+    for n in range(1, 39):
+        ctl.update_joint_state(0.01 * n, cfg.joint_names, home(cfg))
+        ctl.tick(0.01 * n)
+    assert ctl.submit_chunk(chunk(cfg, 0.385, value=np.tile(home(cfg, 0.5), (32, 1))), submit_now).accepted
+    ctl.update_joint_state(0.39, cfg.joint_names, home(cfg))
+    out = ctl.tick(0.39)
+    assert out.groups["left_arm"].mode == "running" and out.committed_prefix.num_steps == 1
+    np.testing.assert_allclose(out.committed_prefix.positions[0, is_arm(cfg)], 0.5, rtol=0, atol=1e-12)
