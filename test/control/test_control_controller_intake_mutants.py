@@ -293,3 +293,19 @@ def test_an_ensemble_member_leaves_the_plan_when_its_fade_out_ends_at_the_submit
     out = ctl.tick(0.39)
     assert out.groups["left_arm"].mode == "running" and out.committed_prefix.num_steps == 1
     np.testing.assert_allclose(out.committed_prefix.positions[0, is_arm(cfg)], 0.5, rtol=0, atol=1e-12)
+
+
+def test_after_a_reset_a_new_chunk_is_not_in_the_committed_prefix_until_a_group_runs_again():
+    """reset leaves every group disabled and not running: a chunk accepted right after it does not make the
+    committed prefix (asked for between ticks) claim the new plan; it holds the command's rest pose."""
+    ctl, cfg = started(enable_ramp_s=0.0)
+    assert ctl.submit_chunk(chunk(cfg, 0.0), 0.0).accepted
+    for n in range(1, 41):
+        ctl.tick(0.01 * n)
+    assert ctl.committed_prefix(0.4).positions.shape[0] > 0
+    ctl.estop(0.41)
+    ctl.reset(0.41)
+    assert ctl.submit_chunk(chunk(cfg, 0.41, value=np.tile(home(cfg, 1.0), (32, 1))), 0.41).accepted
+    pre = ctl.committed_prefix(0.42)
+    assert pre.num_steps > 0
+    np.testing.assert_array_equal(pre.positions, np.tile(home(cfg), (pre.num_steps, 1)))
