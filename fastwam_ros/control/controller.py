@@ -635,7 +635,9 @@ class ChunkController:
 
 
 def _finite_number(x: object) -> bool:
-    if isinstance(x, bool):
+    """A finite real number. Booleans and text are not times, even when ``float()`` reads them (``"1.0"``): the
+    callers compare the value with floats, which a string would make raise."""
+    if isinstance(x, (bool, str, bytes)):
         return False
     try:
         return math.isfinite(float(x))  # type: ignore[arg-type]

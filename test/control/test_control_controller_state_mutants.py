@@ -312,3 +312,25 @@ def test_the_first_tick_with_a_bad_time_still_produces_an_output():
     assert out.stamp_s == 0.0 and set(out.groups) == {g.name for g in cfg.groups}
     assert out.metrics.time_errors == 1 and out.metrics.ticks == 1
     assert ctl.tick(math.inf) is out
+
+
+@pytest.mark.parametrize("text", ["1.0", b"1.0"])
+def test_numeric_text_is_no_time_anywhere_the_controller_takes_one(text):
+    """Found by the mutation work: ``float("1.0")`` reads text, so a text stamp passed the finite-number check and
+    then made a comparison with float stamps raise (``update_joint_state`` with or without ``now_s``, ``tick``,
+    a chunk's step period). Text is refused as a bad time, counted, and nothing raises."""
+    ctl, cfg = make()
+    r = ctl.update_joint_state(text, cfg.joint_names, home(cfg), now_s=1.0)
+    assert (r.accepted, r.reason) == (False, "bad_stamp") and ctl.metrics.state_rejections == 1
+    assert ctl.update_joint_state(0.5, cfg.joint_names, home(cfg), now_s=text).accepted  # now unknown: no future check
+    ctl.tick(1.0)
+    ctl.tick(text)
+    assert ctl.metrics.time_errors == 1
+    traj = np.tile(home(cfg), (8, 1))
+    for field, reason in (("stamp_s", "bad_stamp"), ("step_period_s", "bad_step_period")):
+        chunk = Chunk(**{"stamp_s": 1.0, "step_period_s": DT, "joint_names": list(cfg.joint_names),
+                         "positions": traj, field: text})
+        r = ctl.submit_chunk(chunk, 1.0)
+        assert (r.accepted, r.reason) == (False, reason)
+    assert ctl.submit_chunk(Chunk(stamp_s=1.0, step_period_s=DT, joint_names=list(cfg.joint_names), positions=traj),
+                            text).reason == "bad_time"
