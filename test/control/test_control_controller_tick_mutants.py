@@ -222,3 +222,22 @@ def test_an_ensemble_member_past_its_fade_out_no_longer_weighs_in(tick_at):
     want = (qb + w * qc) / (1 + w)
     arm = [cfg.joint_names.index(n) for n in cfg.joint_names if n.startswith("left_joint")]
     np.testing.assert_allclose(out.committed_prefix.positions[:, arm], want, rtol=0, atol=1e-12)
+
+
+def test_a_never_measured_joint_does_not_stretch_the_measured_groups_trajectory():
+    """The trajectory's braking tail is as long as the fastest joint needs; a joint without any joint state
+    has no command (velocity and acceleration 0), so a measured group at rest publishes just the horizon,
+    at rest, however that joint is limited (here: a soft jerk limit, which carries the acceleration over)."""
+    ctl, cfg = make(trajectory_horizon_s=0.1, trajectory_point_period_s=0.02,
+                    joint_limits={"right_joint1": {"max_jerk": 1.0}})
+    left = [n for n in cfg.joint_names if n.startswith("left")]
+    for k in range(4):
+        t = k * 0.01
+        ctl.update_joint_state(t, left, [0.0] * (len(left) - 1) + [0.04])
+        ctl.enable(t)
+        out = ctl.tick(t)
+        tr = out.groups["left_arm"].trajectory
+        assert out.groups["right_arm"].trajectory is None
+        np.testing.assert_allclose(tr.time_from_start_s, 0.02 * np.arange(1, 6), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(tr.velocities, np.zeros((5, 2)))
+        np.testing.assert_array_equal(tr.positions, np.zeros((5, 2)))
