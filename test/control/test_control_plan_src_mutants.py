@@ -165,3 +165,55 @@ def test_every_path_holds_at_the_end_knots_of_a_chunk_that_does_not_extrapolate(
         np.testing.assert_array_equal(P[0], pe)
         np.testing.assert_array_equal(V[0], ve)
     assert eval_pv(s, 0.5)[1].any()
+
+
+def _natural_reference(p: np.ndarray, dt: float, t: float) -> np.ndarray:
+    """The natural cubic spline through knots ``p`` (uniform step ``dt``) at ``t`` inside the knots, from a dense
+    solve of its slope equations (end rows 2·m0 + m1 = 3·(p1 − p0), inner rows m(k−1) + 4·m(k) + m(k+1) =
+    3·(p(k+1) − p(k−1)); slopes per grid unit) and the cubic Hermite basis."""
+    n = p.shape[0]
+    a = np.zeros((n, n))
+    rhs = np.zeros_like(p)
+    for k in range(n):
+        if k == 0:
+            a[0, :2] = (2.0, 1.0)
+            rhs[0] = 3.0 * (p[1] - p[0])
+        elif k == n - 1:
+            a[k, k - 1 :] = (1.0, 2.0)
+            rhs[k] = 3.0 * (p[k] - p[k - 1])
+        else:
+            a[k, k - 1 : k + 2] = (1.0, 4.0, 1.0)
+            rhs[k] = 3.0 * (p[k + 1] - p[k - 1])
+    m = np.linalg.solve(a, rhs)
+    x = t / dt
+    k = int(x)
+    u = x - k
+    return ((2 * u**3 - 3 * u**2 + 1) * p[k] + (u**3 - 2 * u**2 + u) * m[k]
+            + (-2 * u**3 + 3 * u**2) * p[k + 1] + (u**3 - u**2) * m[k + 1])
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_a_chunk_without_velocities_is_the_natural_cubic_spline_through_its_knots(n):
+    """Every knot count, the 2- and 3-knot chunks included (no inner slope rows / one): the spline between the
+    knots is the natural cubic spline of a dense solve."""
+    dt = 0.1
+    p = _walk(n, seed=n)
+    s = ChunkSpline(0.0, dt, p)
+    for t in np.linspace(0.0, (n - 1) * dt, 4 * n + 1)[1:-1]:
+        np.testing.assert_allclose(s.eval(float(t))[0], _natural_reference(p, dt, float(t)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("as_type", [np.float32, np.int64, "list"])
+def test_a_chunk_is_evaluated_in_float64_whatever_the_type_of_its_positions(as_type):
+    """A float32 chunk (a policy's output), integer positions or a nested list: the spline is built and evaluated
+    in float64, exactly as from the same values given as float64 (no float32 arithmetic, no integer truncation of
+    the slopes)."""
+    p64 = np.array([[0.0, 1.0], [2.0, -1.0], [1.0, 4.0], [5.0, 2.0]])
+    given = p64.tolist() if as_type == "list" else p64.astype(as_type)
+    ts = np.linspace(-0.05, 0.35, 17)
+    for vel in (None, np.array([[0.5, 0.0], [1.0, -2.0], [0.0, 0.0], [3.0, 1.0]], dtype=np.float32)):
+        ref = ChunkSpline(0.0, 0.1, p64, None if vel is None else vel.astype(np.float64))
+        got = ChunkSpline(0.0, 0.1, given, vel)
+        assert got.p.dtype == np.float64
+        for a, b in zip(got.eval_many(ts), ref.eval_many(ts)):
+            np.testing.assert_array_equal(a, b)
