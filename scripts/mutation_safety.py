@@ -41,12 +41,17 @@ KILLED = ("killed", "timeout", "segfault", "caught by type check")
 def listed_equivalents(path: Path | None = None) -> set[str]:
     """Short mutant names (``x…__mutmut_N``) listed in the first column of the equivalents tables.
 
-    A row names ``x…__mutmut_N`` and possibly more numbers of the same function as `` `_M` ``."""
+    A row names ``x…__mutmut_N`` and possibly more numbers `` `_M` `` of the function named last before them."""
     listed: set[str] = set()
     for row in (path or EQUIVALENTS).read_text(encoding="utf-8").splitlines():
         first = row.split("|")[1] if row.count("|") > 2 else ""
-        for base, num in re.findall(r"`(\S+__mutmut_)(\d+)`", first):
-            listed |= {base + num} | {base + n for n in re.findall(r"`_(\d+)`", first)}
+        base = None
+        for full, num, more in re.findall(r"`(\S+__mutmut_)(\d+)`|`_(\d+)`", first):
+            if full:
+                base = full
+                listed.add(full + num)
+            elif base is not None:
+                listed.add(base + more)
     return listed
 
 

@@ -23,6 +23,7 @@ TABLE = """| mutant | change | why |
 |---|---|---|
 | `x_f__mutmut_1`, `_3` | a | b |
 | `xǁCǁm__mutmut_2` | a | b |
+| `x_f__mutmut_5`, `xǁCǁm__mutmut_4`, `_6` | a | b |
 | not a name | `x_f__mutmut_9` in another column | b |
 """
 
@@ -41,7 +42,9 @@ def ms(tmp_path, monkeypatch):
 
 
 def test_the_first_column_lists_names_and_extra_numbers(ms):
-    assert ms.listed_equivalents() == {"x_f__mutmut_1", "x_f__mutmut_3", "xǁCǁm__mutmut_2"}
+    # an extra number belongs to the function named last before it (`_6` is m's, not f's)
+    assert ms.listed_equivalents() == {"x_f__mutmut_1", "x_f__mutmut_3", "xǁCǁm__mutmut_2", "x_f__mutmut_5",
+                                       "xǁCǁm__mutmut_4", "xǁCǁm__mutmut_6"}
 
 
 def test_function_sources_use_mutmut_mangled_names(ms):
