@@ -11,21 +11,11 @@ import math
 
 import numpy as np
 import pytest
+from test_control_controller_rules import home, make  # the rule tests' controller and pose
 
-from fastwam_ros.control import Chunk, ChunkController, ControllerConfig
-from fastwam_ros.control.synthetic import bimanual_config_dict
+from fastwam_ros.control import Chunk
 
 DT = 1 / 32  # s: a dyadic step period, so hand-off / end / edge times are exact in binary
-
-
-def make(**over):
-    over.setdefault("trajectory_horizon_s", 0.0)
-    cfg = ControllerConfig.from_dict(bimanual_config_dict(arm_joints=2, **over))
-    return ChunkController(cfg), cfg
-
-
-def home(cfg, arm=0.0):
-    return np.where(["gripper" in n for n in cfg.joint_names], 0.04, arm)
 
 
 def chunk(cfg, stamp, h=64, arm=0.0, dt=DT):
