@@ -98,7 +98,9 @@ def carried(names: list[str]) -> set[str]:
         if short not in listed:
             continue
         mod = module_of(name)
-        fp = prints.setdefault(mod, fingerprints(mod))
+        if mod not in prints:  # one parse per module, not per listed name
+            prints[mod] = fingerprints(mod)
+        fp = prints[mod]
         key = f"{mod}.{function_of(short)}"
         if key in triage and fp.get(function_of(short)) == triage[key]:
             out.add(name)
@@ -140,34 +142,35 @@ def cmd_names(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mutmut.stats import status_by_exit_code  # noqa: PLC0415 - the dev extra
 
-    names = set(every_mutant(args.patterns))
-    listed, skip = listed_equivalents(), carried(sorted(names))
+    # mutmut's .meta files name every mutant it generated (None: not run), so they give the patterns' mutants
+    # without generating them again
+    results = {name: code for meta in (ROOT / "mutants").rglob("*.meta")
+               for name, code in json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {}).items()
+               if any(fnmatch.fnmatch(name, p) for p in args.patterns)}
+    listed, skip = listed_equivalents(), carried(sorted(results))
     per: dict[str, dict] = {}
-    for meta in (ROOT / "mutants").rglob("*.meta"):
-        for name, code in json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {}).items():
-            if name not in names:
-                continue
-            s = per.setdefault(module_of(name), {"n": 0, "killed": 0, "carried": 0, "listed": 0, "not_run": 0,
-                                                 "left": []})
-            short = name.rsplit(".", 1)[1]
-            if code is None:
-                if name in skip:
-                    s["n"] += 1
-                    s["carried"] += 1
-                else:
-                    s["not_run"] += 1  # budget reached, or not in the sample
-                continue
-            s["n"] += 1
-            status = status_by_exit_code[code]
-            if status in KILLED:
-                s["killed"] += 1
-            elif name in skip:  # listed, and its function is the one it was triaged on
-                s["listed"] += 1
-            elif short in listed:
-                s["left"].append(f"{name} ({status}, listed as equivalent; function changed since triage or "
-                                 "not fingerprinted: re-check the row)")
+    for name, code in results.items():
+        s = per.setdefault(module_of(name), {"n": 0, "killed": 0, "carried": 0, "listed": 0, "not_run": 0,
+                                             "left": []})
+        short = name.rsplit(".", 1)[1]
+        if code is None:
+            if name in skip:
+                s["n"] += 1
+                s["carried"] += 1
             else:
-                s["left"].append(f"{name} ({status}, NOT LISTED)")
+                s["not_run"] += 1  # budget reached, or not in the sample
+            continue
+        s["n"] += 1
+        status = status_by_exit_code[code]
+        if status in KILLED:
+            s["killed"] += 1
+        elif name in skip:  # listed, and its function is the one it was triaged on
+            s["listed"] += 1
+        elif short in listed:
+            s["left"].append(f"{name} ({status}, listed as equivalent; function changed since triage or "
+                             "not fingerprinted: re-check the row)")
+        else:
+            s["left"].append(f"{name} ({status}, NOT LISTED)")
     tot = {"n": 0, "killed": 0, "carried": 0, "listed": 0, "left": 0}
     for mod, s in sorted(per.items()):
         print(f"{mod}: {s['killed']}/{s['n']} killed ({100.0 * s['killed'] / max(s['n'], 1):.1f} %); "
