@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from test_control_controller_rules import home  # the rule tests' home pose
 
 from fastwam_ros.control import Chunk, ChunkController, ControllerConfig
 from fastwam_ros.control.synthetic import bimanual_config_dict
@@ -30,10 +31,6 @@ def config(max_jerk=None, **over):
 def make(**over):
     cfg = config(**over)
     return ChunkController(cfg), cfg
-
-
-def home(cfg, arm=0.0):
-    return np.where(["gripper" in n for n in cfg.joint_names], 0.04, arm)
 
 
 def ok(r):

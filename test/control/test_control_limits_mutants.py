@@ -12,15 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from test_control_limiter_rules import _lim  # the rule tests' one-limit-per-joint LimitArrays
 
 from fastwam_ros.control.config import JointLimits
 from fastwam_ros.control.limits import TRACK_GAIN, LimitArrays, limiter_rollout, limiter_step
-
-
-def _lim(n=1, lower=-1.0, upper=1.0, vmax=2.0, amax=5.0) -> LimitArrays:
-    names = [f"j{i}" for i in range(n)]
-    jl = JointLimits(lower=lower, upper=upper, max_velocity=vmax, max_acceleration=amax)
-    return LimitArrays.from_limits(names, dict.fromkeys(names, jl))
 
 
 def _steps(p, v, a, dts, lim, track, P_ref, V_ref, decel):
