@@ -87,3 +87,79 @@ def test_from_pretrained_rejects_wan21_vae(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["z_dim"] == 16
     with pytest.raises(ValueError, match="not a Wan2.2 VAE"):
         WanVAE.from_pretrained(tmp_path)
+
+
+# ---- per channel and latent position statistics (the demo VAE; encoders.position_latent_stats)
+
+def _scene_latents(vae, n=12, seed=0):
+    """Per-channel-normalised latents of n 32x64 scenes: one fixed background with a small bright square at a
+    seeded position (as the demo's towel on its table: a few per cent of the latent varies)."""
+    g = torch.Generator().manual_seed(seed)
+    frames = []
+    for _ in range(n):
+        f = torch.full((3, 1, 32, 64), -0.4)
+        y, x = int(torch.randint(0, 24, (1,), generator=g)), int(torch.randint(0, 56, (1,), generator=g))
+        f[:, :, y : y + 8, x : x + 8] = 0.9
+        frames.append(f)
+    return [vae.encode(f[None])[0] for f in frames]
+
+
+def test_position_stats_standardise_every_channel_and_position(vae):
+    from fastwam_ros.model.processing.encoders import position_latent_stats
+
+    zs = _scene_latents(vae)
+    mean, std = position_latent_stats(zs, vae.vae.config.latents_mean, vae.vae.config.latents_std, floor=0.1)
+    pv = WanVAE.from_config(tiny_vae_config(latents_mean=mean, latents_std=std), seed=0)  # same weights (seed)
+    assert pv.position_grid == (2, 4) and vae.position_grid is None
+    Z = torch.stack(zs).double()  # [n, 48, 1, 2, 4] per channel
+    m = Z.mean(dim=(0, 2))
+    sd = Z.std(dim=(0, 2))  # sample std over the n samples x 1 frame
+    s = (sd ** 2 + (0.1 * sd.mean()) ** 2).sqrt()
+    expected = (Z - m[None, :, None]) / s[None, :, None]
+    g = torch.Generator().manual_seed(0)
+    frames = []
+    for _ in range(12):  # the same scenes again, through the VAE with the position statistics
+        f = torch.full((3, 1, 32, 64), -0.4)
+        y, x = int(torch.randint(0, 24, (1,), generator=g)), int(torch.randint(0, 56, (1,), generator=g))
+        f[:, :, y : y + 8, x : x + 8] = 0.9
+        frames.append(pv.encode(f[None])[0])
+    got = torch.stack(frames).double()
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+    # standardised: mean 0 and spread s / sqrt(sd^2 + floor^2) <= 1 at every channel and position
+    torch.testing.assert_close(got.mean(dim=(0, 2)), torch.zeros_like(m), rtol=0, atol=1e-4)
+    assert float(got.std(dim=(0, 2)).max()) <= 1.0 + 1e-4
+    # the square's position now moves the latents by O(1) instead of a few per cent of their size
+    per_channel = Z.std(dim=0).mean() / Z.abs().mean()
+    standardised = got.std(dim=0).mean() / got.abs().mean()
+    assert standardised > 3 * per_channel
+    # decode inverts it: denormalize(normalize(raw)) is raw
+    raw = vae.denormalize(zs[0][None])
+    torch.testing.assert_close(pv.denormalize(pv.normalize(raw)), raw, rtol=0, atol=1e-5)
+
+
+def test_position_stats_fix_the_frame_size_and_are_checked(vae, tmp_path):
+    from fastwam_ros.model.processing.encoders import position_latent_stats
+
+    mean, std = position_latent_stats(_scene_latents(vae, n=4), vae.vae.config.latents_mean,
+                                      vae.vae.config.latents_std)
+    pv = WanVAE.from_config(tiny_vae_config(latents_mean=mean, latents_std=std), seed=0)
+    with pytest.raises(ValueError, match="2x4 latent grid"):
+        pv.encode(_video(h=32, w=32))  # a 2x2 latent grid: another frame size
+    # saved and loaded with the VAE's own config (a policy directory bundles it so)
+    pv.vae.save_pretrained(tmp_path / "vae")
+    loaded = WanVAE.from_pretrained(tmp_path / "vae")
+    assert loaded.position_grid == (2, 4)
+    x = _video(seed=5)
+    assert torch.equal(loaded.encode(x), pv.encode(x))
+    bad_std = [[[1.0] * 4] * 2] * 48
+    bad_std[3] = [[1.0, 1.0, 0.0, 1.0], [1.0] * 4]
+    for kw, match in (({"latents_mean": mean, "latents_std": [1.0] * 48}, "same"),
+                      ({"latents_mean": [[[0.0] * 4] * 2] * 47, "latents_std": [[[1.0] * 4] * 2] * 47}, "z_dim"),
+                      ({"latents_mean": [[[0.0] * 4] * 2] * 48, "latents_std": bad_std}, "strictly positive"),
+                      ({"latents_mean": [[[float("nan")] * 4] * 2] * 48, "latents_std": std}, "finite")):
+        with pytest.raises(ValueError, match=match):
+            WanVAE.from_config(tiny_vae_config(**kw), seed=0)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        position_latent_stats([], [0.0] * 48, [1.0] * 48)
+    with pytest.raises(ValueError, match="no spread"):
+        position_latent_stats([torch.ones(48, 1, 2, 4)] * 3, [0.0] * 48, [1.0] * 48)

@@ -2,7 +2,9 @@
 
 The Fast-WAM model sees the VAE posterior **mean** (no sampling), normalised per channel with the 48
 ``latents_mean`` / ``latents_std`` values stored in the diffusers VAE config:
-``z = (mu - mean_c) / std_c`` (reference spec §1.11). Decoding inverts the normalisation.
+``z = (mu - mean_c) / std_c`` (reference spec §1.11). Decoding inverts the normalisation. A VAE config may
+instead hold ``[48, h, w]`` statistics per channel and latent position (:func:`position_latent_stats`; used by
+the small random demo VAE, whose raw latents barely vary with the scene); they fix the frame size.
 
 Shapes: video ``[B, 3, T, H, W]`` with ``T = 1 + 4k`` frames and ``H, W`` multiples of the spatial factor
 (16 for Wan2.2) -> latents ``[B, 48, 1 + (T - 1) / 4, H / 16, W / 16]``. One image is a 1-frame video.
@@ -13,6 +15,7 @@ Weights only ever come from a local directory (diffusers layout, e.g. the ``vae/
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,46 @@ def tiny_vae_config(base_dim: int = 8, decoder_base_dim: int | None = 8, **overr
     return cfg
 
 
+def position_latent_stats(latents: Iterable[torch.Tensor], latents_mean: Sequence[float],
+                          latents_std: Sequence[float], floor: float = 0.1) -> tuple[list, list]:
+    """Per-channel-and-position latent statistics for a VAE config, from a dataset's latents.
+
+    ``latents``: [z_dim, F, h, w] tensors (one per sample, any number of latent frames) normalised with the per
+    channel ``latents_mean`` / ``latents_std`` [z_dim]. Returns ``(latents_mean, latents_std)`` as nested lists
+    [z_dim][h][w] in raw VAE units, such that a VAE configured with them encodes to
+    ``((mu - mean_c) / std_c - m) / s``: every latent value standardised by its channel-and-position mean ``m``
+    and spread ``s = sqrt(sd**2 + (floor * mean(sd))**2)`` over the samples and frames (the floor keeps positions
+    that never vary, such as a static background, from being scaled up). A scene whose content of interest is a
+    small part of the frame (a towel on a table) gives latents that vary a few per cent around a large constant
+    part; standardised, that variation is of order 1 where it occurs."""
+    n, total, total_sq = 0, None, None
+    for z in latents:
+        z = z.detach().to(torch.float64)
+        if z.ndim != 4:
+            raise ValueError(f"latents must be [z_dim, F, h, w] tensors, got shape {tuple(z.shape)}")
+        if total is None:
+            total = torch.zeros(z.shape[0], *z.shape[2:], dtype=torch.float64)
+            total_sq = torch.zeros_like(total)
+        elif (z.shape[0], *z.shape[2:]) != tuple(total.shape):
+            raise ValueError(f"latents of different shapes: {tuple(z.shape)} after [{total.shape[0]}, F, "
+                             f"{total.shape[1]}, {total.shape[2]}]")
+        total += z.sum(dim=1)
+        total_sq += (z * z).sum(dim=1)
+        n += z.shape[1]
+    if total is None or n < 2:
+        raise ValueError("position_latent_stats needs latents of at least 2 frames in all")
+    m = total / n
+    sd = ((total_sq / n - m * m).clamp_min(0.0) * (n / (n - 1))).sqrt()
+    s = (sd * sd + (floor * sd.mean()) ** 2).sqrt()
+    if not bool(torch.isfinite(m).all()) or not bool((s > 0).all()):
+        raise ValueError("latent statistics are not finite or have no spread (all latents equal?)")
+    cm = torch.tensor(list(latents_mean), dtype=torch.float64).view(-1, 1, 1)
+    cs = torch.tensor(list(latents_std), dtype=torch.float64).view(-1, 1, 1)
+    if cm.shape[0] != m.shape[0] or cs.shape[0] != m.shape[0]:
+        raise ValueError(f"{cm.shape[0]} channel means / {cs.shape[0]} stds for {m.shape[0]}-channel latents")
+    return (cm + cs * m).tolist(), (cs * s).tolist()
+
+
 def _resolve_component_dir(path: str | Path, subfolder: str) -> Path:
     """``path`` itself if it holds ``config.json``, else ``path/subfolder`` (a full pipeline directory)."""
     p = Path(path).expanduser()
@@ -94,18 +137,29 @@ class WanVAE(nn.Module):
         super().__init__()
         self.vae = vae
         cfg = vae.config
-        mean = torch.tensor(list(cfg.latents_mean), dtype=torch.float32)
-        std = torch.tensor(list(cfg.latents_std), dtype=torch.float32)
-        if mean.numel() != cfg.z_dim or std.numel() != cfg.z_dim:
+        try:
+            mean = torch.tensor(cfg.latents_mean, dtype=torch.float32)
+            std = torch.tensor(cfg.latents_std, dtype=torch.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"VAE config latents_mean / latents_std must be numbers per channel [z_dim] or per "
+                             f"channel and latent position [z_dim][h][w]: {exc}") from None
+        # per channel (the Wan2.2 VAE: [z_dim]) or per channel and latent position ([z_dim, h, w]: statistics of a
+        # dataset's latents at one frame size, see position_latent_stats)
+        if mean.shape != std.shape or mean.ndim not in (1, 3) or mean.shape[0] != cfg.z_dim:
             raise ValueError(
-                f"VAE config has z_dim={cfg.z_dim} but latents_mean has {mean.numel()} and latents_std "
-                f"{std.numel()} values; they must match"
+                f"VAE config has z_dim={cfg.z_dim} but latents_mean has shape {tuple(mean.shape)} and latents_std "
+                f"{tuple(std.shape)}; both must be [z_dim] or the same [z_dim, h, w]"
             )
+        if not bool(torch.isfinite(mean).all()) or not bool(torch.isfinite(std).all()):
+            raise ValueError("VAE config latents_mean / latents_std must be finite")
         if bool((std <= 0).any()):
             raise ValueError("VAE config latents_std must be strictly positive")
+        grid = (1, 1) if mean.ndim == 1 else tuple(mean.shape[1:])
         # Kept in float32 whatever the VAE dtype; applied in float32 (non-persistent: part of the config).
-        self.register_buffer("latents_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
-        self.register_buffer("latents_std", std.view(1, -1, 1, 1, 1), persistent=False)
+        self.register_buffer("latents_mean", mean.view(1, -1, 1, *grid), persistent=False)
+        self.register_buffer("latents_std", std.view(1, -1, 1, *grid), persistent=False)
+        # the latent grid (h, w) of per-position statistics (they fix the frame size: 16h x 16w px); None: per channel
+        self.position_grid: tuple[int, int] | None = None if mean.ndim == 1 else grid
 
     # ----------------------------------------------------------------------------------- construction
     @classmethod
@@ -179,13 +233,24 @@ class WanVAE(nn.Module):
             raise ValueError(f"number of frames {num_frames} must be 1 + {t}*k (causal temporal compression)")
 
     # ----------------------------------------------------------------------------------- normalisation
+    def _check_grid(self, z: torch.Tensor) -> None:
+        if self.position_grid is not None and tuple(z.shape[-2:]) != self.position_grid:
+            h, w = self.position_grid
+            raise ValueError(
+                f"this VAE's latent statistics are per position for a {h}x{w} latent grid ({16 * h}x{16 * w} px "
+                f"frames); got a {z.shape[-2]}x{z.shape[-1]} latent grid ({16 * z.shape[-2]}x{16 * z.shape[-1]} px)"
+            )
+
     def normalize(self, mu: torch.Tensor) -> torch.Tensor:
-        """Raw posterior mean -> model latents: (mu - mean_c) / std_c, computed in float32."""
+        """Raw posterior mean -> model latents: (mu - mean) / std per channel (per channel and latent position
+        when the config holds [z_dim, h, w] statistics), computed in float32."""
+        self._check_grid(mu)
         out = (mu.float() - self.latents_mean.to(mu.device)) / self.latents_std.to(mu.device)
         return out.to(mu.dtype)
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        """Model latents -> raw VAE latents: z * std_c + mean_c, computed in float32."""
+        """Model latents -> raw VAE latents: z * std + mean, computed in float32."""
+        self._check_grid(z)
         out = z.float() * self.latents_std.to(z.device) + self.latents_mean.to(z.device)
         return out.to(z.dtype)
 
