@@ -31,7 +31,8 @@ def train_arms(args: argparse.Namespace, out: Path) -> dict[str, Path]:
     latents = out / "latents"
     pre = [subprocess.Popen([sys.executable, script, "--data", args.data, "--out", str(out / "unused"), "--work",
                              str(out / f"prefill_{i}"), "--latent-cache", str(latents), "--prefill-only",
-                             "--prefill-part", f"{i}/2"]) for i in range(2)]
+                             "--prefill-part", f"{i}/2", "--window-stride", str(args.window_stride)])
+           for i in range(2)]
     if any(p.wait() for p in pre):
         raise SystemExit("encoding the latent cache failed")
     procs, dirs = [], {}
@@ -41,7 +42,7 @@ def train_arms(args: argparse.Namespace, out: Path) -> dict[str, Path]:
         cmd = [sys.executable, script, "--data", args.data, "--out", str(d / "policy"), "--work", str(d / "work"),
                "--latent-cache", str(latents), "--steps", str(args.steps), "--batch-size",
                str(args.batch_size), "--lambda-video", str(lam), "--threads", "1", "--seed", str(args.train_seed),
-               "--no-closed-loop"]
+               "--window-stride", str(args.window_stride), "--no-closed-loop"]
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / "train.log", "w")
         print(f"training {label}: {' '.join(cmd)}", flush=True)
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5000, help="optimizer steps per arm (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--train-seed", type=int, default=0)
+    ap.add_argument("--window-stride", type=int, default=8,
+                    help="training windows start every k-th tick (as make_demo_checkpoint.py; default %(default)s)")
     ap.add_argument("--parallel", action="store_true", help="train the arms side by side (one thread each)")
     ap.add_argument("--policies", nargs="*", default=None,
                     help="label=policy_dir pairs to evaluate instead of training (e.g. 'lambda_video=1=models/demo')")
