@@ -91,6 +91,21 @@ def rgb8_message(image: np.ndarray) -> SimpleNamespace:
                            step=img.shape[1] * 3, data=img.tobytes(), header=None)
 
 
+def _checkpoint_variant(checkpoint: str | Path | None) -> str:
+    """The variant a policy directory was trained as (its robot contract's ``variant``; ``fastwam`` when it has
+    none), so a Joint or IDM checkpoint runs as one (a node is told so with ``model.variant``)."""
+    import json
+
+    f = Path(checkpoint) / "robot_contract.json" if checkpoint else None
+    if f is None or not f.is_file():
+        return "fastwam"
+    try:
+        v = json.loads(f.read_text(encoding="utf-8")).get("variant")
+    except (OSError, ValueError, AttributeError):
+        return "fastwam"  # the contract check at configure names what is wrong with the file
+    return v if isinstance(v, str) and v else "fastwam"
+
+
 def build_runtimes(robot: Any, checkpoint: str | Path | None, policy: str, sim: Any, demo_cfg: DemoConfig,
                    seed: int = 0):
     """(PolicyRuntime, ControllerRuntime, worker) wired as the nodes wire them, for the robot file `robot`."""
@@ -103,6 +118,7 @@ def build_runtimes(robot: Any, checkpoint: str | Path | None, policy: str, sim: 
 
     pp = resolve(POLICY_SCHEMA, {
         "robot_file": robot.source, "model.checkpoint": str(checkpoint or ""), "model.config": "",
+        "model.variant": _checkpoint_variant(checkpoint) if policy == "checkpoint" else "fastwam",
         "model.device": "cpu", "model.dtype": "float32", "model.warmup": False, "instruction": demo_cfg.instruction,
         "trigger.mode": "rate", "trigger.rate_hz": 1.0 / demo_cfg.replan_period_s, "model.seed_policy": "fixed",
         "model.seed": seed})

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The co-training table: Fast-WAM trained with video co-training (lambda_video = 1) and without (lambda_video = 0)
-on the same demonstrations with the same budget, each evaluated with fastwam-eval on the same seeds.
+"""The co-training table: Fast-WAM trained with video co-training (lambda_video = 1) and without (lambda_video = 0),
+and optionally the Joint and IDM variants, on the same demonstrations with the same budget, each evaluated with
+fastwam-eval on the same seeds.
 
-    python scripts/make_demo_data.py --out outputs/demo_data --episodes 84 --perturb 0.08 --modes kinematic --jobs 2
-    python scripts/cotraining_table.py --data outputs/demo_data --steps 5000 --parallel --episodes 20 --seed 0
+    python scripts/make_demo_data.py --out outputs/demo_data --episodes 320 --perturb 0.08 --modes kinematic
+    python scripts/cotraining_table.py --data outputs/demo_data --variants joint idm --parallel --episodes 20 --seed 0
 
-Trains one policy per arm with scripts/make_demo_checkpoint.py (into ``--out``/lambda_<v>, one process each,
+Trains one policy per arm with scripts/make_demo_checkpoint.py (into ``--out``/lambda_<v> or ``--out``/<variant>,
+one process each,
 ``--parallel`` runs them side by side on one torch thread each), evaluates each with
 :func:`fastwam_ros.eval.run_eval` (kinematic sim, seeds ``seed .. seed+episodes-1``) and prints a Markdown table of
 success rates with 95 % Wilson intervals; ``table.md`` and ``table.json`` are written to ``--out``.
@@ -25,7 +27,8 @@ sys.path.insert(0, str(REPO))
 
 
 def train_arms(args: argparse.Namespace, out: Path) -> dict[str, Path]:
-    """Train every lambda_video arm (same data, steps, batch, seed); returns label -> policy directory. The VAE
+    """Train every arm (each lambda_video, then each --variants entry; same data, steps, batch, seed); returns
+    label -> policy directory. The VAE
     latents (the same for every arm) are encoded once first, by two processes, into --out/latents."""
     script = str(REPO / "scripts" / "make_demo_checkpoint.py")
     latents = out / "latents"
@@ -36,13 +39,14 @@ def train_arms(args: argparse.Namespace, out: Path) -> dict[str, Path]:
     if any(p.wait() for p in pre):
         raise SystemExit("encoding the latent cache failed")
     procs, dirs = [], {}
-    for lam in args.lambdas:
-        label = f"lambda_video={lam:g}"
-        d = out / f"lambda_{lam:g}"
+    arms = [("fastwam", lam) for lam in args.lambdas] + [(v, 1.0) for v in args.variants]
+    for variant, lam in arms:
+        label = f"lambda_video={lam:g}" if variant == "fastwam" else f"variant={variant}"
+        d = out / (f"lambda_{lam:g}" if variant == "fastwam" else variant)
         cmd = [sys.executable, script, "--data", args.data, "--out", str(d / "policy"), "--work", str(d / "work"),
                "--latent-cache", str(latents), "--steps", str(args.steps), "--batch-size",
                str(args.batch_size), "--lambda-video", str(lam), "--threads", "1", "--seed", str(args.train_seed),
-               "--window-stride", str(args.window_stride), "--no-closed-loop"]
+               "--window-stride", str(args.window_stride), "--variant", variant, "--no-closed-loop"]
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / "train.log", "w")
         print(f"training {label}: {' '.join(cmd)}", flush=True)
@@ -80,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="outputs/demo_data", help="dataset from make_demo_data.py")
     ap.add_argument("--out", default="outputs/cotraining", help="output folder (default: %(default)s)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 0.0], help="lambda_video values")
-    ap.add_argument("--steps", type=int, default=5000, help="optimizer steps per arm (default: %(default)s)")
+    ap.add_argument("--variants", nargs="*", default=[], choices=("joint", "idm"),
+                    help="also train these variants (Fast-WAM-Joint / -IDM, lambda_video 1), same data and budget")
+    ap.add_argument("--steps", type=int, default=12000, help="optimizer steps per arm (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--train-seed", type=int, default=0)
-    ap.add_argument("--window-stride", type=int, default=8,
+    ap.add_argument("--window-stride", type=int, default=10,
                     help="training windows start every k-th tick (as make_demo_checkpoint.py; default %(default)s)")
     ap.add_argument("--parallel", action="store_true", help="train the arms side by side (one thread each)")
     ap.add_argument("--policies", nargs="*", default=None,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train the bundled demo checkpoint (models/demo/) on the simulator's scripted demonstrations, on a CPU.
 
-    python scripts/make_demo_data.py --out outputs/demo_data --episodes 48
-    python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/demo --minutes 15
+    python scripts/make_demo_data.py --out outputs/demo_data --episodes 320 --perturb 0.08 --modes kinematic
+    python scripts/make_demo_checkpoint.py --data outputs/demo_data --out models/demo --threads 2
 
 Model: the ``tiny`` Fast-WAM preset (~0.2 M transformer parameters) with its image size set to the demo
 robot's tiled frame (96x128, robotwin layout from config/robots/demo_aloha.yaml) and a narrower VAE (0.8 M
@@ -220,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="models/demo", help="policy directory to write (default: %(default)s)")
     ap.add_argument("--work", default="outputs/demo_train", help="trainer run directory (default: %(default)s)")
     ap.add_argument("--robot", default=str(REPO / "config" / "robots" / "demo_aloha.yaml"), help="robot file")
-    ap.add_argument("--steps", type=int, default=5000, help="optimizer steps (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=12000, help="optimizer steps (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--variant", choices=("fastwam", "joint", "idm"), default="fastwam",
+                    help="model variant (default: %(default)s; joint / idm: the paper's Fast-WAM-Joint / -IDM)")
     ap.add_argument("--latent-stats", choices=("position", "channel"), default="position",
                     help="normalise the VAE latents per channel and latent position with the training set's "
                          "statistics (default), or per channel only (the VAE config's defaults)")
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="scale of the action sampling's initial noise in the saved config (default %(default)s)")
     ap.add_argument("--min-fold", type=float, default=0.8,
                     help="drop demonstrations whose final fold fraction is below this (a perturbed grasp can miss)")
-    ap.add_argument("--window-stride", type=int, default=8,
+    ap.add_argument("--window-stride", type=int, default=10,
                     help="train on windows starting every k-th tick (fewer VAE latents to encode; default %(default)s)")
     ap.add_argument("--latent-cache", default=None,
                     help="folder of the VAE latent cache (default: <work>/latents); several runs on the same data, "
@@ -344,7 +346,8 @@ def train_and_save(args, work: Path, model_cfg: Path, robot, meta: dict, train_e
     cfg = config_from_dict(
         {
             "output_dir": str(work),
-            "model": {"config": str(model_cfg), "vae": "random", "text_encoder": "random", "seed": args.seed},
+            "model": {"config": str(model_cfg), "vae": "random", "text_encoder": "random", "seed": args.seed,
+                      "variant": args.variant},
             "data": {
                 "format": "cache",
                 "paths": [str(work)],
@@ -423,6 +426,7 @@ def train_and_save(args, work: Path, model_cfg: Path, robot, meta: dict, train_e
         "windows": len(trainer.dataset),
         "window_stride": args.window_stride,
         "latent_stats": args.latent_stats,
+        "variant": args.variant,
         "action_width": args.action_width,
         "lambda_video": args.lambda_video,
         "threads": args.threads,

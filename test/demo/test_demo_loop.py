@@ -186,3 +186,24 @@ def test_joint_plot_axes_do_not_magnify_noise():
     wide = np.linspace(-1.0, 2.0, 50)
     lo, hi = readable_ylim(wide, flat)
     assert lo < -1.0 and hi > 2.0 and hi - lo < 3.5
+
+
+def test_the_loop_runs_a_checkpoint_as_the_variant_it_was_trained_as(tmp_path):
+    """A Joint or IDM policy directory runs with model.variant = its contract's variant (the node is told so by a
+    parameter; the demo and fastwam-eval read it from the checkpoint); without a readable contract: fastwam, and
+    the contract check at configure reports the file."""
+    from fastwam_ros.closed_loop import _checkpoint_variant
+    from fastwam_ros.demo import default_checkpoint
+
+    assert _checkpoint_variant(default_checkpoint()) == "fastwam"
+    for v in ("joint", "idm"):
+        d = tmp_path / v
+        d.mkdir()
+        contract = json.loads((default_checkpoint() / "robot_contract.json").read_text())
+        (d / "robot_contract.json").write_text(json.dumps({**contract, "variant": v}))
+        assert _checkpoint_variant(d) == v
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "robot_contract.json").write_text("{not json")
+    assert _checkpoint_variant(tmp_path / "bad") == "fastwam"
+    assert _checkpoint_variant(tmp_path / "nowhere") == "fastwam"
+    assert _checkpoint_variant(None) == "fastwam"
