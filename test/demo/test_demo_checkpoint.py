@@ -95,3 +95,32 @@ def test_chunks_are_sampled_from_the_noise_mean(policy):
         policy.noise_scale = 0.0
     ref = torch.randn((1, 32, 14), generator=torch.Generator("cpu").manual_seed(7), dtype=torch.float32)
     torch.testing.assert_close(n, 0.5 * ref)
+
+
+def test_the_policy_reads_the_towel_pose_from_the_cameras(policy):
+    """Same start pose, towel poses of 12 seeds: where the first chunk sends each gripper follows where that
+    arm's towel corner is (left-right, the axis the corners move most along across seeds). A policy that ignores
+    its cameras -- the checkpoints trained on per-channel normalised latents did: the chunk moved the grippers
+    by under 3 mm while the corners moved by 3 cm -- sends them to the same place every time."""
+    from fastwam_ros.sim import SimConfig
+    from fastwam_ros.sim.kinematics import gripper_point
+
+    robot = load_robot("demo_aloha")
+    perception = robot.perception_config()
+    corners, grips = [], []
+    for seed in range(12):
+        sim = BimanualSim(SimConfig.from_dict(robot.sim), mode="kinematic", seed=seed)
+        sim.reset(seed, positions=np.asarray(sim.config.initial_positions))
+        frame = preprocess_frames({cam: sim.render(cam) for cam in sim.cameras}, perception)
+        end = policy.predict(frame, INSTRUCTION, sim.joint_positions()).actions[-1]
+        corners.append(np.asarray(sim.towel.far_xy)[:, 0])  # [far-left, far-right] corner x, m
+        grips.append([gripper_point(side, end[[i for i, n in enumerate(JOINT_NAMES) if n.startswith(side)]])[0]
+                      for side in ("left", "right")])
+        sim.close()
+    corners, grips = np.array(corners), np.array(grips)
+    for arm in (0, 1):
+        c, g = corners[:, arm], grips[:, arm]
+        assert np.std(c) > 0.02  # the seeds do move the corners by centimetres
+        corr = np.corrcoef(c, g)[0, 1]
+        slope = np.polyfit(c, g, 1)[0]
+        assert corr > 0.8 and slope > 0.1, (arm, corr, slope, np.std(g))
