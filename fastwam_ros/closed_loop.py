@@ -92,16 +92,17 @@ def rgb8_message(image: np.ndarray) -> SimpleNamespace:
 
 
 def _checkpoint_variant(checkpoint: str | Path | None) -> str:
-    """The variant a policy directory was trained as (its robot contract's ``variant``; ``fastwam`` when it has
-    none), so a Joint or IDM checkpoint runs as one (a node is told so with ``model.variant``)."""
-    import json
+    """The variant a policy directory was trained as (its contract's ``variant``, as
+    :func:`~fastwam_ros.contract.read_checkpoint_contract` reads it; ``fastwam`` when it cannot tell), so a Joint or
+    IDM checkpoint runs as one (a node is told so with ``model.variant``)."""
+    from .contract import read_checkpoint_contract
+    from .errors import ConfigError
 
-    f = Path(checkpoint) / "robot_contract.json" if checkpoint else None
-    if f is None or not f.is_file():
+    if not checkpoint:
         return "fastwam"
     try:
-        v = json.loads(f.read_text(encoding="utf-8")).get("variant")
-    except (OSError, ValueError, AttributeError):
+        v = read_checkpoint_contract(checkpoint)[0].get("variant")
+    except ConfigError:
         return "fastwam"  # the contract check at configure names what is wrong with the file
     return v if isinstance(v, str) and v else "fastwam"
 
