@@ -91,9 +91,9 @@ def test_from_pretrained_rejects_wan21_vae(tmp_path):
 
 # ---- per channel and latent position statistics (the demo VAE; encoders.position_latent_stats)
 
-def _scene_latents(vae, n=12, seed=0):
-    """Per-channel-normalised latents of n 32x64 scenes: one fixed background with a small bright square at a
-    seeded position (as the demo's towel on its table: a few per cent of the latent varies)."""
+def _scenes(n=12, seed=0):
+    """n 32x64 one-frame videos [3, 1, H, W]: one fixed background with a small bright square at a seeded position
+    (as the demo's towel on its table: a few per cent of the latent varies)."""
     g = torch.Generator().manual_seed(seed)
     frames = []
     for _ in range(n):
@@ -101,7 +101,12 @@ def _scene_latents(vae, n=12, seed=0):
         y, x = int(torch.randint(0, 24, (1,), generator=g)), int(torch.randint(0, 56, (1,), generator=g))
         f[:, :, y : y + 8, x : x + 8] = 0.9
         frames.append(f)
-    return [vae.encode(f[None])[0] for f in frames]
+    return frames
+
+
+def _scene_latents(vae, n=12, seed=0):
+    """Per-channel-normalised latents of :func:`_scenes`."""
+    return [vae.encode(f[None])[0] for f in _scenes(n, seed)]
 
 
 def test_position_stats_standardise_every_channel_and_position(vae):
@@ -116,14 +121,8 @@ def test_position_stats_standardise_every_channel_and_position(vae):
     sd = Z.std(dim=(0, 2))  # sample std over the n samples x 1 frame
     s = (sd ** 2 + (0.1 * sd.mean()) ** 2).sqrt()
     expected = (Z - m[None, :, None]) / s[None, :, None]
-    g = torch.Generator().manual_seed(0)
-    frames = []
-    for _ in range(12):  # the same scenes again, through the VAE with the position statistics
-        f = torch.full((3, 1, 32, 64), -0.4)
-        y, x = int(torch.randint(0, 24, (1,), generator=g)), int(torch.randint(0, 56, (1,), generator=g))
-        f[:, :, y : y + 8, x : x + 8] = 0.9
-        frames.append(pv.encode(f[None])[0])
-    got = torch.stack(frames).double()
+    # the same scenes again, through the VAE with the position statistics
+    got = torch.stack([pv.encode(f[None])[0] for f in _scenes()]).double()
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
     # standardised: mean 0 and spread s / sqrt(sd^2 + floor^2) <= 1 at every channel and position
     torch.testing.assert_close(got.mean(dim=(0, 2)), torch.zeros_like(m), rtol=0, atol=1e-4)
