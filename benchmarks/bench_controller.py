@@ -160,7 +160,8 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
     ``node_trajectory``: what ``ControllerRuntime.tick`` computes in position (or joint_state) / trajectory output
     mode: the tick, with the short trajectory (tracking horizon + braking tail) in trajectory mode, plus on every
     5th tick (20 Hz) the executing plan published for real-time chunking (``committed_prefix`` over
-    max(rtc_prefix_s, plan depth)), as ``ControllerRuntime.executing_plan`` asks for it."""
+    max(rtc_prefix_s, plan depth), computed by the tick with its own reference as ``ControllerRuntime.tick`` asks
+    for it)."""
     cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=rate_hz, splice_mode=mode,
                                                           replace_execute_steps=8))
     names = cfg.joint_names
@@ -193,10 +194,8 @@ def tick_cost(mode: str, seconds: float, adversarial: bool, seed: int = 0, rate_
         # every variant sees the prefix ticks in turn (n // 3 runs through the 20 Hz phases)
         prefix = key != "tick_bare" and (n // len(variants)) % prefix_every == 0
         t0 = pc()
-        out = ctl.tick(t, with_trajectory=traj, with_prefix=False)
-        if prefix:
-            horizon = max(cfg.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
-            ctl.committed_prefix(t, duration_s=horizon)
+        out = ctl.tick(t, with_trajectory=traj, with_prefix=prefix, prefix_duration_s=cfg.rtc_prefix_s,
+                       prefix_through_plan=True)
         times[key].append(pc() - t0)
         p = np.concatenate([out.groups[g.name].positions for g in cfg.groups])
         ctl.update_joint_state(t, names, p)

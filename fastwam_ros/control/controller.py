@@ -393,11 +393,12 @@ class ChunkController:
             p[i] = st.ramp_from + s * d
         return p, v
 
-    def _reference_many(self, ts: np.ndarray, run: np.ndarray, with_velocity: bool = True
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _reference_many(self, ts: np.ndarray, run: np.ndarray, with_velocity: bool = True,
+                        velocity_rows: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`_reference` at K times at once ([K, J] each; row k equals ``_reference(ts[k], run)``);
-        ``with_velocity=False``: positions only (velocities None)."""
-        p, v = eval_pv_many(self._source, ts, with_velocity)  # type: ignore[arg-type]
+        ``with_velocity=False``: positions only (velocities None); ``velocity_rows``: velocities wanted at the
+        first that many times only (the rows after them are not velocities)."""
+        p, v = eval_pv_many(self._source, ts, with_velocity, velocity_rows)  # type: ignore[arg-type]
         for st in self._groups.values():
             if not run[st.idx[0]] or st.ramp_dur_s <= 0 or st.ramp_from is None:
                 continue
@@ -417,11 +418,16 @@ class ChunkController:
     def _brake_decel(self) -> np.ndarray:
         return self.lim.max_acceleration * (1.0 if self.estopped else self.cfg.hold_decel_fraction)
 
-    def tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True) -> ControlOutput:
+    def tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True,
+             prefix_duration_s: float | None = None, prefix_through_plan: bool = False) -> ControlOutput:
         """Advance to ``now_s`` and return the setpoints valid at ``now_s``.
 
         with_trajectory / with_prefix: compute the short trajectory / the committed prefix (skip them to save
-        time when they are not published; ``committed_prefix`` is then None).
+        time when they are not published; ``committed_prefix`` is then None). The prefix is what
+        ``committed_prefix(now_s, duration_s=d)`` returns after this tick, with d = ``prefix_duration_s``
+        (default ``rtc_prefix_s``), or with ``prefix_through_plan`` at least the executing plan's remaining depth
+        (the executing plan published for real-time chunking); its plan positions are evaluated together with
+        this tick's reference and trajectory (one pass over the plan instead of two).
 
         A non-finite or non-increasing ``now_s`` changes nothing: the previous output is returned again and
         ``metrics.time_errors`` counts it.
@@ -486,11 +492,24 @@ class ChunkController:
                 in_ramp = st.ramp_dur_s > 0 and now < st.ramp_start_s + st.ramp_dur_s
                 st.mode, st.reason = ("ramp" if in_ramp else "running"), None
 
+        depth = self._plan_end_s - now if plan_reason is None else 0.0
         traj_on = with_trajectory and self.cfg.trajectory_horizon_s > 0
         traj_ts = self._trajectory_times(now) if traj_on else None
+        grid = None
+        if with_prefix:
+            d = self.cfg.rtc_prefix_s if prefix_duration_s is None else float(prefix_duration_s)
+            grid = self._prefix_grid(now, None, max(d, depth) if prefix_through_plan else d)
+        # this tick's reference, the trajectory's and the prefix's plan positions in one evaluation
+        n_traj = 0 if traj_ts is None else traj_ts.shape[0]
+        n_pre = grid[3].shape[0] if grid is not None and self._source is not None else 0
         refs = None
-        if traj_ts is not None and run.any():  # this tick's reference and the trajectory's in one evaluation
-            refs = self._reference_many(np.concatenate(([now], traj_ts)), run)
+        if (n_traj or n_pre) and run.any():
+            parts = [np.array([now])]
+            if n_traj:
+                parts.append(traj_ts)
+            if n_pre:
+                parts.append(np.maximum(grid[3], now))
+            refs = self._reference_many(np.concatenate(parts), run, velocity_rows=1 + n_traj)
         res = self._step(now, dt, run, ref=None if refs is None else (refs[0][0], refs[1][0]))
         m = self.metrics
         for kind, arr in (("position", res.clamped_position), ("velocity", res.clamped_velocity),
@@ -503,12 +522,12 @@ class ChunkController:
             self.v = np.where(self.initialised, res.v, 0.0)
             self.a = np.where(self.initialised, res.a, 0.0)
 
-        depth = self._plan_end_s - now if plan_reason is None else 0.0
         m.plan_depth_s = max(depth, 0.0)
         m.time_to_exhaustion_s = 0.0 if plan_reason is not None else \
             max(0.0, min(self._plan_end_s, self._newest_stamp + self.cfg.stale_chunk_s) - now)
 
-        traj = self._trajectory(now, run, None if refs is None else (refs[0][1:], refs[1][1:])) if traj_on else {}
+        traj = self._trajectory(now, run, None if refs is None else (refs[0][1:1 + n_traj], refs[1][1:1 + n_traj])) \
+            if traj_on else {}
         groups: dict[str, GroupOutput] = {}
         for g in self.cfg.groups:
             st = self._groups[g.name]
@@ -521,7 +540,8 @@ class ChunkController:
                 accelerations=self.a[i] if valid else None,
                 trajectory=traj.get(g.name) if valid else None, anchored=anchored[g.name], fault=st.fault)
         out = ControlOutput(stamp_s=now, joint_names=self.names, groups=groups,
-                            committed_prefix=self.committed_prefix(now, run=run) if with_prefix else None,
+                            committed_prefix=None if grid is None else self._prefix_from(
+                                now, grid, run, None if refs is None or not n_pre else refs[0][1 + n_traj:]),
                             metrics=m.snapshot(),
                             plan_active=plan_reason is None, plan_reason=plan_reason)
         self._last_output = out
@@ -613,21 +633,34 @@ class ChunkController:
         Running groups: the plan (with any ramp) clipped to the position limits; other groups: where the
         command comes to rest at the hold deceleration."""
         d = self.cfg.rtc_prefix_s if duration_s is None else float(duration_s)
-        stamp = now_s if obs_stamp_s is None else float(obs_stamp_s)
-        step = self._newest_dt if self._newest_dt is not None else 1.0 / 30.0
         if run is None:
             run = np.zeros(self.J, dtype=bool)
             for st in self._groups.values():
                 if st.running:
                     run[st.idx] = True
+        return self._prefix_from(now_s, self._prefix_grid(now_s, obs_stamp_s, d), run)
+
+    def _prefix_grid(self, now_s: float, obs_stamp_s: float | None, d: float
+                     ) -> tuple[float, float, float, np.ndarray]:
+        """(stamp, step, duration, times) of the committed prefix (see :meth:`committed_prefix`)."""
+        stamp = now_s if obs_stamp_s is None else float(obs_stamp_s)
+        step = self._newest_dt if self._newest_dt is not None else 1.0 / 30.0
         k = max(0, int(math.ceil((now_s + d - stamp) / step - 1e-9)))
-        times = stamp + step * np.arange(k)
+        return stamp, step, d, stamp + step * np.arange(k)
+
+    def _prefix_from(self, now_s: float, grid: tuple[float, float, float, np.ndarray], run: np.ndarray,
+                     p_ref: np.ndarray | None = None) -> CommittedPrefix:
+        """The committed prefix on ``grid`` (:meth:`_prefix_grid`); ``p_ref``: the plan's positions at
+        ``max(times, now_s)`` when already evaluated (else evaluated here)."""
+        stamp, step, d, times = grid
+        k = times.shape[0]
         decel = self._brake_decel()
         with np.errstate(invalid="ignore"):
             rest = np.clip(self.p + self.v * np.abs(self.v) / (2.0 * decel), self.lim.lower, self.lim.upper)
         pos = np.tile(rest, (k, 1))
         if run.any() and self._source is not None and k > 0:
-            p_ref, _ = self._reference_many(np.maximum(times, now_s), run, with_velocity=False)
+            if p_ref is None:
+                p_ref, _ = self._reference_many(np.maximum(times, now_s), run, with_velocity=False)
             pos = np.where(run, np.clip(p_ref, self.lim.lower, self.lim.upper), rest)
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,

@@ -442,10 +442,12 @@ def _batch(splines: list[ChunkSpline]) -> _SplineBatch:
 
 
 def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray | None = None,
-                    with_velocity: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                    with_velocity: bool = True, velocity_rows: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """Positions and velocities of C chunk splines at K times: [C, K, J] each, ``[c, k]`` equal to
     ``splines[c].eval_many(ts)[:2]`` row k (the same arithmetic element by element). ``need`` [C, K] (bool):
-    evaluate only those pairs (the others are 0). ``with_velocity=False``: positions only (velocities None)."""
+    evaluate only those pairs (the others are 0). ``with_velocity=False``: positions only (velocities None).
+    ``velocity_rows`` (with ``need``): velocities only at the first that many times (the others are 0)."""
     B = _batch(splines)
     C, K, J = B.C, ts.shape[0], B.J
     if need is None:  # every pair: [C, 1] constants against [1, K] times
@@ -456,6 +458,8 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
         t, t0, dt, ext, n1, n2, off, soff = (ts[ki], B.t0[ci], B.dt[ci], B.ext[ci], B.n1[ci], B.n2[ci], B.off[ci],
                                              B.seg_off[ci])
     V = None
+    # the pairs whose velocity is wanted (all, or those at the first velocity_rows times)
+    vs = slice(None) if ki is None or velocity_rows is None or velocity_rows >= K else ki < velocity_rows
     with np.errstate(invalid="ignore", over="ignore"):
         x = (t - t0) / dt
         out = (x <= 0.0) | (x >= n1)
@@ -470,8 +474,8 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
         H = _H3 * u3 + _H2 * u2 + _H1 * u + _H0  # [..., 4]
         P = _sum4(H[..., None] * G)
         if with_velocity:
-            D = _D2 * u2 + _D1 * u + _D0
-            V = _sum4(D[..., None] * G) / dt[..., None]
+            D = _D2 * u2[vs] + _D1 * u[vs] + _D0
+            V = _sum4(D[..., None] * G[vs]) / dt[vs][..., None]
         if out.any():  # linear extrapolation, then hold (as in ChunkSpline.eval_many)
             Pc, Mc = B.knots()
             ke = np.where(x <= 0.0, 0, n1)
@@ -482,13 +486,13 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
             o = out[..., None]
             P = np.where(o, Pc[ge] + v * tau[..., None], P)
             if with_velocity:
-                inside = np.abs(t - knot) < ext
-                V = np.where(o, np.where(inside[..., None], v, 0.0), V)
+                inside = np.abs(t[vs] - knot[vs]) < ext[vs]
+                V = np.where(o[vs], np.where(inside[..., None], v[vs], 0.0), V)
         if B.any_one:  # a one-step chunk is a hold of its only knot
             one = np.broadcast_to(n1 == 0, x.shape)
             P[one] = np.broadcast_to(B.knots()[0][off], x.shape + (J,))[one]
             if with_velocity:
-                V[one] = 0.0  # type: ignore[index]
+                V[one[vs]] = 0.0  # type: ignore[index]
     if need is None:
         return P, V
     Pa = np.zeros((C, K, J))
@@ -496,7 +500,7 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
     if not with_velocity:
         return Pa, None
     Va = np.zeros((C, K, J))
-    Va[ci, ki] = V
+    Va[ci[vs], ki[vs]] = V
     return Pa, Va
 
 
@@ -543,14 +547,15 @@ def _splice_chain(src: Source) -> tuple[ChunkSpline, list[BlendSource]] | None:
     return src, blends[::-1]
 
 
-def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True
+def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, velocity_rows: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """Positions and velocities of ``src`` at K times ([K, J] each), equal element for element to
     ``src.eval_many(ts)[:2]``; splice chains and ensembles of chunk splines take the batched path.
-    ``with_velocity=False``: positions only (velocities None)."""
+    ``with_velocity=False``: positions only (velocities None). ``velocity_rows``: only the first that many
+    times' velocities are wanted (the others may be left 0: an ensemble skips them)."""
     ts = np.asarray(ts, dtype=_FLOAT)
     if isinstance(src, EnsembleSource) and src.members:
-        return _ensemble_pv_many(src, ts, with_velocity)
+        return _ensemble_pv_many(src, ts, with_velocity, velocity_rows)
     chain = _splice_chain(src) if isinstance(src, (BlendSource, ChunkSpline)) else None
     if chain is None:
         p, v, _ = src.eval_many(ts)
@@ -616,10 +621,11 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
     return pv[0], (None if V is None else pv[1])
 
 
-def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray | None]:
+def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool = True,
+                      velocity_rows: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """:meth:`EnsembleSource.eval_many` positions and velocities, the members' weights and splines evaluated at
-    once (the same arithmetic per element as ``_weights_many`` and ``ChunkSpline.eval_many``)."""
+    once (the same arithmetic per element as ``_weights_many`` and ``ChunkSpline.eval_many``); velocities only
+    at the first ``velocity_rows`` times (the others 0) when given."""
     K = ts.shape[0]
     members = src.members
     base = max(m.log_weight for m in members)
@@ -629,17 +635,15 @@ def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool =
             start = np.array([m.start_s for m in members])[:, None]
             end = np.array([m.end_s for m in members])[:, None]
             W0 = np.where((start <= ts[None, :]) & (ts[None, :] <= end), c, 0.0)
-            W1 = W2 = np.zeros_like(W0)
+            W1 = np.zeros_like(W0)
         else:
             start = np.array([m.start_s for m in members])[:, None]
             end = np.array([m.end_s for m in members])[:, None]
-            a, da, dda = smoothstep5_many((ts[None, :] - start) / src.w)
-            b, db, ddb = smoothstep5_many((end + src.w - ts[None, :]) / src.w)
-            da, dda = da / src.w, dda / src.w ** 2
-            db, ddb = -db / src.w, ddb / src.w ** 2
+            a, da, _ = smoothstep5_many((ts[None, :] - start) / src.w)
+            b, db, _ = smoothstep5_many((end + src.w - ts[None, :]) / src.w)
+            da, db = da / src.w, -db / src.w
             W0 = c * a * b
             W1 = c * (da * b + a * db)
-            W2 = c * (dda * b + 2 * da * db + a * ddb)
     W, Wd = np.zeros(K), np.zeros(K)
     for i in range(len(members)):  # summed in member order, as in eval
         W, Wd = W + W0[i], Wd + W1[i]
@@ -648,20 +652,21 @@ def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool =
     if ok.any():
         Wk, W1k = W[:, None], Wd[:, None]
         # a member whose weights are 0 at a time adds exactly 0 there: its spline is not evaluated there
+        nv = K if velocity_rows is None else min(K, max(0, int(velocity_rows)))
         Ps, Vs = splines_pv_many([m.spline for m in members], ts, need=((W0 != 0.0) | (W1 != 0.0)) & ok,
-                                 with_velocity=with_velocity)
+                                 with_velocity=with_velocity, velocity_rows=nv)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            # every member's terms at once ([C, K, J]), then summed in member order (a member whose weights are
+            # 0 at every covered time adds exact zeros there: its spline values are 0 where it is not needed)
+            w0, w1 = W0[:, :, None], W1[:, :, None]
+            U = w0 / Wk
+            TP = U * Ps
+            TV = None if Vs is None else \
+                ((w1[:, :nv] * Wk[:nv] - w0[:, :nv] * W1k[:nv]) / Wk[:nv] ** 2) * Ps[:, :nv] + U[:, :nv] * Vs[:, :nv]
             for i in range(len(members)):
-                w0, w1 = W0[i], W1[i]
-                if not (w0[ok].any() or w1[ok].any() or W2[i][ok].any()):
-                    continue
-                w0, w1 = w0[:, None], w1[:, None]
-                u = w0 / Wk
-                p = Ps[i]
-                P += u * p
-                if Vs is not None:
-                    du = (w1 * Wk - w0 * W1k) / Wk ** 2
-                    V += du * p + u * Vs[i]
+                P += TP[i]
+                if TV is not None:
+                    V[:nv] += TV[i]
     for r in np.flatnonzero(~ok):  # (almost) no member covers t: as in eval
         P[r], V[r], _ = src.eval(float(ts[r]))
     return P, (V if with_velocity else None)

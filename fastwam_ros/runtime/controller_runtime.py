@@ -181,7 +181,11 @@ class ControllerRuntime:
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self, now_s: float) -> TickOutputs:
-        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=False)
+        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
+            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
+        # the executing plan, when due, is computed by the tick itself (one evaluation of the plan for both)
+        out = self.core.tick(now_s, with_trajectory=self.mode == "trajectory", with_prefix=due,
+                             prefix_duration_s=self.config.rtc_prefix_s, prefix_through_plan=True)
         self.last_out = out
         cmds = []
         modes = {}
@@ -192,8 +196,6 @@ class ControllerRuntime:
                 cmds.append(c)
         self.commands_sent += len(cmds)
         prefix = None
-        due = self._last_prefix_s is None or now_s < self._last_prefix_s \
-            or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
         if due:
             prefix = self.executing_plan(now_s, out)
             if prefix is not None:
@@ -205,8 +207,10 @@ class ControllerRuntime:
         running: where it comes to rest) on the newest chunk's step grid, stamped ``now_s`` (its first row):
         what the policy's real-time chunking aligns the next chunk to. ``committed_steps``: the rows inside
         ``rtc_prefix_s``; ``guided_steps``: all rows. None when there is nothing to publish."""
-        horizon_s = max(self.config.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
-        cp = self.core.committed_prefix(now_s, duration_s=horizon_s)
+        cp = out.committed_prefix
+        if cp is None or out.stamp_s != now_s or cp.stamp_s != now_s:  # (not computed by the tick at now_s)
+            horizon_s = max(self.config.rtc_prefix_s, out.metrics.plan_depth_s if out.plan_active else 0.0)
+            cp = self.core.committed_prefix(now_s, duration_s=horizon_s)
         if cp.num_steps <= 0 or not np.all(np.isfinite(cp.positions)):
             return None
         committed = min(cp.num_steps, int(np.ceil(self.config.rtc_prefix_s / cp.step_period_s - 1e-9)))

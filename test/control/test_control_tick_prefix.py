@@ -1,0 +1,127 @@
+"""The executing plan computed by the tick (``tick(with_prefix=True, prefix_through_plan=True)``, one evaluation of
+the plan for the setpoint, the trajectory and the prefix) is the prefix ``committed_prefix`` computes after the
+tick, and asking for it changes nothing else the tick returns (issue 14: the tick cost in trajectory mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastwam_ros.control import Chunk, ChunkController, ControllerConfig
+from fastwam_ros.control.synthetic import bimanual_config_dict, chunk_stream
+
+
+def _flood_chunk(rng: np.random.Generator, names, now: float, n: int) -> Chunk:
+    """A chunk every tick, 2..128 steps, jumps the limiter clamps (the benchmark's adversarial stream, without
+    the garbage)."""
+    h = int(rng.integers(2, 129))
+    pos = rng.uniform(-2, 2, size=len(names)) + np.cumsum(rng.normal(0, 0.3, size=(h, len(names))), axis=0)
+    return Chunk(stamp_s=now - float(rng.uniform(0.0, 0.2)), step_period_s=1 / 30, joint_names=names,
+                 positions=pos, chunk_id=n)
+
+
+def _pair(mode: str):
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=100.0, splice_mode=mode,
+                                                          replace_execute_steps=8))
+    return cfg, ChunkController(cfg), ChunkController(cfg)
+
+
+def _same_output(a, b) -> None:
+    assert a.plan_active == b.plan_active and a.plan_reason == b.plan_reason
+    for name, ga in a.groups.items():
+        gb = b.groups[name]
+        assert (ga.mode, ga.reason) == (gb.mode, gb.reason)
+        for x, y in ((ga.positions, gb.positions), (ga.velocities, gb.velocities),
+                     (ga.accelerations, gb.accelerations)):
+            np.testing.assert_array_equal(x, y)
+        assert (ga.trajectory is None) == (gb.trajectory is None)
+        if ga.trajectory is not None:
+            np.testing.assert_array_equal(ga.trajectory.positions, gb.trajectory.positions)
+            np.testing.assert_array_equal(ga.trajectory.velocities, gb.trajectory.velocities)
+
+
+@pytest.mark.parametrize("mode", ["splice", "ensemble", "replace"])
+@pytest.mark.parametrize("stream", ["normal", "flood"])
+@pytest.mark.parametrize("with_trajectory", [True, False])
+def test_the_tick_computes_the_executing_plan_committed_prefix_would(mode, stream, with_trajectory):
+    cfg, ref, fused = _pair(mode)
+    names = cfg.joint_names
+    grip = tuple(i for i, n in enumerate(names) if "gripper" in n)
+    events, truth = chunk_stream(names, 3.0, seed=1, gripper_cols=grip)
+    rng = np.random.default_rng(2)
+    for c in (ref, fused):
+        c.update_joint_state(0.0, names, truth(0.0)[0])
+        c.enable(0.0)
+    ev, compared, running = 0, 0, 0
+    for n in range(300):
+        t = (n + 1) * 0.01
+        chunks = []
+        if stream == "flood":
+            chunks.append(_flood_chunk(rng, names, t, n))
+        while stream == "normal" and ev < len(events) and events[ev].arrival_s <= t:
+            chunks.append(events[ev].chunk)
+            ev += 1
+        for ch in chunks:
+            assert ref.submit_chunk(ch, t).accepted == fused.submit_chunk(ch, t).accepted
+        due = n % 5 == 0
+        a = ref.tick(t, with_trajectory=with_trajectory, with_prefix=False)
+        b = fused.tick(t, with_trajectory=with_trajectory, with_prefix=due, prefix_duration_s=cfg.rtc_prefix_s,
+                       prefix_through_plan=True)
+        _same_output(a, b)
+        if due:
+            horizon = max(cfg.rtc_prefix_s, a.metrics.plan_depth_s if a.plan_active else 0.0)
+            want = ref.committed_prefix(t, duration_s=horizon)
+            got = b.committed_prefix
+            assert got is not None and got.num_steps == want.num_steps and got.duration_s == want.duration_s
+            np.testing.assert_array_equal(got.times_s, want.times_s)
+            np.testing.assert_allclose(got.positions, want.positions, rtol=0, atol=1e-12)
+            np.testing.assert_array_equal(got.newest_chunk_step, want.newest_chunk_step)
+            compared += 1
+            running += a.plan_active and got.num_steps > int(np.ceil(cfg.rtc_prefix_s * 30))
+        else:
+            assert b.committed_prefix is None
+        p = np.concatenate([a.groups[g.name].positions for g in cfg.groups])
+        for c in (ref, fused):
+            c.update_joint_state(t, names, p)
+    assert compared == 60
+    if mode != "replace" or stream == "normal":
+        assert running > 0  # some prefixes reached past rtc_prefix_s along a running plan
+
+
+def test_without_through_plan_the_tick_prefix_has_the_asked_duration():
+    cfg, ref, fused = _pair("splice")
+    names = cfg.joint_names
+    for c in (ref, fused):
+        c.update_joint_state(0.0, names, np.zeros(len(names)))
+        c.enable(0.0)
+        c.submit_chunk(Chunk(stamp_s=0.0, step_period_s=1 / 30, joint_names=names,
+                             positions=np.linspace(0, 0.5, 32)[:, None] * np.ones(len(names))), 0.0)
+    for n in range(1, 60):
+        ref.tick(n * 0.01, with_prefix=False)
+        fused.tick(n * 0.01, with_prefix=False)
+    b = fused.tick(0.6, with_prefix=True, prefix_duration_s=0.1)
+    ref.tick(0.6, with_prefix=False)
+    want = ref.committed_prefix(0.6, duration_s=0.1)
+    assert b.committed_prefix.num_steps == want.num_steps == 3
+    np.testing.assert_allclose(b.committed_prefix.positions, want.positions, rtol=0, atol=1e-12)
+    default = fused.tick(0.61, with_prefix=True).committed_prefix
+    assert default.duration_s == cfg.rtc_prefix_s
+
+
+def test_ensemble_velocities_at_the_first_rows_only_equal_the_full_evaluation():
+    from fastwam_ros.control.plan import ChunkSpline, EnsembleMember, EnsembleSource, eval_pv_many
+
+    rng = np.random.default_rng(0)
+    splines = [ChunkSpline(0.1 * i, 1 / 30, rng.normal(size=(int(rng.integers(1, 40)), 4))) for i in range(6)]
+    src = EnsembleSource([EnsembleMember(s, -0.3 * i, s.t0 + 0.02, s.end_s) for i, s in enumerate(splines)],
+                         0.15, 4)
+    ts = np.sort(rng.uniform(-0.2, 2.0, 90))
+    P, V = eval_pv_many(src, ts)
+    for nv in (0, 1, 7, 90, 200):
+        Pn, Vn = eval_pv_many(src, ts, velocity_rows=nv)
+        np.testing.assert_array_equal(Pn, P)
+        k = min(nv, ts.shape[0])
+        np.testing.assert_array_equal(Vn[:k], V[:k])
+        covered = np.flatnonzero(np.abs(V[k:]).sum(axis=1) > 0)
+        if covered.size:  # rows after them are not computed (those no member covers come from eval)
+            assert not np.array_equal(Vn[k:], V[k:])
