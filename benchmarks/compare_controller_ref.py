@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -78,11 +79,16 @@ def compare(ref, mode: str, stream: str, seconds: float) -> dict:
                 c.submit_chunk(pkg.Chunk(stamp_s=ch.stamp_s, step_period_s=ch.step_period_s,
                                          joint_names=ch.joint_names, positions=ch.positions,
                                          velocities=ch.velocities, chunk_id=ch.chunk_id), ta)
+            fused = "prefix_through_plan" in inspect.signature(c.tick).parameters  # (the tick computes the prefix)
             t0 = time.thread_time()
-            out = c.tick(t, with_trajectory=kind == "node_trajectory", with_prefix=False)
-            if prefix:
-                c.committed_prefix(t, duration_s=max(cfg.rtc_prefix_s,
-                                                     out.metrics.plan_depth_s if out.plan_active else 0.0))
+            if fused:
+                out = c.tick(t, with_trajectory=kind == "node_trajectory", with_prefix=prefix,
+                             prefix_duration_s=cfg.rtc_prefix_s, prefix_through_plan=True)
+            else:
+                out = c.tick(t, with_trajectory=kind == "node_trajectory", with_prefix=False)
+                if prefix:
+                    c.committed_prefix(t, duration_s=max(cfg.rtc_prefix_s,
+                                                         out.metrics.plan_depth_s if out.plan_active else 0.0))
             times[kind][name].append(time.thread_time() - t0)
             pos[name] = np.concatenate([out.groups[g.name].positions for g in cfg.groups])
         max_diff = max(max_diff, float(np.max(np.abs(pos["ref"] - pos["new"]))))
