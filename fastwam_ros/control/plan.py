@@ -447,7 +447,7 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
     """Positions and velocities of C chunk splines at K times: [C, K, J] each, ``[c, k]`` equal to
     ``splines[c].eval_many(ts)[:2]`` row k (the same arithmetic element by element). ``need`` [C, K] (bool):
     evaluate only those pairs (the others are 0). ``with_velocity=False``: positions only (velocities None).
-    ``velocity_rows`` (with ``need``): velocities only at the first that many times (the others are 0)."""
+    ``velocity_rows``: velocities only at the first that many times (velocities [C, velocity_rows, J])."""
     B = _batch(splines)
     C, K, J = B.C, ts.shape[0], B.J
     if need is None:  # every pair: [C, 1] constants against [1, K] times
@@ -459,7 +459,8 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
                                              B.seg_off[ci])
     V = None
     # the pairs whose velocity is wanted (all, or those at the first velocity_rows times)
-    vs = slice(None) if ki is None or velocity_rows is None or velocity_rows >= K else ki < velocity_rows
+    nv = K if velocity_rows is None else min(K, max(0, int(velocity_rows)))
+    vs = slice(None) if nv == K else (np.s_[:, :nv] if ki is None else ki < nv)
     with np.errstate(invalid="ignore", over="ignore"):
         x = (t - t0) / dt
         out = (x <= 0.0) | (x >= n1)
@@ -499,7 +500,7 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
     Pa[ci, ki] = P
     if not with_velocity:
         return Pa, None
-    Va = np.zeros((C, K, J))
+    Va = np.zeros((C, nv, J))
     Va[ci[vs], ki[vs]] = V
     return Pa, Va
 
@@ -552,7 +553,7 @@ def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, veloci
     """Positions and velocities of ``src`` at K times ([K, J] each), equal element for element to
     ``src.eval_many(ts)[:2]``; splice chains and ensembles of chunk splines take the batched path.
     ``with_velocity=False``: positions only (velocities None). ``velocity_rows``: only the first that many
-    times' velocities are wanted (the others may be left 0: an ensemble skips them)."""
+    times' velocities are wanted (the rows after them are not velocities: left 0 where that saves work)."""
     ts = np.asarray(ts, dtype=_FLOAT)
     if isinstance(src, EnsembleSource) and src.members:
         return _ensemble_pv_many(src, ts, with_velocity, velocity_rows)
@@ -561,6 +562,8 @@ def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, veloci
         p, v, _ = src.eval_many(ts)
         return p, (v if with_velocity else None)
     base, blends = chain
+    K = ts.shape[0]
+    nv = K if velocity_rows is None or not with_velocity else min(K, max(0, int(velocity_rows)))
     if not blends:
         P, V = splines_pv_many([base], ts, with_velocity=with_velocity)
         return P[0], (None if V is None else V[0])
@@ -578,23 +581,30 @@ def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, veloci
     late = AFTER[-1]  # after the newest blend: the newest chunk alone (a long plan: most of the times)
     if late.any():
         J = base.p.shape[1]
-        P, V = np.empty((ts.shape[0], J)), (np.empty((ts.shape[0], J)) if with_velocity else None)
+        P, V = np.empty((K, J)), (np.empty((K, J)) if with_velocity else None)
         pl, vl = splines_pv_many([blends[-1].new], ts[late], with_velocity=with_velocity)  # type: ignore[list-item]
         early = ~late
-        pe, ve = _chain_pv_many(base, blends, ts[early], t_h, w, with_velocity)  # type: ignore[arg-type]
+        # the early times' velocities wanted: those among the first nv times (the first of the early times)
+        nve = int(np.count_nonzero(early[:nv]))
+        pe, ve = _chain_pv_many(base, blends, ts[early], t_h, w, with_velocity,  # type: ignore[arg-type]
+                                velocity_rows=nve)
         P[late], P[early] = pl[0], pe
         if V is not None:
             V[late], V[early] = vl[0], ve  # type: ignore[index]
         return P, V
-    return _chain_pv_many(base, blends, ts, t_h, w, with_velocity)  # type: ignore[arg-type]
+    return _chain_pv_many(base, blends, ts, t_h, w, with_velocity, velocity_rows=nv)  # type: ignore[arg-type]
 
 
 def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray, t_h: np.ndarray, w: np.ndarray,
-                   with_velocity: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                   with_velocity: bool = True, velocity_rows: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """A splice chain (oldest chunk, blends oldest first, their hand-offs and windows [L, 1]) at K times, all of
-    its splines gathered at once."""
+    its splines gathered at once; ``velocity_rows``: velocities only at the first that many times (the other
+    rows 0)."""
+    K = ts.shape[0]
+    nv = K if velocity_rows is None or not with_velocity else min(K, max(0, int(velocity_rows)))
     P, V = splines_pv_many([base] + [b.new for b in blends], ts,  # type: ignore[list-item]
-                           with_velocity=with_velocity)
+                           with_velocity=with_velocity, velocity_rows=nv)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         AFTER = ts[None, :] >= t_h + w
         BEFORE = ~AFTER & (ts[None, :] <= t_h)
@@ -602,6 +612,24 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
         DS = DS / w
         all_before, all_after = BEFORE.all(axis=1).tolist(), AFTER.all(axis=1).tolist()
         A3, B3, S3, DS3 = AFTER[:, :, None], BEFORE[:, :, None], S[:, :, None], DS[:, :, None]
+        if V is not None and nv < K:  # positions at every time, velocities at the first nv: the same
+            # operations as below, on the position rows and the first nv velocity rows apart
+            p, v = P[0], V[0]
+            for i in range(1, len(blends) + 1):
+                if all_before[i - 1]:
+                    continue
+                pn, vn = P[i], V[i]
+                if all_after[i - 1]:
+                    p, v = pn, vn
+                    continue
+                dp, dv = pn - p, vn - v
+                mv = v + S3[i - 1, :nv] * dv
+                mv += DS3[i - 1, :nv] * dp[:nv]
+                v = np.where(A3[i - 1, :nv], vn, np.where(B3[i - 1, :nv], v, mv))
+                p = np.where(A3[i - 1], pn, np.where(B3[i - 1], p, p + S3[i - 1] * dp))
+            Vk = np.zeros((K, P.shape[2]))
+            Vk[:nv] = v
+            return p, Vk
         # positions and velocities stacked ([2, K, J]): p + s·(pn − p) and v + s·(vn − v) in one operation each,
         # then + s'·(pn − p) on the velocity row (the same operations in the same order as BlendSource)
         PV = P[:, None] if V is None else np.stack([P, V], axis=1)

@@ -108,6 +108,38 @@ def test_without_through_plan_the_tick_prefix_has_the_asked_duration():
     assert default.duration_s == cfg.rtc_prefix_s
 
 
+@pytest.mark.parametrize("kind", ["ensemble", "chain"])
+def test_velocities_at_the_first_rows_only_equal_the_full_evaluation(kind):
+    """``eval_pv_many(..., velocity_rows=n)`` (what the tick asks for when it evaluates the prefix with its own
+    reference): the same positions at every time and the same velocities at the first n times, for the tick's
+    time layout (now, the trajectory's times, then the prefix grid from now again)."""
+    from fastwam_ros.control.plan import (
+        BlendSource,
+        ChunkSpline,
+        EnsembleMember,
+        EnsembleSource,
+        eval_pv_many,
+    )
+
+    rng = np.random.default_rng(0)
+    splines = [ChunkSpline(0.05 * i, 1 / 30, rng.normal(size=(int(rng.integers(1, 40)), 4))) for i in range(6)]
+    if kind == "ensemble":
+        src = EnsembleSource([EnsembleMember(s, -0.3 * i, s.t0 + 0.02, s.end_s) for i, s in enumerate(splines)],
+                             0.15, 4)
+    else:
+        src = splines[0]
+        for i, s in enumerate(splines[1:]):
+            src = BlendSource(src, s, s.t0 + 0.02, 0.3)
+    for now in (0.1, 0.3, 0.5, 1.2):  # inside the blends, after some, after all
+        ts = np.concatenate(([now], now + 0.01 + 0.02 * np.arange(11), now + np.arange(60) / 30))
+        P, V = eval_pv_many(src, ts)
+        for nv in (0, 1, 12, 40, ts.shape[0], 500):
+            Pn, Vn = eval_pv_many(src, ts, velocity_rows=nv)
+            np.testing.assert_array_equal(Pn, P)
+            np.testing.assert_array_equal(Vn[: min(nv, ts.shape[0])], V[: min(nv, ts.shape[0])])
+            assert Vn.shape == V.shape
+
+
 def test_ensemble_velocities_at_the_first_rows_only_equal_the_full_evaluation():
     from fastwam_ros.control.plan import ChunkSpline, EnsembleMember, EnsembleSource, eval_pv_many
 
