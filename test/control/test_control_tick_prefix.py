@@ -128,7 +128,7 @@ def test_velocities_at_the_first_rows_only_equal_the_full_evaluation(kind):
                              0.15, 4)
     else:
         src = splines[0]
-        for i, s in enumerate(splines[1:]):
+        for s in splines[1:]:
             src = BlendSource(src, s, s.t0 + 0.02, 0.3)
     for now in (0.1, 0.3, 0.5, 1.2):  # inside the blends, after some, after all
         ts = np.concatenate(([now], now + 0.01 + 0.02 * np.arange(11), now + np.arange(60) / 30))
