@@ -414,13 +414,6 @@ def train_and_save(args, work: Path, model_cfg: Path, robot, meta: dict, train_e
     )
     for name in ("dataset_stats.json", "perception.json", "robot_contract.json"):
         shutil.copyfile(ckpt / name, out / name)
-    # the trainer writes the step period as 1 / data fps (1/30 s); the robot file spells it 0.0333333333: keep the
-    # robot file's spelling when the two agree (contract.compare tolerates the difference; messages quote it)
-    contract = json.loads((out / "robot_contract.json").read_text())
-    period = float(robot.chunk_step_period_s)
-    if abs(float(contract["chunk_step_period_s"]) - period) <= 1e-6 * period:
-        contract["chunk_step_period_s"] = period
-        (out / "robot_contract.json").write_text(json.dumps(contract, indent=2) + "\n")
     if (work / "loss_curve.png").is_file():
         shutil.copyfile(work / "loss_curve.png", out / "loss_curve.png")
 

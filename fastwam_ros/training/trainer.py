@@ -622,16 +622,26 @@ class Trainer:
         return ckpt
 
     def robot_contract(self) -> dict[str, Any]:
-        """What the checkpoint is trained for (joints, cameras, tiling, frame, step period, dims, variant)."""
-        from fastwam_ros.contract import contract_from_perception
+        """What the checkpoint is trained for (joints, cameras, tiling, frame, step period, dims, variant). The
+        step period is 1 / the data's fps, written as the robot file spells it when ``data.perception`` is a
+        robot file whose ``chunk_step_period_s`` agrees (within the contract's tolerance): 0.0333333333, not
+        0.03333333333333333."""
+        from fastwam_ros.contract import PERIOD_RTOL, contract_from_perception
 
         from .frames import robot_name
 
         mc = self.model_config
+        period = 1.0 / float(self.dataset.episodes[0].fps)
+        name = robot_name(self.cfg.data.perception)
+        if name:
+            from fastwam_ros.robot import load_robot
+
+            robot_period = float(load_robot(self.cfg.data.perception).chunk_step_period_s)
+            if math.isclose(period, robot_period, rel_tol=PERIOD_RTOL):
+                period = robot_period
         return contract_from_perception(
-            self.perception_config, step_period_s=1.0 / float(self.dataset.episodes[0].fps),
-            proprio_dim=mc.proprio_dim, action_dim=mc.action_dim, variant=mc.variant,
-            robot=robot_name(self.cfg.data.perception))
+            self.perception_config, step_period_s=period,
+            proprio_dim=mc.proprio_dim, action_dim=mc.action_dim, variant=mc.variant, robot=name)
 
     def _prune(self) -> None:
         keep = self.cfg.train.keep_last

@@ -171,3 +171,26 @@ def _video_of(tr, index):
         return tr.dataset[index]["video"][None]
     finally:
         tr.dataset.latent_source = src
+
+
+@pytest.mark.parametrize("fps", [30.0, 25.0])
+def test_the_contract_writes_the_step_period_as_the_robot_file_spells_it(fps):
+    """Trained from a robot file whose chunk_step_period_s agrees with 1 / the data's fps, the contract carries
+    the robot file's value (0.0333333333); another fps keeps 1 / fps; without a robot file, 1 / fps."""
+    from types import SimpleNamespace
+
+    from fastwam_ros.robot import load_robot
+    from fastwam_ros.training.trainer import Trainer
+
+    robot = load_robot("demo_aloha")
+    fake = SimpleNamespace(perception_config=robot.perception_config(),
+                           dataset=SimpleNamespace(episodes=[SimpleNamespace(fps=fps)]),
+                           model_config=SimpleNamespace(proprio_dim=14, action_dim=14, variant="fastwam"),
+                           cfg=SimpleNamespace(data=SimpleNamespace(perception="demo_aloha")))
+    c = Trainer.robot_contract(fake)
+    assert c["robot"] == "demo_aloha"
+    want = float(robot.chunk_step_period_s) if fps == 30.0 else 1.0 / fps
+    assert c["chunk_step_period_s"] == want
+    assert (c["chunk_step_period_s"] == 1.0 / fps) == (fps != 30.0)  # 0.0333333333 != 1/30 in float64
+    fake.cfg.data.perception = robot.perception_config().to_dict()
+    assert Trainer.robot_contract(fake)["chunk_step_period_s"] == 1.0 / fps
