@@ -658,7 +658,8 @@ def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool =
     members = src.members
     base = max(m.log_weight for m in members)
     c = np.array([math.exp(m.log_weight - base) for m in members])[:, None]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+    # (the weights and their rates: a tiny window makes them overflow; nothing here divides by 0 or makes a NaN)
+    with np.errstate(over="ignore"):
         if src.w <= 0:
             start = np.array([m.start_s for m in members])[:, None]
             end = np.array([m.end_s for m in members])[:, None]

@@ -31,8 +31,9 @@ def _walk(seed: int, h: int, j: int = 3) -> np.ndarray:
 
 
 def _same_as_reference(src, ts, ref=None, atol_p=1e-12, atol_v=1e-11):
-    """``eval_pv_many`` (with and without velocities) equals ``ref.eval_many`` (default: ``src``'s own), with
-    floating-point warnings as errors; NaN matches NaN."""
+    """``eval_pv_many`` (with and without velocities, and with velocities at the first rows only, as the tick
+    asks when it evaluates the committed prefix with its own reference) equals ``ref.eval_many`` (default:
+    ``src``'s own), with floating-point warnings as errors; NaN matches NaN."""
     ref = src if ref is None else ref
     with np.errstate(all="ignore"):
         P, V, _ = ref.eval_many(ts)
@@ -40,10 +41,14 @@ def _same_as_reference(src, ts, ref=None, atol_p=1e-12, atol_v=1e-11):
         warnings.simplefilter("error")
         Pf, Vf = eval_pv_many(src, ts)
         Po, none = eval_pv_many(src, ts, with_velocity=False)
+        part = [(n, eval_pv_many(src, ts, velocity_rows=n)) for n in (1, len(ts) // 2)]
     assert none is None
     np.testing.assert_allclose(Pf, P, rtol=0, atol=atol_p)
     np.testing.assert_allclose(Vf, V, rtol=0, atol=atol_v)
     np.testing.assert_allclose(Po, P, rtol=0, atol=atol_p)
+    for n, (Pn, Vn) in part:
+        np.testing.assert_allclose(Pn, P, rtol=0, atol=atol_p)
+        np.testing.assert_allclose(Vn[:n], V[:n], rtol=0, atol=atol_v)
 
 
 @pytest.mark.parametrize("ext", [0.0, 0.5])

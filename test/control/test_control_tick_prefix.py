@@ -157,3 +157,40 @@ def test_ensemble_velocities_at_the_first_rows_only_equal_the_full_evaluation():
         covered = np.flatnonzero(np.abs(V[k:]).sum(axis=1) > 0)
         if covered.size:  # rows after them are not computed (those no member covers come from eval)
             assert not np.array_equal(Vn[k:], V[k:])
+
+
+@pytest.mark.parametrize("with_trajectory", [True, False])
+@pytest.mark.parametrize("mode", ["splice", "ensemble"])
+def test_a_tick_evaluates_the_plan_once_for_setpoint_trajectory_and_prefix(monkeypatch, mode, with_trajectory):
+    """The point of computing the prefix in the tick: one batched evaluation of the plan per tick (no scalar
+    evaluation of the setpoint, no second pass for the trajectory or the prefix), whatever is asked for."""
+    cfg, ctl, _ = _pair(mode)
+    names = cfg.joint_names
+    rng = np.random.default_rng(5)
+    ctl.update_joint_state(0.0, names, np.zeros(len(names)))
+    ctl.enable(0.0)
+    calls = {"many": 0, "scalar": 0}
+    many, scalar = ChunkController._reference_many, ChunkController._reference
+
+    def count_many(self, *a, **k):
+        calls["many"] += 1
+        return many(self, *a, **k)
+
+    def count_scalar(self, *a, **k):
+        calls["scalar"] += 1
+        return scalar(self, *a, **k)
+
+    monkeypatch.setattr(ChunkController, "_reference_many", count_many)
+    monkeypatch.setattr(ChunkController, "_reference", count_scalar)
+    checked = 0
+    for n in range(200):
+        t = (n + 1) * 0.01
+        ctl.submit_chunk(_flood_chunk(rng, names, t, n), t)
+        calls.update(many=0, scalar=0)
+        out = ctl.tick(t, with_trajectory=with_trajectory, with_prefix=True, prefix_through_plan=True)
+        if out.plan_active and any(g.mode in ("running", "ramp") for g in out.groups.values()):
+            assert calls == {"many": 1, "scalar": 0}, (n, calls)
+            assert out.committed_prefix.num_steps > 0
+            checked += 1
+        ctl.update_joint_state(t, names, np.concatenate([out.groups[g.name].positions for g in cfg.groups]))
+    assert checked > 100
