@@ -194,3 +194,41 @@ def test_a_tick_evaluates_the_plan_once_for_setpoint_trajectory_and_prefix(monke
             checked += 1
         ctl.update_joint_state(t, names, np.concatenate([out.groups[g.name].positions for g in cfg.groups]))
     assert checked > 100
+
+
+@pytest.mark.parametrize("first", ["left", "right"])
+def test_the_scalar_and_the_batched_reference_agree_while_groups_ramp_in(first):
+    """A position-mode tick without the prefix (4 of 5 control periods of ``ControllerRuntime`` in position mode)
+    takes the scalar ``_reference``; with the prefix it takes the batched one. While one side's groups ramp in
+    (enabled after the other side, or alone) the two give the same setpoints: the enable ramp applies to the
+    ramping groups whatever the groups before them do (not running, or past their own ramp)."""
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=100.0, enable_ramp_s=0.6))
+    scalar, batched = ChunkController(cfg), ChunkController(cfg)  # (a ramp of 1 s would hide a * for a /)
+    names = cfg.joint_names
+    target = np.linspace(-0.4, 0.4, len(names))
+    second = "right" if first == "left" else "left"
+    for c in (scalar, batched):
+        c.update_joint_state(0.0, names, np.zeros(len(names)))
+        c.enable(0.0, [f"{first}_arm", f"{first}_gripper"])
+    ramping = 0
+    for n in range(1, 400):
+        t = n * 0.01
+        if n % 10 == 1:
+            ch = Chunk(stamp_s=t, step_period_s=1 / 30, joint_names=names,
+                       positions=target + 0.05 * np.sin(t + np.arange(32)[:, None] / 30), chunk_id=n)
+            for c in (scalar, batched):
+                assert c.submit_chunk(ch, t).accepted
+        if n == 150:
+            for c in (scalar, batched):
+                c.enable(t, [f"{second}_arm", f"{second}_gripper"])
+        a = scalar.tick(t, with_trajectory=False, with_prefix=False)
+        b = batched.tick(t, with_trajectory=False, with_prefix=True)
+        ramping += any(g.mode == "ramp" for g in a.groups.values())
+        for g in cfg.groups:
+            np.testing.assert_allclose(a.groups[g.name].positions, b.groups[g.name].positions, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(a.groups[g.name].velocities, b.groups[g.name].velocities, rtol=0,
+                                       atol=1e-10)
+        p = np.concatenate([a.groups[g.name].positions for g in cfg.groups])
+        for c in (scalar, batched):
+            c.update_joint_state(t, names, p)
+    assert ramping > 50
