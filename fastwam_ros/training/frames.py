@@ -78,16 +78,23 @@ def is_robot_file(doc: Any) -> bool:
     return isinstance(doc, dict) and all(k in doc for k in ("robot", "cameras", "joints"))
 
 
-def robot_name(value: Any) -> str:
-    """The robot's name when ``data.perception`` is a robot file (path or bare name), else ""."""
+def robot_of(value: Any) -> Any | None:
+    """The robot (``fastwam_ros.robot.Robot``) when ``data.perception`` is a robot file (path or bare name),
+    else None."""
     if not isinstance(value, (str, Path)):
-        return ""
+        return None
     try:
         from fastwam_ros.robot import load_robot
 
-        return load_robot(value).name
+        return load_robot(value)
     except ValueError:
-        return ""
+        return None
+
+
+def robot_name(value: Any) -> str:
+    """The robot's name when ``data.perception`` is a robot file (path or bare name), else ""."""
+    robot = robot_of(value)
+    return "" if robot is None else robot.name
 
 
 def load_perception_config(value: Any) -> Any:

@@ -628,20 +628,16 @@ class Trainer:
         0.03333333333333333."""
         from fastwam_ros.contract import PERIOD_RTOL, contract_from_perception
 
-        from .frames import robot_name
+        from .frames import robot_of
 
         mc = self.model_config
         period = 1.0 / float(self.dataset.episodes[0].fps)
-        name = robot_name(self.cfg.data.perception)
-        if name:
-            from fastwam_ros.robot import load_robot
-
-            robot_period = float(load_robot(self.cfg.data.perception).chunk_step_period_s)
-            if math.isclose(period, robot_period, rel_tol=PERIOD_RTOL):
-                period = robot_period
+        robot = robot_of(self.cfg.data.perception)
+        if robot is not None and math.isclose(period, float(robot.chunk_step_period_s), rel_tol=PERIOD_RTOL):
+            period = float(robot.chunk_step_period_s)
         return contract_from_perception(
-            self.perception_config, step_period_s=period,
-            proprio_dim=mc.proprio_dim, action_dim=mc.action_dim, variant=mc.variant, robot=name)
+            self.perception_config, step_period_s=period, proprio_dim=mc.proprio_dim, action_dim=mc.action_dim,
+            variant=mc.variant, robot="" if robot is None else robot.name)
 
     def _prune(self) -> None:
         keep = self.cfg.train.keep_last
