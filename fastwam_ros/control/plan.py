@@ -459,7 +459,7 @@ def splines_pv_many(splines: list[ChunkSpline], ts: np.ndarray, need: np.ndarray
                                              B.seg_off[ci])
     V = None
     # the pairs whose velocity is wanted (all, or those at the first velocity_rows times)
-    nv = K if velocity_rows is None else min(K, max(0, int(velocity_rows)))
+    nv = _velocity_rows(K, velocity_rows, with_velocity)
     vs = slice(None) if nv == K else (np.s_[:, :nv] if ki is None else ki < nv)
     with np.errstate(invalid="ignore", over="ignore"):
         x = (t - t0) / dt
@@ -548,6 +548,12 @@ def _splice_chain(src: Source) -> tuple[ChunkSpline, list[BlendSource]] | None:
     return src, blends[::-1]
 
 
+def _velocity_rows(K: int, velocity_rows: int | None, with_velocity: bool) -> int:
+    """How many of K times (the first ones) need velocities: ``velocity_rows`` clipped to [0, K]; all K when it
+    is None or when no velocity is asked (nothing then depends on it)."""
+    return K if velocity_rows is None or not with_velocity else min(K, max(0, int(velocity_rows)))
+
+
 def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, velocity_rows: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """Positions and velocities of ``src`` at K times ([K, J] each), equal element for element to
@@ -563,7 +569,7 @@ def eval_pv_many(src: Source, ts: np.ndarray, with_velocity: bool = True, veloci
         return p, (v if with_velocity else None)
     base, blends = chain
     K = ts.shape[0]
-    nv = K if velocity_rows is None or not with_velocity else min(K, max(0, int(velocity_rows)))
+    nv = _velocity_rows(K, velocity_rows, with_velocity)
     if not blends:
         P, V = splines_pv_many([base], ts, with_velocity=with_velocity)
         return P[0], (None if V is None else V[0])
@@ -602,7 +608,7 @@ def _chain_pv_many(base: ChunkSpline, blends: list[BlendSource], ts: np.ndarray,
     its splines gathered at once; ``velocity_rows``: velocities only at the first that many times (the other
     rows 0)."""
     K = ts.shape[0]
-    nv = K if velocity_rows is None or not with_velocity else min(K, max(0, int(velocity_rows)))
+    nv = _velocity_rows(K, velocity_rows, with_velocity)
     P, V = splines_pv_many([base] + [b.new for b in blends], ts,  # type: ignore[list-item]
                            with_velocity=with_velocity, velocity_rows=nv)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -681,7 +687,7 @@ def _ensemble_pv_many(src: EnsembleSource, ts: np.ndarray, with_velocity: bool =
     if ok.any():
         Wk, W1k = W[:, None], Wd[:, None]
         # a member whose weights are 0 at a time adds exactly 0 there: its spline is not evaluated there
-        nv = K if velocity_rows is None else min(K, max(0, int(velocity_rows)))
+        nv = _velocity_rows(K, velocity_rows, with_velocity)
         Ps, Vs = splines_pv_many([m.spline for m in members], ts, need=((W0 != 0.0) | (W1 != 0.0)) & ok,
                                  with_velocity=with_velocity, velocity_rows=nv)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
