@@ -330,7 +330,7 @@ class EnsembleSource(Source):
                     continue
                 u = w0 / Wk
                 du = (w1 * Wk - w0 * W1k) / Wk ** 2
-                ddu = w2 / Wk - 2 * w1 * W1k / Wk ** 2 - w0 * W2k / Wk ** 2 + 2 * w0 * W1k ** 2 / Wk ** 3
+                ddu = (w2 - u * W2k) / Wk - 2 * du * W1k / Wk  # (see eval)
                 p, v, a = m.spline.eval_many(tk)
                 P[ok] += u * p
                 V[ok] += du * p + u * v
@@ -370,7 +370,9 @@ class EnsembleSource(Source):
                 continue
             u = w0 / W
             du = (w1 * W - w0 * W1) / W ** 2
-            ddu = w2 / W - 2 * w1 * W1 / W ** 2 - w0 * W2 / W ** 2 + 2 * w0 * W1 ** 2 / W ** 3
+            # u'' = (w'' - u·W'')/W - 2·u'·W'/W: the expanded form (w''/W - 2w'W'/W² - wW''/W² + 2wW'²/W³)
+            # cancels terms of size (W'/W)² that grow without bound at a fade's edge (W -> 0)
+            ddu = (w2 - u * W2) / W - 2 * du * W1 / W
             p, v, a = m.spline.eval(t)
             P += u * p
             V += du * p + u * v

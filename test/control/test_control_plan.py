@@ -109,6 +109,25 @@ def test_ensemble_is_the_act_weighted_average_where_weights_are_steady():
     assert src2.eval(0.5)[0][0] == pytest.approx(0.0) and src2.eval(0.8)[0][0] == pytest.approx(0.5)
 
 
+def test_an_ensemble_carried_by_one_member_is_that_member_to_the_bit_even_at_a_fade_edge():
+    """Where one member carries all the weight (u = 1, u' = u'' = 0 exactly) the ensemble is that member, also in
+    acceleration and at the very start of its fade-in, where the summed weight W is tiny. The expanded u'' (terms
+    of size (W'/W)² cancelling) left ~5e-9 rad/s² there and made eval and eval_many disagree on NumPy 1.26."""
+    rng = np.random.default_rng(3)
+    s = ChunkSpline(0.0, 1 / 30, 10 * np.cumsum(rng.normal(size=(20, 5)), 0))
+    late = ChunkSpline(0.0, 1 / 30, rng.normal(size=(20, 5)))  # fades in from 0.5 s: weight exactly 0 before
+    ens = EnsembleSource([EnsembleMember(s, 0.0, 0.1, s.end_s), EnsembleMember(late, -0.5, 0.5, late.end_s)],
+                         w=0.2, n_joints=5)
+    ts = 0.1 + 0.2 * np.array([1e-3, 3e-3, 1e-2, 0.05, 0.3, 0.9])  # fade-in positions: W = 10x³ - ...
+    P, V, A = ens.eval_many(ts)
+    for k, t in enumerate(ts):
+        assert 0.0 < ens.weights_at(float(t))[0] < 1.0 and ens.weights_at(float(t))[1] == 0.0
+        want = s.eval(float(t))
+        for got in (ens.eval(float(t)), (P[k], V[k], A[k])):
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+
+
 def test_eval_many_equals_eval_at_every_time():
     """The vectorised plan evaluation used by the trajectory and the committed prefix (issue 17) returns, row by
     row, what ``eval`` returns: splines (with and without velocities, single knot), chains of blends,
