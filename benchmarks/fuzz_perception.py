@@ -19,7 +19,10 @@ Printed figures:
   levels: an AC coefficient of one block changed), and accepted **corrupted** (mean error above that) -- with the
   count, mean and max error of the corrupted ones. JPEG has no checksum: a flip that keeps the Huffman coding valid
   is invisible to the decoder, and the guard only sees the seam a DC drift leaves on the block grid, so this last
-  number is not 0 (it is the residual, reported as it is);
+  number is not 0 (it is the residual, reported as it is). ``accepted_corrupted_by`` breaks it down by error
+  band, picture and where the damage starts (:func:`damage_start`): in a picture too small for the guard, in the
+  first or last MCU row or within ``min_segment`` blocks of a row's start or end (a drift there leaves no
+  staircase, only a full-width or one-sided step, which the guard leaves to real edges), or inside;
 * ``good_compressed_refused_by_decoder``: valid JPEG/PNG images the decoder refused (must be 0), of which
   ``good_jpeg_refused_by_seam_guard`` by the guard (must be 0; the JPEG set includes simulator scenes at
   qualities 50-95);
@@ -49,7 +52,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastwam_ros.perception import ObservationPipeline, PerceptionConfig  # noqa: E402
-from fastwam_ros.perception.decode import RAW_ENCODINGS, DecodeError, decode_compressed  # noqa: E402
+from fastwam_ros.perception.compressed import _jpeg_frame  # noqa: E402 - the header's size and sampling
+from fastwam_ros.perception.decode import RAW_ENCODINGS, DecodeError, decode_compressed, decode_scale_for  # noqa: E402
 
 CAMS = ("head", "left", "right")  # head: raw, left: jpeg, right: png
 CORRUPT_TOLERANCE_LEVELS = 1.0  # a flipped JPEG decoding to a mean |error| above this (0..255 levels) is corrupted
@@ -76,6 +80,37 @@ def _sim_pictures(seed: int) -> list[np.ndarray]:
     for _ in range(int(np.random.default_rng(seed).integers(0, 90))):
         sim.step(folder.command(sim.time_s + 1 / 30), 1 / 30)
     return [sim.render(c) for c in sim.cameras]
+
+
+def damage_start(data: bytes, out: np.ndarray, clean: np.ndarray, need_hw: tuple[int, int],
+                 min_segment: int = 2, step_levels: float = 8.0) -> str:
+    """Where the damage of an accepted corrupted JPEG (``data``, decoded to ``out`` at the scale ``need_hw``
+    asks for; ``clean`` is the intact picture's decode) starts, relative to what the seam guard examines
+    (fastwam_ros/perception/jpeg_guard.py, same geometry: MCU rows of 8*v/scale px, luma block columns of
+    8/scale px): ``guard_not_applicable`` (1/8 scale, under 3 MCU rows or 2*min_segment block columns),
+    ``first_mcu_row`` / ``last_mcu_row`` (no MCU-row boundary above / below the start), ``row_edge`` (within
+    ``min_segment`` block columns of the row's start or end), ``inside``, or ``no_block_off_by_step`` (no block
+    differs by ``step_levels`` or more anywhere: small errors spread out). The first block in MCU raster order
+    (MCU row, then block column) with a pixel ``step_levels`` or more off is the start."""
+    h, w, _, v = _jpeg_frame(np.frombuffer(data, np.uint8))
+    d = decode_scale_for((h, w), need_hw)
+    bh, bw = 8 * v // d, 8 // d
+    n_rows, n_cols = out.shape[0] // bh if bh else 0, out.shape[1] // bw if bw else 0
+    if d >= 8 or n_rows < 3 or n_cols < 2 * min_segment:
+        return "guard_not_applicable"
+    off = np.abs(out.astype(np.int16) - clean.astype(np.int16)).max(axis=2) >= step_levels
+    blocks = off[: n_rows * bh, : n_cols * bw].reshape(n_rows, bh, n_cols, bw).any(axis=(1, 3))
+    first = np.flatnonzero(blocks)
+    if not first.size:
+        return "no_block_off_by_step"
+    r, c = divmod(int(first[0]), n_cols)
+    if r == 0:
+        return "first_mcu_row"
+    if r == n_rows - 1:
+        return "last_mcu_row"
+    if c < min_segment or c >= n_cols - min_segment:
+        return "row_edge"
+    return "inside"
 
 
 def _scan_start(data: bytes) -> int:
@@ -277,6 +312,7 @@ class Fuzzer:
                         band = "1-3" if err <= 3 else "3-10" if err <= 10 else "over_10"
                         self.corrupted_by[f"error_{band}_levels"] += 1
                         self.corrupted_by[f"picture_{self.picture_label[id(clean)]}"] += 1
+                        self.corrupted_by[f"starts_{damage_start(msg.data, out, clean, self.need[cam])}"] += 1
                     else:
                         self.f["flip_accepted_slightly_different"] += 1
         now = self.t + r.uniform(0.0, 0.03)
