@@ -7,6 +7,7 @@
     fastwam sim-eval [--policy DIR|demo|scripted] [--episodes N] [--seed S]   closed-loop success rate in the demo
                                                             simulator (= fastwam-eval, python -m fastwam_ros.eval)
     fastwam info    POLICY_DIR | HUB_ID                     config, contract, metadata, parameter counts
+                    [--robot ROBOT]                       ... and the contract check against a robot file
     fastwam parity  FIXTURE_DIR [--tol X] [--section S]     numerical parity with the reference model
     fastwam push    POLICY_DIR REPO_ID                      publish a policy directory to the Hugging Face Hub
 
@@ -30,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "fastwam_ros.training.cli:eval_command"),
     "sim-eval": ("closed-loop evaluation in the demo simulator: success rate, completion time, clamps, latency",
                  "fastwam_ros.eval:eval_command"),
-    "info": ("print a policy directory's config, robot contract, metadata and parameter counts",
+    "info": ("print a policy directory's config, robot contract, metadata and parameter counts (--robot: check it)",
              "fastwam_ros.hub:info_command"),
     "parity": ("numerical parity against reference fixtures", "fastwam_ros.cli:parity_command"),
     "push": ("upload a policy directory to the Hugging Face Hub (model card included)",

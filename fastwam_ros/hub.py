@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, ContractError
+
 CARD_FILE = "README.md"
 CARD_MARKER = "Written by fastwam_ros"  # a card with this line is ours to regenerate
 # the robot contract is fastwam_ros.contract's (robot_contract.json); older spellings are still read
@@ -320,6 +322,16 @@ def info_command(argv: list[str], prog: str = "fastwam info") -> int:
                                  "is not built). Accepts a local path or a Hub id (org/name[@revision]).")
     ap.add_argument("policy", help="policy directory, checkpoint directory (its policy/ is used) or Hub id")
     ap.add_argument("--json", action="store_true", help="print everything as JSON")
+    ap.add_argument("--robot", default=None, metavar="ROBOT",
+                    help="also check the checkpoint's robot contract against this robot file (a path, or a name in "
+                         "config/robots), as the policy node's configure does; exit status 1, naming every "
+                         "differing field, if it was trained for another robot")
+    ap.add_argument("--joint-map", nargs="+", default=[], metavar="CKPT:ROBOT",
+                    help="with --robot: deliberate joint renames, checkpoint joint -> robot joint (the policy "
+                         "node's model.joint_map)")
+    ap.add_argument("--variant", default=None,
+                    help="with --robot: the attention variant the node requests (its model.variant, 'fastwam' by "
+                         "default there); not checked when omitted")
     ns = ap.parse_args(argv)
     try:
         p = resolve_policy_dir(ns.policy)
@@ -332,9 +344,20 @@ def info_command(argv: list[str], prog: str = "fastwam info") -> int:
         print(f"error: {p} is not a policy directory (no meta.json)", file=sys.stderr)
         return 2
     info = describe(p)
+    status = 0
+    if ns.robot is not None:
+        try:
+            info["check"] = contract_check(p, ns.robot, variant=ns.variant, joint_map=ns.joint_map)
+        except ConfigError as exc:  # an unreadable robot file or a malformed joint map: not a verdict
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        status = 0 if info["check"]["ok"] else 1
+    elif ns.joint_map or ns.variant is not None:
+        print("error: --joint-map and --variant apply to the check against a robot file (--robot)", file=sys.stderr)
+        return 2
     if ns.json:
         print(json.dumps(info, indent=2, default=str))
-        return 0
+        return status
     meta, cfg = info["meta"], info["config"]
     print(f"{p}")
     print(f"  format     {meta.get('format')} v{meta.get('format_version')}, {meta.get('created_by')}, "
@@ -358,7 +381,46 @@ def info_command(argv: list[str], prog: str = "fastwam info") -> int:
     if info.get("dataset"):
         print(f"  dataset    {info['dataset']}")
     print(f"  files      {' '.join(info['files'])}")
-    return 0
+    check = info.get("check")
+    if check is not None:
+        if check["ok"]:
+            print(f"  check      fits robot {check['robot']}: {', '.join(check['checked']) or 'nothing'} agree"
+                  + (f"; not recorded by the checkpoint, so not checked: {', '.join(check['unchecked'])}"
+                     if check["unchecked"] else ""))
+        else:
+            print("  check      DOES NOT FIT: " + check["message"].replace("\n", "\n             "))
+    return status
+
+
+def contract_check(policy_dir: str | Path, robot: Any, *, variant: str | None = None,
+                   joint_map: Any = ()) -> dict[str, Any]:
+    """The policy node's contract check of a policy directory against a robot file, as a report:
+    ``{"robot", "ok", "checked", "unchecked", "differences", "message"}`` (``differences``: [field, checkpoint
+    value, robot value] each). Raises ConfigError for an unreadable robot file or a malformed ``joint_map``
+    (``["ckpt_joint:robot_joint", ...]`` or a mapping)."""
+    from .contract import (
+        FIELDS,
+        check_checkpoint,
+        contract_from_robot,
+        parse_joint_map,
+        read_checkpoint_contract,
+    )
+    from .robot import load_robot
+
+    spec = load_robot(robot)
+    jm = parse_joint_map(joint_map)
+    known, _ = read_checkpoint_contract(policy_dir)
+    want = contract_from_robot(spec, variant=variant)
+    report: dict[str, Any] = {
+        "robot": spec.name, "robot_file": spec.source,
+        "checked": [f for f in FIELDS if f in known and f in want],
+        "unchecked": [f for f in FIELDS if f in want and f not in known],
+        "ok": True, "differences": [], "message": ""}
+    try:
+        check_checkpoint(policy_dir, spec, variant=variant, joint_map=jm)
+    except ContractError as exc:
+        report.update(ok=False, differences=[list(d) for d in exc.differences], message=str(exc))
+    return report
 
 
 def push_command(argv: list[str], prog: str = "fastwam push") -> int:

@@ -183,3 +183,37 @@ def test_policy_node_path_checks_contract_and_variant_at_configure():
         assert w.policy.robot_contract["joint_names"][0] == "left_waist"
     finally:
         w.stop(timeout_s=10.0)
+
+
+def test_fastwam_info_robot_checks_a_checkpoint_against_a_robot_file_before_deployment(json_only_checkpoint,
+                                                                                        tmp_path, capsys):
+    """`fastwam info POLICY --robot ROBOT` runs the node's contract check from a shell (no ROS, no model):
+    exit 0 and the fields that agree, 1 and every differing field, 2 for a request it cannot check."""
+    from fastwam_ros.cli import main
+
+    def info(*args):
+        code = main(["info", str(json_only_checkpoint), "--json", *args])
+        out = capsys.readouterr()
+        return code, (json.loads(out.out)["check"] if code in (0, 1) else out.err)
+
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(yaml.safe_dump(demo_robot(a=rename_joint("left_waist", "left_joint1"), b=other_cameras)))
+    code, check = info("--robot", str(DEMO_ROBOT))
+    assert code == 0 and check["ok"] and check["robot"] == "demo_aloha" and check["differences"] == []
+    assert {"joint_names", "camera_names", "frame_hw", "chunk_step_period_s"} <= set(check["checked"])
+    code, check = info("--robot", str(renamed))
+    assert code == 1 and not check["ok"]
+    assert {f for f, _, _ in check["differences"]} == {"joint_names", "camera_names"}
+    assert "left_joint1" in check["message"] and "joint_map" in check["message"]
+    code, check = info("--robot", str(renamed), "--joint-map", "left_waist:left_joint1")  # the cameras still differ
+    assert code == 1 and [f for f, _, _ in check["differences"]] == ["camera_names"]
+    renamed.write_text(yaml.safe_dump(demo_robot(a=rename_joint("left_waist", "left_joint1"))))
+    assert info("--robot", str(renamed), "--joint-map", "left_waist:left_joint1")[0] == 0
+    code, check = info("--robot", str(DEMO_ROBOT), "--variant", "idm")
+    assert code == 1 and check["differences"] == [["variant", "fastwam", "idm"]]
+    for bad in (("--robot", str(tmp_path / "missing.yaml")), ("--robot", str(DEMO_ROBOT), "--joint-map", "x"),
+                ("--variant", "idm")):
+        code, err = info(*bad)
+        assert code == 2 and err.startswith("error:"), bad
+    assert main(["info", str(json_only_checkpoint), "--robot", str(renamed)]) == 1  # the text form
+    assert "DOES NOT FIT" in capsys.readouterr().out
