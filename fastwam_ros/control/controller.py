@@ -356,6 +356,27 @@ class ChunkController:
         self._members = []
         self._plan_end_s = -math.inf
 
+    def rebase_clock(self, now_s: float) -> None:
+        """The caller's clock was reset to ``now_s`` (s), behind the last tick (a bag replayed in a loop, a
+        simulator reset): everything stamped in the old time base goes. The plan is dropped (running groups
+        decelerate to a hold, as when chunks stop), the newest chunk stamp and the joint-state stamps are
+        forgotten (joint states and chunks stamped in the new time base are accepted again; until a joint state
+        arrives the groups hold for ``stale_state``), the tracking watchdog restarts its timers and the next tick
+        is one period long. The commanded state (positions, velocities, accelerations), enables, faults and the
+        e-stop are kept: the command stays continuous. Counted in ``metrics.clock_jumps``."""
+        now = float(now_s)
+        m = self.metrics
+        m.clock_jumps += 1
+        m.last_clock_jump_s = (self._last_tick - now) if self._last_tick is not None else 0.0
+        self._source = None
+        self._members = []
+        self._ens_anchor = None
+        self._plan_start_s = self._plan_end_s = -math.inf
+        self._newest_stamp, self._newest_dt, self._newest_id = -math.inf, None, None
+        self.meas_stamp[:] = -math.inf
+        self.watchdog.restart_timing()
+        self._last_tick = None
+
     # ------------------------------------------------------------------ tick
 
     def _plan_usable(self, now: float) -> str | None:

@@ -80,13 +80,14 @@ class RowMetrics:
     clipped_rows: int = 0  # rows with a value outside the joints' position range (clipped into it)
     last_wait_steps: int = 0  # idle steps between the last request and the chunk that answered it
     max_wait_steps: int = 0
+    clock_jumps: int = 0  # re-bases after the clock went back (RowExecutor.rebase_clock)
 
     def as_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "warmup_steps": self.warmup_steps, "rows": self.rows,
                 "idle": dict(self.idle), "chunks_accepted": self.chunks_accepted,
                 "blocks_completed": self.blocks_completed, "rejections": dict(self.rejections),
                 "requests": self.requests, "clipped_rows": self.clipped_rows, "last_wait_steps": self.last_wait_steps,
-                "max_wait_steps": self.max_wait_steps}
+                "max_wait_steps": self.max_wait_steps, "clock_jumps": self.clock_jumps}
 
 
 class RowExecutor:
@@ -257,6 +258,20 @@ class RowExecutor:
         are refused (``predates_request``)."""
         self.estopped = False
         self._new_episode(float(now_s) if _finite(now_s) else -math.inf)
+
+    def rebase_clock(self, now_s: float) -> None:
+        """The caller's clock was reset to ``now_s`` (s), behind its last call (a bag replayed in a loop, a
+        simulator reset): the stamps of the old time base go -- the newest accepted chunk's (so chunks stamped
+        in the new base are not refused as ``non_increasing_stamp``), a wait's start (now ``now_s``: chunks
+        observed from now on answer it) and the last request's time. Rows are counted in steps, not seconds:
+        the block in progress, the episode's step count and the e-stop are kept. Counted in
+        ``metrics.clock_jumps``."""
+        now = float(now_s)
+        self.metrics.clock_jumps += 1
+        self._newest_stamp = -math.inf
+        if self._fresh_after_s > now:
+            self._fresh_after_s = now
+        self._last_request_s = None
 
     # ------------------------------------------------------------------ the step
 

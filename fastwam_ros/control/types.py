@@ -102,6 +102,8 @@ class Metrics:
     clamps: dict[str, np.ndarray] = field(default_factory=dict)
     state_rejections: int = 0
     time_errors: int = 0
+    clock_jumps: int = 0  # re-bases after the clock went back (ChunkController.rebase_clock)
+    last_clock_jump_s: float = 0.0  # how far it went back, s
     seams: int = 0
     last_seam_position_jump: float = 0.0
     last_seam_velocity_jump: float = 0.0

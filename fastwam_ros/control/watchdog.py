@@ -37,6 +37,11 @@ class TrackingWatchdog:
         self.over_since = np.where(over, np.where(np.isnan(self.over_since), now_s, self.over_since), np.nan)
         return over & (now_s - self.over_since >= self.duration)
 
+    def restart_timing(self) -> None:
+        """Forget when errors went above their thresholds (the clock was reset: those times are of another time
+        base); the command history stays."""
+        self.over_since[:] = np.nan
+
     def clear(self, idx: np.ndarray) -> None:
         """Forget the history of joints ``idx`` (after a re-enable)."""
         self.history[:, idx] = np.nan

@@ -155,6 +155,8 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
             return
         now = self.now_s()
         out = self.rt.tick(now)
+        for line in self.rt.take_log_lines():  # e.g. the clock went back (bag loop, simulator reset)
+            self.get_logger().warning(line)
         stamp = self.get_clock().now().to_msg()
         for c in out.commands:
             if c.trajectory is not None:

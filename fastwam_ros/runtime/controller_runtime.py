@@ -16,6 +16,7 @@ import numpy as np
 from fastwam_ros.control import ChunkController, ControlOutput
 
 from .chunks import ChunkFields, TrajectoryFields, chunk_fields, parse_chunk_counted, split_stamp
+from .clock import ClockWatch
 from .diagnostics import DiagStatus, hold_explanation
 from .stats import LatencyStats, RateMeter, ReasonCounter
 
@@ -95,7 +96,9 @@ class ControllerRuntime:
         self._last_prefix_s: float | None = None
         self.commands_sent = 0
         self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
+        self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
         self._build(urdf)
+        self.clock = ClockWatch(self.config.clock_jump_threshold_s)
 
     def _build(self, urdf: str | None) -> None:
         self.config = self.robot.controller_config(urdf)
@@ -105,6 +108,24 @@ class ControllerRuntime:
             self.core.estop(0.0)
 
     # -- inputs --------------------------------------------------------------------------------------
+
+    def _watch_clock(self, now_s: float) -> None:
+        """Every entry point's time goes through here: the clock going back by more than
+        ``clock_jump_threshold_s`` (bag loop, simulator reset) re-bases the core (see
+        :meth:`ChunkController.rebase_clock`) and queues one line to log."""
+        back = self.clock.went_back(now_s)
+        if back is None:
+            return
+        self.core.rebase_clock(now_s)
+        self._last_prefix_s = None
+        self.log_lines.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): plan dropped, "
+                              "arms decelerate to a hold until joint states and chunks stamped in the new time "
+                              "base arrive")
+
+    def take_log_lines(self) -> list[str]:
+        """The lines queued for the node's log since the last call."""
+        lines, self.log_lines = self.log_lines, []
+        return lines
 
     def on_robot_description(self, urdf: str, now_s: float) -> str | None:
         """Merge URDF limits (tighter wins). Rebuilds the core: the plan is dropped, state re-read.
@@ -123,6 +144,7 @@ class ControllerRuntime:
 
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
+        self._watch_clock(now_s)
         self.chunk_rate.tick(now_s)
         pc, err = parse_chunk_counted(self.rejections, **fields)
         if pc is None:
@@ -140,6 +162,7 @@ class ControllerRuntime:
         return None
 
     def on_joint_state(self, stamp_s: float, names: Sequence[str], positions: Sequence[float], now_s: float) -> None:
+        self._watch_clock(now_s)
         self.state_rate.tick(now_s)
         res = self.core.update_joint_state(stamp_s, names, positions, now_s)
         if not res.accepted:
@@ -147,6 +170,7 @@ class ControllerRuntime:
 
     def on_estop(self, engaged: bool, now_s: float) -> str:
         """``True`` latches the e-stop; ``False`` does NOT release it (use the reset service)."""
+        self._watch_clock(now_s)
         if engaged:
             if not self.estop_latched:
                 self.estop_latched = True
@@ -155,6 +179,7 @@ class ControllerRuntime:
         return "e-stop stays latched until ~/reset" if self.estop_latched else "e-stop not engaged"
 
     def set_enabled(self, on: bool, now_s: float) -> tuple[bool, str]:
+        self._watch_clock(now_s)
         if on:
             if self.estop_latched:
                 return False, "e-stop latched: call ~/reset first"
@@ -170,6 +195,7 @@ class ControllerRuntime:
     def reset(self, now_s: float) -> str:
         """Clear the e-stop; groups come back disabled and stay so until ~/enable, even while chunks stream
         (``enable_on_start`` applies to the first start only: motion after an e-stop needs a deliberate enable)."""
+        self._watch_clock(now_s)
         was_latched = self.estop_latched
         self.estop_latched = False
         self.core.reset(now_s)
@@ -181,6 +207,7 @@ class ControllerRuntime:
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self, now_s: float) -> TickOutputs:
+        self._watch_clock(now_s)
         due = self._last_prefix_s is None or now_s < self._last_prefix_s \
             or now_s - self._last_prefix_s >= self.PREFIX_PERIOD_S
         # the executing plan, when due, is computed by the tick itself (one evaluation of the plan for both)
@@ -258,6 +285,8 @@ class ControllerRuntime:
                  f"{0.0 if m.tracking_error is None else float(np.max(m.tracking_error)):.4g}"),
                 ("max tracking error", f"{m.max_tracking_error:.4g}"),
                 ("time errors", str(m.time_errors)),
+                ("clock resets (time base changes)", str(m.clock_jumps)
+                 + (f", last went back {m.last_clock_jump_s:.3f} s" if m.clock_jumps else "")),
             ]
             for k, v in sorted((m.rejections or {}).items()):
                 if v:

@@ -17,6 +17,7 @@ from fastwam_ros.control.row_executor import Row, RowExecutor
 from fastwam_ros.errors import ConfigError
 
 from .chunks import parse_chunk_counted
+from .clock import ClockWatch
 from .diagnostics import DiagStatus
 from .stats import RateMeter, ReasonCounter
 
@@ -56,9 +57,26 @@ class RowRuntime:
         self.chunk_rate = RateMeter()
         self.messages_sent = 0
         self.last_row: Row | None = None
+        self.clock = ClockWatch(self.config.clock_jump_threshold_s)
+        self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
+
+    def _watch_clock(self, now_s: float) -> None:
+        """The clock going back by more than ``clock_jump_threshold_s`` (bag loop, simulator reset) re-bases
+        the executor (:meth:`RowExecutor.rebase_clock`) and queues one line to log."""
+        back = self.clock.went_back(now_s)
+        if back is not None:
+            self.core.rebase_clock(now_s)
+            self.log_lines.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): chunks stamped "
+                                  "in the new time base are accepted; the block in progress goes on")
+
+    def take_log_lines(self) -> list[str]:
+        """The lines queued for the node's log since the last call."""
+        lines, self.log_lines = self.log_lines, []
+        return lines
 
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""
+        self._watch_clock(now_s)
         self.chunk_rate.tick(now_s)
         pc, err = parse_chunk_counted(self.rejections, **fields)
         if pc is None:
@@ -67,12 +85,14 @@ class RowRuntime:
         return None if res.accepted else f"chunk {pc.chunk_id} refused: {res.reason} ({res.detail})"
 
     def on_estop(self, engaged: bool, now_s: float) -> str:
+        self._watch_clock(now_s)
         if engaged:
             self.core.estop(now_s)
             return "e-stop latched: idle rows only; call ~/reset"
         return "e-stop stays latched until ~/reset" if self.core.estopped else "e-stop not engaged"
 
     def reset(self, now_s: float) -> str:
+        self._watch_clock(now_s)
         self.core.reset(now_s)
         return f"new episode: e-stop cleared, {self.config.warmup_steps} no-op steps, then a new chunk"
 
@@ -80,6 +100,7 @@ class RowRuntime:
         self.rejections.count(reason)
 
     def step(self, now_s: float) -> RowStep:
+        self._watch_clock(now_s)
         row = self.last_row = self.core.step(now_s)
         out = RowStep(row, request=self.core.take_request(now_s))
         if row.values is None or (row.kind == "idle" and not self.p["publish_idle"]):
@@ -107,6 +128,7 @@ class RowRuntime:
             ("chunk requests", str(m.requests)), ("wait steps (last / max)", f"{m.last_wait_steps} / "
                                                                             f"{m.max_wait_steps}"),
             ("clipped rows", str(m.clipped_rows)),
+            ("clock resets (time base changes)", str(m.clock_jumps)),
             ("chunk rate (Hz)", f"{self.chunk_rate.rate_hz(now_s):.2f}"),
             ("messages sent", str(self.messages_sent)),
         ]

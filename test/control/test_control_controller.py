@@ -369,3 +369,37 @@ def test_time_regression_repeats_the_last_output_and_no_state_is_invalid():
     r = ctl.update_joint_state(1.02, ["left_joint1", "wheel"], [float("nan"), 3.0])
     assert r.accepted and r.reason == "partial" and ctl.metrics.state_rejections == 1
     assert not ctl.update_joint_state(1.02, ["left_joint1"], [1.0, 2.0]).accepted
+
+
+def test_a_reset_clock_rebases_the_controller_instead_of_freezing_it():
+    """use_sim_time with a bag replayed in a loop or a simulator reset: the clock goes back by seconds. After
+    ``rebase_clock`` (what the runtimes call when the clock goes back by more than clock_jump_threshold_s) the
+    plan and the old time base's stamps are gone, the arms brake to a hold with a continuous command, and joint
+    states and chunks stamped in the new time base are followed again; nothing else (enables, e-stop) changes.
+    Without it every tick before the old time would repeat the last output (a bad tick, ``time_errors``)."""
+    ctl, cfg = make(enable_ramp_s=0.2)
+    start(ctl, cfg, t=100.0)
+    old = [(100.0 + 0.1 * i, linear_chunk(cfg, 100.0 + 0.1 * i - 0.02, slope=0.3, offset=-30.0)) for i in range(10)]
+    _, outs, res = run(ctl, cfg, 100.0, 101.0, chunks=old)
+    assert all(r.accepted for r in res) and outs[-1].groups["left_arm"].mode == "running"
+    assert ctl.tick(99.0) is outs[-1] and ctl.metrics.time_errors == 1  # what the new clock would get forever
+    before = outs[-1]
+    ctl.rebase_clock(2.0)
+    assert ctl.metrics.clock_jumps == 1 and ctl.metrics.last_clock_jump_s == pytest.approx(99.0)
+    new = [(2.0 + 0.1 * i, linear_chunk(cfg, 2.0 + 0.1 * i - 0.02, slope=0.3, offset=-0.3)) for i in range(1, 30)]
+    t, outs2, res2 = run(ctl, cfg, 1.99, 5.0, chunks=new)
+    assert ctl.metrics.time_errors == 1 and all(r.accepted for r in res2)
+    assert not outs2[0].plan_active and outs2[0].plan_reason == "no_plan"
+    assert outs2[-1].groups["left_arm"].mode == "running" and outs2[-1].plan_active
+    arms = arm_cols(cfg)
+    np.testing.assert_allclose(flat(outs2[-1])[arms], -0.3 + 0.3 * 5.0, atol=0.05)  # on the new chunks
+    # the command is continuous through the re-base: every velocity change within max_acceleration x period
+    amax = ctl.lim.max_acceleration
+    vel = np.array([flat(o, "velocities") for o in [before, *outs2]])
+    assert np.all(np.abs(np.diff(vel, axis=0)) <= amax * cfg.period_s * (1 + 1e-9) + 1e-12)
+    pos = np.array([flat(o) for o in [before, *outs2]])
+    assert np.all(np.abs(np.diff(pos, axis=0)) <= ctl.lim.max_velocity * cfg.period_s * (1 + 1e-9) + 1e-12)
+    # the e-stop and enables survive a re-base
+    ctl.estop(5.0)
+    ctl.rebase_clock(1.0)
+    assert ctl.estopped and ctl.tick(1.01).groups["left_arm"].mode == "estop"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fastwam_ros.robot import load_robot
 from fastwam_ros.runtime.chunks import chunk_fields
@@ -150,3 +151,42 @@ def test_controller_name_from_the_command_topic():
     assert controller_of("left_arm_controller/joint_trajectory", "/robot1") == "/robot1/left_arm_controller"
     assert controller_of("/x/arm/joint_trajectory") == "/x/arm"
     assert "ros2 param set /c allow_partial_joints_goal true" in unreachable_advice("/c", JOINTS)
+
+
+def test_the_node_follows_a_bag_loop_or_simulator_reset_instead_of_freezing():
+    """The clock goes back 11 s (use_sim_time: `ros2 bag play --loop`, a simulator reset). The runtime re-bases
+    the core once (logged, in diagnostics) and the arms run again on the joint states and chunks of the new time
+    base within a second; a clock_jump_threshold_s above the jump shows what happened before: every tick until
+    the clock is past the old time again repeats the last output and every new chunk is refused."""
+    q = np.full(14, 0.1)
+    for threshold, resumes in ((1.0, True), (20.0, False)):
+        rt = _rt(clock_jump_threshold_s=threshold)
+        outs, t = _stream(rt, 10.0, 12.0, q, follow=True)
+        assert set(outs[-1].modes.values()) <= {"running", "ramp"} and rt.take_log_lines() == []
+        outs, t = _stream(rt, 1.0, 3.0, q, follow=True)  # the clock restarted at 1.0 s
+        m = rt.core.metrics
+        if resumes:
+            assert set(outs[-1].modes.values()) == {"running"} and rt.last_out.stamp_s == t
+            assert m.clock_jumps == 1 and m.time_errors == 0
+            lines = rt.take_log_lines()
+            assert len(lines) == 1 and "went back 10.990 s" in lines[0] and rt.take_log_lines() == []
+            values = dict(rt.diagnostics(t)[0].values)
+            assert values["clock resets (time base changes)"].startswith("1, last went back 10.990")
+            assert rt.rejections.as_dict().get("chunk:non_increasing_stamp", 0) == 0
+        else:
+            assert rt.last_out.stamp_s < 12.0 + 1e-9 and m.time_errors >= 190 and m.clock_jumps == 0
+            assert rt.rejections.as_dict().get("chunk:non_increasing_stamp", 0) >= 15
+
+
+def test_clock_watch_tells_a_reset_clock_from_a_late_or_bad_call():
+    from fastwam_ros.runtime.clock import ClockWatch
+
+    w = ClockWatch(1.0)
+    assert w.went_back(10.0) is None and w.went_back(12.0) is None
+    assert w.went_back(11.5) is None and w.newest_s == 12.0  # a late call: not a new clock, the newest stays
+    assert w.went_back(float("nan")) is None and w.went_back(float("inf")) is None and w.newest_s == 12.0
+    assert w.went_back(11.0) is None  # exactly the threshold: not yet
+    assert w.went_back(10.5) == pytest.approx(1.5) and w.newest_s == 10.5 and w.jumps == 1
+    assert w.went_back(10.6) is None and w.went_back(0.0) == pytest.approx(10.6) and w.jumps == 2
+    with pytest.raises(ValueError):
+        ClockWatch(0.0)

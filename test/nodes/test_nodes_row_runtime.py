@@ -114,3 +114,28 @@ def test_launch_plan_runs_the_row_executor_for_row_robots():
     assert [n.executable for n in lp.nodes] == ["policy_node", "row_executor_node"]
     assert lp.nodes[0].parameters[-1]["trigger.mode"] == "on_request" and lp.nodes[0].parameters[-1]["rtc.mode"] == "off"
     assert lp.nodes[1].parameters[-1]["robot_file"] == "libero_franka"
+
+
+def test_a_reset_clock_does_not_lock_out_the_chunks_of_the_new_time_base():
+    """A simulator reset or a bag loop under use_sim_time sends the clock back: the executor re-bases (logged
+    once, in diagnostics); the block in progress goes on row by row, and the next chunk, stamped in the new time
+    base, is accepted (before, every one was refused as ``non_increasing_stamp`` until the clock passed the old
+    time again)."""
+    rt = _runtime()
+    names = list(rt.config.joint_names)
+    pos = np.tile([0.1, -0.2, 0.3, 0.0, 0.05, -0.05, 0.2], (32, 1))
+    t0 = 100.0
+    for k in range(31):
+        rt.step(t0 + k * DT)
+    assert rt.on_chunk(t0 + 1.55, **_chunk_kwargs(pos, names, stamp_s=t0 + 29 * DT + 0.01)) is None
+    kinds = [rt.step(t0 + (31 + k) * DT).row.kind for k in range(5)]  # 5 of the block's 10 rows
+    assert kinds == ["row"] * 5 and rt.take_log_lines() == []
+    t1 = 3.0  # the clock restarts
+    kinds = [rt.step(t1 + k * DT).row.kind for k in range(6)]  # the other 5 rows, then the wait
+    assert kinds == ["row"] * 5 + ["idle"]
+    lines = rt.take_log_lines()
+    assert len(lines) == 1 and "went back 98.750 s" in lines[0]
+    assert rt.on_chunk(t1 + 0.35, **_chunk_kwargs(pos, names, stamp_s=t1 + 5 * DT + 0.01, chunk_id=1)) is None
+    assert rt.step(t1 + 6 * DT).row.kind == "row"
+    d = dict(rt.diagnostics(t1 + 0.4)[0].values)
+    assert d["clock resets (time base changes)"] == "1" and "core refused non_increasing_stamp" not in d
