@@ -368,10 +368,9 @@ class ChunkController:
         m = self.metrics
         m.clock_jumps += 1
         m.last_clock_jump_s = (self._last_tick - now) if self._last_tick is not None else 0.0
-        self._source = None
-        self._members = []
-        self._ens_anchor = None
-        self._plan_start_s = self._plan_end_s = -math.inf
+        self._source = None  # (the plan's start and end are read only while there is one)
+        self._members = []  # (frees the old members: read only with an ensemble plan)
+        self._ens_anchor = None  # the ensemble's weights count stamps from the first chunk of the new time base
         self._newest_stamp, self._newest_dt, self._newest_id = -math.inf, None, None
         self.meas_stamp[:] = -math.inf
         self.watchdog.restart_timing()

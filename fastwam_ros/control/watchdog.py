@@ -40,7 +40,7 @@ class TrackingWatchdog:
     def restart_timing(self) -> None:
         """Forget when errors went above their thresholds (the clock was reset: those times are of another time
         base); the command history stays."""
-        self.over_since[:] = np.nan
+        self.over_since.fill(np.nan)
 
     def clear(self, idx: np.ndarray) -> None:
         """Forget the history of joints ``idx`` (after a re-enable)."""

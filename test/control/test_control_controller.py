@@ -390,6 +390,7 @@ def test_a_reset_clock_rebases_the_controller_instead_of_freezing_it():
     t, outs2, res2 = run(ctl, cfg, 1.99, 5.0, chunks=new)
     assert ctl.metrics.time_errors == 1 and all(r.accepted for r in res2)
     assert not outs2[0].plan_active and outs2[0].plan_reason == "no_plan"
+    assert outs2[0].groups["left_arm"].reason == "stale_state"  # no joint state of the new time base yet
     assert outs2[-1].groups["left_arm"].mode == "running" and outs2[-1].plan_active
     arms = arm_cols(cfg)
     np.testing.assert_allclose(flat(outs2[-1])[arms], -0.3 + 0.3 * 5.0, atol=0.05)  # on the new chunks
@@ -403,3 +404,20 @@ def test_a_reset_clock_rebases_the_controller_instead_of_freezing_it():
     ctl.estop(5.0)
     ctl.rebase_clock(1.0)
     assert ctl.estopped and ctl.tick(1.01).groups["left_arm"].mode == "estop"
+    assert ctl.metrics.clock_jumps == 2 and ctl.metrics.last_clock_jump_s == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("mode", ["ensemble", "replace"])
+def test_a_reset_clock_rebases_every_splice_mode(mode):
+    ctl, cfg = make(splice_mode=mode, enable_ramp_s=0.2)
+    fresh = ChunkController(cfg)
+    fresh.rebase_clock(5.0)  # before any tick: nothing to forget, how far back is unknown
+    assert fresh.metrics.clock_jumps == 1 and fresh.metrics.last_clock_jump_s == 0.0
+    start(ctl, cfg, t=100.0)
+    old = [(100.0 + 0.1 * i, linear_chunk(cfg, 100.0 + 0.1 * i - 0.02, slope=0.3, offset=-30.0)) for i in range(10)]
+    run(ctl, cfg, 100.0, 101.0, chunks=old)
+    ctl.rebase_clock(2.0)
+    new = [(2.0 + 0.1 * i, linear_chunk(cfg, 2.0 + 0.1 * i - 0.02, slope=0.3, offset=-0.3)) for i in range(1, 30)]
+    _, outs, res = run(ctl, cfg, 1.99, 5.0, chunks=new)
+    assert sum(r.accepted for r in res) >= 3 and not any(r.reason == "non_increasing_stamp" for r in res)
+    assert outs[-1].plan_active and outs[-1].groups["left_arm"].mode in ("running", "ramp")

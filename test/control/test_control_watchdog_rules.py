@@ -76,3 +76,17 @@ def test_parameters_are_kept_as_float_arrays():
     w = TrackingWatchdog([1, 2], [1, 3], lag_ticks=2)
     assert w.threshold.dtype == np.float64 and w.duration.dtype == np.float64
     assert w.threshold.tolist() == [1.0, 2.0] and w.duration.tolist() == [1.0, 3.0]
+
+
+def test_restart_timing_counts_an_error_in_progress_from_the_new_clock_and_keeps_the_commands():
+    """After the clock went back (a re-base), an error that went over the threshold in the old time base trips
+    a full duration after the first tick of the new one, not once the new clock has caught up with the old."""
+    w = TrackingWatchdog(np.array([0.25, 0.25]), np.array([0.5, 0.5]), lag_ticks=2)
+    w.update(99.9, np.zeros(2), np.zeros(2), ON)
+    w.update(100.0, np.zeros(2), np.array([0.0, 0.5]), ON)
+    assert w.over_since.tolist()[1] == 100.0
+    hist = w.history.copy()
+    w.restart_timing()
+    assert np.isnan(w.over_since).all() and np.array_equal(w.history, hist, equal_nan=True)
+    assert w.update(1.0, np.zeros(2), np.array([0.0, 0.5]), ON).tolist() == [False, False]
+    assert w.update(1.5, np.zeros(2), np.array([0.0, 0.5]), ON).tolist() == [False, True]
