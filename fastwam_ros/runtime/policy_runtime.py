@@ -433,8 +433,8 @@ class PolicyRuntime:
             return False
         prefix = prefix_weight = None
         if self.cfg.rtc_mode != "off" and self.prefix is not None:
-            if now_s - self.prefix.received_s > self.cfg.max_prefix_age_s:
-                self.rejections.count("prefix:stale")
+            if abs(now_s - self.prefix.received_s) > self.cfg.max_prefix_age_s:  # (received "later": the clock
+                self.rejections.count("prefix:stale")  # went back since, the plan is of the old time base)
             else:
                 d = self.delay.delay_steps(self.cfg.step_period_s, fallback_s=now_s - float(obs.stamp_s))
                 self.last_delay_steps = d

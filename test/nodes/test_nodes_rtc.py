@@ -201,3 +201,45 @@ def test_worker_passes_the_prefix_to_the_real_policy(weights):
         np.testing.assert_allclose(r.actions[enforced], prefix[enforced], atol=1e-4)
     finally:
         worker.stop(timeout_s=10.0)
+
+
+def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
+    """The controller's plan was received at 10.0 s; the clock then went back 1.5 s (bag loop, simulator
+    reset). Its rows (10.0-13.9 s) would overlap the next chunk's steps in the new time base and steer it towards
+    a plan of the old one: it is stale (``prefix:stale``), not guidance, until a plan of the new time base
+    arrives."""
+    from types import SimpleNamespace
+
+    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
+
+    seen = []
+
+    class Recorder:
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                    rtc_mode="inpaint", guidance_beta=5.0):
+            seen.append(prefix)
+            return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
+                                   rtc_mode="off")
+
+    obs = {"stamp": 0.0}
+    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
+                                                                stamp_s=obs["stamp"], proprio=None))
+    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, rtc_mode="guided",
+                              rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0, markers=False)
+    worker = PolicyWorker(Recorder)
+    worker.start(timeout_s=5.0)
+    try:
+        rt = PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True)
+        rt.on_committed_prefix(10.0, ["a", "b"], np.zeros((40, 2)), now_s=10.0)
+        obs["stamp"] = 8.6
+        assert rt.step(8.65)
+        _wait(lambda: worker.completed == 1)
+        assert seen == [None] and rt.rejections.as_dict().get("prefix:stale") == 1
+        rt.collect(8.8)
+        rt.on_committed_prefix(9.3, ["a", "b"], np.zeros((40, 2)), now_s=9.4, chunk_id=0)  # the new time base
+        obs["stamp"] = 9.4
+        assert rt.step(9.45)
+        _wait(lambda: worker.completed == 2)
+        assert seen[1] is not None and len(seen[1]) > 0
+    finally:
+        worker.stop()
