@@ -44,6 +44,9 @@ class DemoConfig:
     replan_period_s: float = 0.5  # start a new inference at most this often (sim seconds)
     sim_latency_s: float | str = 0.15  # inference latency charged in sim time, or "measured"
     video_fps: float = 15.0
+    # fault injection: (at_s, back_s) -- from sim time at_s on, the nodes' clock reads back_s less, as under
+    # use_sim_time when a bag replayed with --loop starts over or a simulator resets its clock (the world goes on)
+    clock_reset: tuple[float, float] | None = None
 
 
 class ScriptedPolicy:
@@ -246,8 +249,10 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
         newest_stamp_s: float | None = None
         tiled_rgb = None
         clamp_prev = _clamp_totals(crt)
+        reset_at_s, reset_back_s = demo_cfg.clock_reset or (math.inf, 0.0)
         for tick in range(n_ticks):
-            now = tick * dt
+            t_sim = tick * dt
+            now = t_sim - (reset_back_s if t_sim >= reset_at_s - 1e-9 else 0.0)  # the nodes' clock
             q = sim.joint_positions()
             prt.on_joint_state(now, sim.joint_names, q, now)
             crt.on_joint_state(now, sim.joint_names, q, now)
@@ -263,7 +268,7 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                         reason = err.split(": ", 1)[-1].split(" ")[0]
                         log.rejected[reason] = log.rejected.get(reason, 0) + 1
                         LOG.info("%s", err)
-                    log.chunk_arrival_s.append(now)
+                    log.chunk_arrival_s.append(t_sim)
                 in_flight_until = None
             if tick % cam_every == 0:
                 for cam in robot.camera_names:
@@ -294,18 +299,18 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                 prt.on_committed_prefix(join_stamp(*pf.stamp), pf.joint_names, pf.positions_array(), now,
                                         pf.step_period_s, chunk_id=pf.chunk_id)
             cmd = bridge.command_at(now)
-            log.t_s[tick] = now
+            log.t_s[tick] = t_sim
             log.command[tick] = cmd[sim_to_ctrl]
             log.measured[tick] = q[sim_to_ctrl]
             if newest_stamp_s is not None:
                 log.chunk_age_s[tick] = now - newest_stamp_s
             if frame_sink is not None and tick % video_every == 0:
                 head = sim.render("head", 160, 320)
-                text = (f"t={now:5.2f}s  chunks {prt.published}  fold {sim.fold_fraction():.2f}  "
+                text = (f"t={t_sim:5.2f}s  chunks {prt.published}  fold {sim.fold_fraction():.2f}  "
                         f"[{sim.render_backend}, {policy}]{caption}")
                 vf = compose_video_frame(head, tiled_rgb, text)
                 frame_sink(vf)
-                if log.frame_png is None and now >= 0.55 * seconds:
+                if log.frame_png is None and t_sim >= 0.55 * seconds:
                     log.frame_png = vf
             sim.step(cmd, dt)
             log.fold_fraction[tick] = sim.fold_fraction()
@@ -317,7 +322,8 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                                "worker_completed": worker.completed, "worker_errors": worker.errors,
                                "rejections": prt.rejections.as_dict()},
             "controller_runtime": {"last_chunk_id": None if crt.last_chunk is None else crt.last_chunk[0],
-                                   "commands_sent": crt.commands_sent, "rejections": crt.rejections.as_dict()},
+                                   "commands_sent": crt.commands_sent, "rejections": crt.rejections.as_dict(),
+                                   "clock_resets": crt.core.metrics.clock_jumps},
         }
         log.controller_rejections = {k: v for k, v in crt.core.metrics.rejections.items() if v}
         log.sim_command_clamps = int(sim.command_clamp_count)

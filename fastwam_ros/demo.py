@@ -165,11 +165,13 @@ def run_demo(
     threads: int | None = 1,
     start_positions: np.ndarray | None = None,
     video_stem: str = "demo",
+    clock_reset: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run the closed loop for `seconds` of sim time; write outputs to `out_dir`; return the summary dict.
 
     `seed` draws the towel pose (and seeds the policy); `start_positions` (sim joint order, default the robot's
-    home pose) is the robot's start state."""
+    home pose) is the robot's start state; `clock_reset` = (at_s, back_s): from sim time at_s on the nodes'
+    clock reads back_s less (see ``DemoConfig.clock_reset``)."""
     from .robot import load_robot
     from .sim import BimanualSim, SimConfig
 
@@ -180,6 +182,8 @@ def run_demo(
     demo_cfg = DemoConfig()
     if latency is not None:
         demo_cfg.sim_latency_s = latency
+    if clock_reset is not None:
+        demo_cfg.clock_reset = (float(clock_reset[0]), float(clock_reset[1]))
     if threads and policy == "checkpoint":  # the tiny model is fastest on one thread
         import torch
 
@@ -305,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="towel pose / episode seed")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for inference (default: 1)")
     ap.add_argument("--no-video", action="store_true")
+    ap.add_argument("--clock-reset", type=float, nargs=2, default=None, metavar=("AT_S", "BACK_S"),
+                    help="fault injection: at sim time AT_S the nodes' clock goes back BACK_S seconds (a bag loop or "
+                         "simulator reset under use_sim_time); the world goes on")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
@@ -312,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if latency is not None and latency != "measured":
         latency = float(latency)
     s = run_demo(args.seconds, args.out, args.checkpoint, args.sim_mode, args.policy, args.seed, args.robot,
-                 latency, video=not args.no_video, threads=args.threads)
+                 latency, video=not args.no_video, threads=args.threads, clock_reset=args.clock_reset)
     print(
         f"sim {s['sim_mode']} ({s['render_backend']}), {s['policy']} policy: {s['chunks_produced']} chunks in "
         f"{s['seconds']:g} sim s ({s['chunk_rate_hz']:.2f} Hz), inference {s['latency']['wall_inference_s_mean']:.3f} s "

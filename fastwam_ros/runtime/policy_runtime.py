@@ -24,6 +24,7 @@ from .chunks import (
     end_pose,
     trajectory_fields,
 )
+from .clock import ClockWatch
 from .diagnostics import DiagStatus, latency_values, truncate_text
 from .interfaces import ObservationSource, PolicyLoader, PolicyLoadRequest, fastwam_loader
 from .plausibility import DEFAULT_MAX_ABS_ACTION, OutputLimits, check_actions, model_horizon
@@ -220,6 +221,7 @@ class PolicyRuntimeConfig:
     worker_restart_backoff_s: float = 0.5
     max_first_step_distance: float = 1.0  # rad (the joint's unit); 0 = no check
     max_abs_action: float = DEFAULT_MAX_ABS_ACTION
+    clock_jump_threshold_s: float = 1.0  # the node's clock going back more than this is a new time base (s)
 
     @classmethod
     def from_params(cls, p: Mapping[str, Any], robot: Any, model_id: str = "") -> PolicyRuntimeConfig:
@@ -251,6 +253,7 @@ class PolicyRuntimeConfig:
             worker_restart_backoff_s=float(p.get("worker.restart_backoff_s", 0.5)),
             max_first_step_distance=float(p.get("output.max_first_step_distance", 1.0)),
             max_abs_action=float(p.get("output.max_abs_action", DEFAULT_MAX_ABS_ACTION)),
+            clock_jump_threshold_s=float(robot.perception_config().clock_jump_threshold_s),
         )
 
 
@@ -302,6 +305,7 @@ class PolicyRuntime:
         self.epoch = 0  # bumped by reset(): results of jobs submitted before it are dropped
         self.events: list[str] = []  # log lines for the shell (restarts, timeouts); drained by pop_events()
         self.implausible = 0
+        self.clock = ClockWatch(config.clock_jump_threshold_s)
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -404,10 +408,28 @@ class PolicyRuntime:
 
     # -- the tick ------------------------------------------------------------------------------------
 
+    def _watch_clock(self, now_s: float) -> None:
+        """The node's clock going back by more than ``clock_jump_threshold_s`` (bag loop, simulator reset under
+        use_sim_time) starts a new time base: the trigger forgets the last submitted stamp (else no observation
+        would be submitted until the new stamps pass it), the executing plan and the published chunk's id go, and
+        a job in flight (observed in the old time base) is dropped when it finishes (``chunk:before_reset``).
+        The pipeline resets its own old-time streams. One line for the log."""
+        back = self.clock.went_back(now_s)
+        if back is None:
+            return
+        self.trigger.reset()
+        self.prefix = None
+        self._published_id = None
+        self.last_chunk_stamp_s = None
+        self.epoch += 1
+        self.events.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): trigger and RTC plan "
+                           "reset, a chunk in flight from the old time base is dropped")
+
     def step(self, now_s: float) -> bool:
         """Supervise the worker, poll the pipeline and hand the observation to the worker when the trigger says
         so. Never raises: anything unexpected is counted (``runtime:<Type>``) and kept for diagnostics."""
         try:
+            self._watch_clock(now_s)
             self.events += self.supervisor.poll(now_s)
             return self._step(now_s)
         except Exception as exc:  # noqa: BLE001 - a tick must never raise into the executor
@@ -471,6 +493,7 @@ class PolicyRuntime:
         """Finished chunks → outputs to publish (errors are counted and kept for diagnostics)."""
         out = []
         try:
+            self._watch_clock(now_s)
             results = self.worker.pop_results()
         except Exception as exc:  # noqa: BLE001 - never raise into the executor
             self.rejections.count(f"runtime:{type(exc).__name__}")
@@ -582,6 +605,7 @@ class PolicyRuntime:
             ("rtc mode", f"{self.cfg.rtc_mode} ({self.cfg.rtc_mask} mask)"),
             ("rtc executing plan", "none" if self.prefix is None else f"{len(self.prefix.positions)} steps"),
             ("rtc delay estimate (steps)", "none" if self.last_delay_steps is None else str(self.last_delay_steps)),
+            ("clock resets (time base changes)", str(self.clock.jumps)),
         ]
         kinds = getattr(self.worker, "error_kinds", {}) or {}
         for k, v in sorted(kinds.items()):

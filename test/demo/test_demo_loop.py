@@ -207,3 +207,15 @@ def test_the_loop_runs_a_checkpoint_as_the_variant_it_was_trained_as(tmp_path):
     assert _checkpoint_variant(tmp_path / "bad") == "fastwam"
     assert _checkpoint_variant(tmp_path / "nowhere") == "fastwam"
     assert _checkpoint_variant(None) == "fastwam"
+
+
+def test_the_loop_rides_through_a_clock_reset(tmp_path):
+    """Under use_sim_time a bag loop or a simulator reset sends every node's clock back while the world goes on.
+    The policy and controller runtimes re-base (one each) and the scripted fold completes with every command
+    inside the limits and no chunk refused. Before, the trigger submitted nothing and the controller repeated its
+    last output until the clock was past the old time again: the fold stopped at 0.45."""
+    s = run_demo(seconds=7.0, out_dir=tmp_path, sim_mode="kinematic", policy="scripted", latency=0.15, video=False,
+                 clock_reset=(3.0, 2.5))
+    assert s["controller_runtime"]["clock_resets"] == 1
+    assert s["fold_fraction_final"] > 0.85 and s["commands_within_limits"] and s["chunks_rejected"] == {}
+    assert s["policy_runtime"]["rejections"].get("chunk:before_reset", 0) <= 1

@@ -243,3 +243,49 @@ def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
         assert seen[1] is not None and len(seen[1]) > 0
     finally:
         worker.stop()
+
+
+def test_policy_runtime_starts_over_when_the_clock_goes_back():
+    """After a clock reset the trigger submits the new time base's observations at once (their stamps are below
+    the last submitted one), a result from before the reset not yet collected is dropped (``chunk:before_reset``:
+    it was observed in the old time base), and one line is logged. A late call (less than the threshold back) changes nothing."""
+    from types import SimpleNamespace
+
+    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
+
+    class Zeros:
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                    rtc_mode="inpaint", guidance_beta=5.0):
+            return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
+                                   rtc_mode="off")
+
+    obs = {"stamp": 0.0}
+    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
+                                                                stamp_s=obs["stamp"], proprio=None))
+    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, rtc_mode="off", markers=False,
+                              clock_jump_threshold_s=1.0)
+    worker = PolicyWorker(Zeros)
+    worker.start(timeout_s=5.0)
+    try:
+        rt = PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True)
+        obs["stamp"] = 10.0
+        assert rt.step(10.05)
+        _wait(lambda: worker.completed == 1)
+        assert len(rt.collect(10.2)) == 1
+        obs["stamp"] = 9.5
+        assert not rt.step(9.6) and rt.pop_events() == []  # 0.6 s back: a late call, the old stamp still holds
+        obs["stamp"] = 10.3
+        assert rt.step(10.35)
+        _wait(lambda: worker.completed == 2)  # finished, not yet collected ...
+        obs["stamp"] = 7.0
+        assert rt.step(7.05)  # ... when the clock goes back 3.3 s: the new stamp is submitted at once
+        _wait(lambda: worker.completed == 3)
+        out = rt.collect(7.2)
+        assert [o.chunk.stamp for o in out] == [(7, 0)]
+        assert rt.rejections.as_dict()["chunk:before_reset"] == 1
+        events = rt.pop_events()
+        assert len(events) == 1 and "went back 3.300 s" in events[0]
+        inference = {d.name: d for d in rt.diagnostics(7.2, active=True)}["inference"]
+        assert dict(inference.values)["clock resets (time base changes)"] == "1"
+    finally:
+        worker.stop()
