@@ -188,6 +188,8 @@ class PolicyNode(TeardownOnCleanup, LifecycleNode):
         self.rt.step(now)
         for event in self.rt.pop_events():
             self.get_logger().error(event)
+        for notice in self.rt.pop_notices():  # e.g. the clock went back (bag loop, simulator reset)
+            self.get_logger().warning(notice)
         stamp = self.get_clock().now().to_msg()
         for out in self.rt.collect(now):
             self.pub_chunk.publish(rc.fill_action_chunk(ActionChunk(), out.chunk))

@@ -306,6 +306,7 @@ class PolicyRuntime:
         self.events: list[str] = []  # log lines for the shell (restarts, timeouts); drained by pop_events()
         self.implausible = 0
         self.clock = ClockWatch(config.clock_jump_threshold_s)
+        self.notices: list[str] = []  # warnings for the shell (a clock reset); drained by pop_notices()
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -402,8 +403,13 @@ class PolicyRuntime:
         self.submissions = 0
 
     def pop_events(self) -> list[str]:
-        """Supervision log lines since the last call (the shell logs them)."""
+        """Supervision log lines since the last call (the shell logs them as errors)."""
         out, self.events = self.events, []
+        return out
+
+    def pop_notices(self) -> list[str]:
+        """Warnings since the last call (a clock reset; the shell logs them as warnings)."""
+        out, self.notices = self.notices, []
         return out
 
     # -- the tick ------------------------------------------------------------------------------------
@@ -422,8 +428,8 @@ class PolicyRuntime:
         self._published_id = None
         self.last_chunk_stamp_s = None
         self.epoch += 1
-        self.events.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): trigger and RTC plan "
-                           "reset, a chunk in flight from the old time base is dropped")
+        self.notices.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): trigger and RTC plan "
+                            "reset, a chunk in flight from the old time base is dropped")
 
     def step(self, now_s: float) -> bool:
         """Supervise the worker, poll the pipeline and hand the observation to the worker when the trigger says

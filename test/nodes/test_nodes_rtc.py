@@ -273,7 +273,7 @@ def test_policy_runtime_starts_over_when_the_clock_goes_back():
         _wait(lambda: worker.completed == 1)
         assert len(rt.collect(10.2)) == 1
         obs["stamp"] = 9.5
-        assert not rt.step(9.6) and rt.pop_events() == []  # 0.6 s back: a late call, the old stamp still holds
+        assert not rt.step(9.6) and rt.pop_notices() == []  # 0.6 s back: a late call, the old stamp still holds
         obs["stamp"] = 10.3
         assert rt.step(10.35)
         _wait(lambda: worker.completed == 2)  # finished, not yet collected ...
@@ -283,8 +283,8 @@ def test_policy_runtime_starts_over_when_the_clock_goes_back():
         out = rt.collect(7.2)
         assert [o.chunk.stamp for o in out] == [(7, 0)]
         assert rt.rejections.as_dict()["chunk:before_reset"] == 1
-        events = rt.pop_events()
-        assert len(events) == 1 and "went back 3.300 s" in events[0]
+        notices = rt.pop_notices()
+        assert len(notices) == 1 and "went back 3.300 s" in notices[0] and rt.pop_events() == []
         inference = {d.name: d for d in rt.diagnostics(7.2, active=True)}["inference"]
         assert dict(inference.values)["clock resets (time base changes)"] == "1"
     finally:
