@@ -72,7 +72,6 @@ def test_policy_runtime_sends_plan_weights_and_reports_mode():
     from types import SimpleNamespace
 
     from fastwam_ros.model.network.rtc import rtc_weights
-    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
 
     seen = []
 
@@ -84,15 +83,9 @@ def test_policy_runtime_sends_plan_weights_and_reports_mode():
             return SimpleNamespace(actions=np.zeros((8, 2)), timing_s={}, committed_steps=int((w >= 1).sum()),
                                    guided_steps=int((w > 0).sum()), rtc_mode=rtc_mode if len(w) else "off")
 
-    obs = {"stamp": 0.0}
-    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
-                                                                stamp_s=obs["stamp"], proprio=None))
-    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, rtc_mode="guided",
-                              rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0, markers=False)
-    worker = PolicyWorker(Recorder)
-    worker.start(timeout_s=5.0)
+    rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0)
+    cfg = rt.cfg
     try:
-        rt = PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True)
         rt.on_committed_prefix(10.0, ["b", "a"], np.zeros((10, 2)), now_s=10.0)
         obs["stamp"] = 10.0
         assert rt.step(10.05)  # no latency measured yet: d from the observation's age, ceil(0.05 / 0.1) = 1
@@ -131,6 +124,22 @@ def _wait(pred, timeout=10.0):
     while not pred():
         assert time.monotonic() - t0 < timeout
         time.sleep(0.002)
+
+
+def _fake_runtime(policy_cls, **cfg_kw):
+    """A PolicyRuntime over a worker running ``policy_cls`` and a pipeline whose next observation is stamped
+    ``obs["stamp"]`` (joints a, b; 0.1 s steps): (runtime, started worker, obs)."""
+    from types import SimpleNamespace
+
+    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
+
+    obs = {"stamp": 0.0}
+    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
+                                                                stamp_s=obs["stamp"], proprio=None))
+    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, markers=False, **cfg_kw)
+    worker = PolicyWorker(policy_cls)
+    worker.start(timeout_s=5.0)
+    return PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True), worker, obs
 
 
 def test_controller_publishes_the_whole_remaining_plan():
@@ -210,8 +219,6 @@ def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
     arrives."""
     from types import SimpleNamespace
 
-    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
-
     seen = []
 
     class Recorder:
@@ -221,15 +228,8 @@ def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
             return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
                                    rtc_mode="off")
 
-    obs = {"stamp": 0.0}
-    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
-                                                                stamp_s=obs["stamp"], proprio=None))
-    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, rtc_mode="guided",
-                              rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0, markers=False)
-    worker = PolicyWorker(Recorder)
-    worker.start(timeout_s=5.0)
+    rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0)
     try:
-        rt = PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True)
         rt.on_committed_prefix(10.0, ["a", "b"], np.zeros((40, 2)), now_s=10.0)
         obs["stamp"] = 8.6
         assert rt.step(8.65)
@@ -251,23 +251,14 @@ def test_policy_runtime_starts_over_when_the_clock_goes_back():
     it was observed in the old time base), and one line is logged. A late call (less than the threshold back) changes nothing."""
     from types import SimpleNamespace
 
-    from fastwam_ros.runtime.policy_runtime import PolicyRuntime, PolicyRuntimeConfig
-
     class Zeros:
         def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
                     rtc_mode="inpaint", guidance_beta=5.0):
             return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
                                    rtc_mode="off")
 
-    obs = {"stamp": 0.0}
-    pipeline = SimpleNamespace(poll=lambda now: SimpleNamespace(frame=np.zeros((3, 2, 2), np.float32),
-                                                                stamp_s=obs["stamp"], proprio=None))
-    cfg = PolicyRuntimeConfig(joint_names=["a", "b"], arms={}, step_period_s=0.1, rtc_mode="off", markers=False,
-                              clock_jump_threshold_s=1.0)
-    worker = PolicyWorker(Zeros)
-    worker.start(timeout_s=5.0)
+    rt, worker, obs = _fake_runtime(Zeros, rtc_mode="off", clock_jump_threshold_s=1.0)
     try:
-        rt = PolicyRuntime(cfg, pipeline, worker, instruction="x", enabled=True)
         obs["stamp"] = 10.0
         assert rt.step(10.05)
         _wait(lambda: worker.completed == 1)
