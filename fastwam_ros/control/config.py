@@ -78,10 +78,6 @@ class ControllerConfig:
     rtc_prefix_s: duration of the committed prefix published for real-time chunking.
     ensemble_decay: ACT weight exp(-decay · Δstamp/step) — positive favours older chunks (ACT's choice).
     max_future_s: chunks stamped further than this into the future are rejected.
-    clock_jump_threshold_s: the node's clock going back by more than this (a bag replayed in a loop, a simulator
-        reset, under ``use_sim_time``) is a new time base, not a late tick: the runtimes re-base the core
-        (:meth:`~fastwam_ros.control.controller.ChunkController.rebase_clock`) instead of repeating the last
-        output until the clock is past the old time again. A smaller step back is a bad tick (``time_errors``).
     max_step_period_s: chunks whose step period exceeds this are rejected.
     max_chunk_steps: chunks with more steps are refused before any work (``too_long``): bounds the cost of a
         chunk (the model's horizon is 32 steps).
@@ -126,7 +122,6 @@ class ControllerConfig:
     ensemble_decay: float = 0.01
     replace_execute_steps: int = 16
     max_future_s: float = 0.5
-    clock_jump_threshold_s: float = 1.0
     max_step_period_s: float = 1.0
     max_chunk_steps: int = 128
     max_plan_chunks: int = 8
@@ -353,7 +348,6 @@ def _validate(c: ControllerConfig) -> None:
             or c.replace_execute_steps < 1:
         raise ConfigError(f"replace_execute_steps: expected an integer >= 1, got {c.replace_execute_steps!r}")
     _num("max_future_s", c.max_future_s, lo=0.0)
-    _num("clock_jump_threshold_s", c.clock_jump_threshold_s, lo=0.0, lo_open=True)
     _num("max_step_period_s", c.max_step_period_s, lo=0.0, lo_open=True)
     _int("max_chunk_steps", c.max_chunk_steps, lo=1, hi=10000)
     _int("max_plan_chunks", c.max_plan_chunks, lo=1, hi=1000)

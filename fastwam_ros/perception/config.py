@@ -21,7 +21,8 @@ Dictionary form (e.g. the ``perception:`` section of a robot YAML)::
     joint_buffer_size: 256                    # joint states kept
     stream_timeout_s: 1.0                     # a stream whose newest stamp is older than this is "stopped"
     clock_jump_threshold_s: 1.0               # a stamp further than this from its stream (and the others) is
-                                              # implausible; so is a receiver clock going back by more
+                                              # implausible; so is a receiver clock going back by more (every
+                                              # node then starts a new time base: bag loop, simulator reset)
     jump_confirm_count: 3                     # this many consecutive agreeing implausible stamps = a real time
                                               # jump: that stream alone is reset
     max_image_pixels: 16777216                # compressed images whose header says more pixels are refused

@@ -98,7 +98,8 @@ class ControllerRuntime:
         self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
         self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
         self._build(urdf)
-        self.clock = ClockWatch(self.config.clock_jump_threshold_s)
+        # the robot file's sync.clock_jump_threshold_s: one setting for every node's idea of a reset clock
+        self.clock = ClockWatch(robot.perception_config().clock_jump_threshold_s)
 
     def _build(self, urdf: str | None) -> None:
         self.config = self.robot.controller_config(urdf)
@@ -110,8 +111,8 @@ class ControllerRuntime:
     # -- inputs --------------------------------------------------------------------------------------
 
     def _watch_clock(self, now_s: float) -> None:
-        """Every entry point's time goes through here: the clock going back by more than
-        ``clock_jump_threshold_s`` (bag loop, simulator reset) re-bases the core (see
+        """Every entry point's time goes through here: the clock going back by more than the robot file's
+        ``sync.clock_jump_threshold_s`` (bag loop, simulator reset) re-bases the core (see
         :meth:`ChunkController.rebase_clock`) and queues one line to log."""
         back = self.clock.went_back(now_s)
         if back is None:

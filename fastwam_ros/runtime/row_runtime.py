@@ -57,11 +57,11 @@ class RowRuntime:
         self.chunk_rate = RateMeter()
         self.messages_sent = 0
         self.last_row: Row | None = None
-        self.clock = ClockWatch(self.config.clock_jump_threshold_s)
+        self.clock = ClockWatch(robot.perception_config().clock_jump_threshold_s)  # sync.clock_jump_threshold_s
         self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
 
     def _watch_clock(self, now_s: float) -> None:
-        """The clock going back by more than ``clock_jump_threshold_s`` (bag loop, simulator reset) re-bases
+        """The clock going back by more than ``sync.clock_jump_threshold_s`` (bag loop, simulator reset) re-bases
         the executor (:meth:`RowExecutor.rebase_clock`) and queues one line to log."""
         back = self.clock.went_back(now_s)
         if back is not None:

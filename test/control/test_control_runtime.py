@@ -19,12 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 TOWEL = REPO / "config" / "towel_fold.yaml"
 
 
-def _rt(**control) -> ControllerRuntime:
-    """The towel-fold robot file (trajectory output), ``control`` overriding its ControllerConfig fields."""
+def _rt(sync=None, **control) -> ControllerRuntime:
+    """The towel-fold robot file (trajectory output), ``control`` overriding its ControllerConfig fields and
+    ``sync`` (a dict) its PerceptionConfig sync fields."""
     import yaml
 
     doc = yaml.safe_load((REPO / "config" / "robots" / "towel_fold_bimanual.yaml").read_text())
     doc.setdefault("control", {}).update(control)
+    doc.setdefault("sync", {}).update(sync or {})
     o = load_node_parameters(TOWEL, "controller_node")
     return ControllerRuntime(resolve(CONTROLLER_SCHEMA, o, strict=True), load_robot(doc))
 
@@ -156,11 +158,11 @@ def test_controller_name_from_the_command_topic():
 def test_the_node_follows_a_bag_loop_or_simulator_reset_instead_of_freezing():
     """The clock goes back 11 s (use_sim_time: `ros2 bag play --loop`, a simulator reset). The runtime re-bases
     the core once (logged, in diagnostics) and the arms run again on the joint states and chunks of the new time
-    base within a second; a clock_jump_threshold_s above the jump shows what happened before: every tick until
+    base within a second; a sync.clock_jump_threshold_s above the jump shows what happened before: every tick until
     the clock is past the old time again repeats the last output and every new chunk is refused."""
     q = np.full(14, 0.1)
     for threshold, resumes in ((1.0, True), (20.0, False)):
-        rt = _rt(clock_jump_threshold_s=threshold)
+        rt = _rt(sync={"clock_jump_threshold_s": threshold})
         outs, t = _stream(rt, 10.0, 12.0, q, follow=True)
         assert set(outs[-1].modes.values()) <= {"running", "ramp"} and rt.take_log_lines() == []
         outs, t = _stream(rt, 1.0, 3.0, q, follow=True)  # the clock restarted at 1.0 s
