@@ -155,7 +155,7 @@ class ControllerNode(TeardownOnCleanup, LifecycleNode):
             return
         now = self.now_s()
         out = self.rt.tick(now)
-        for line in self.rt.take_log_lines():  # e.g. the clock went back (bag loop, simulator reset)
+        for line in self.rt.pop_notices():  # e.g. the clock went back (bag loop, simulator reset)
             self.get_logger().warning(line)
         stamp = self.get_clock().now().to_msg()
         for c in out.commands:

@@ -57,7 +57,7 @@ class RowExecutorNode(Node):
 
     def _step(self) -> None:
         out = self.rt.step(self.now_s())
-        for line in self.rt.take_log_lines():  # e.g. the clock went back (bag loop, simulator reset)
+        for line in self.rt.pop_notices():  # e.g. the clock went back (bag loop, simulator reset)
             self.get_logger().warning(line)
         for m in out.messages:
             msg = Float64MultiArray(data=m.values)

@@ -96,7 +96,7 @@ class ControllerRuntime:
         self._last_prefix_s: float | None = None
         self.commands_sent = 0
         self.chunk_age = LatencyStats(window=50)  # "age" at arrival, the policy's "policy" latency (s)
-        self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
+        self.notices: list[str] = []  # warnings for the node's log; drained by pop_notices()
         self._build(urdf)
         # the robot file's sync.clock_jump_threshold_s: one setting for every node's idea of a reset clock
         self.clock = ClockWatch(robot.perception_config().clock_jump_threshold_s)
@@ -119,14 +119,14 @@ class ControllerRuntime:
             return
         self.core.rebase_clock(now_s)
         self._last_prefix_s = None
-        self.log_lines.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): plan dropped, "
+        self.notices.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): plan dropped, "
                               "arms decelerate to a hold until joint states and chunks stamped in the new time "
                               "base arrive")
 
-    def take_log_lines(self) -> list[str]:
-        """The lines queued for the node's log since the last call."""
-        lines, self.log_lines = self.log_lines, []
-        return lines
+    def pop_notices(self) -> list[str]:
+        """Warnings for the node's log since the last call (a clock reset)."""
+        out, self.notices = self.notices, []
+        return out
 
     def on_robot_description(self, urdf: str, now_s: float) -> str | None:
         """Merge URDF limits (tighter wins). Rebuilds the core: the plan is dropped, state re-read.

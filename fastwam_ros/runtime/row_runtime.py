@@ -58,7 +58,7 @@ class RowRuntime:
         self.messages_sent = 0
         self.last_row: Row | None = None
         self.clock = ClockWatch(robot.perception_config().clock_jump_threshold_s)  # sync.clock_jump_threshold_s
-        self.log_lines: list[str] = []  # for the node to log (warnings), taken by take_log_lines()
+        self.notices: list[str] = []  # warnings for the node's log; drained by pop_notices()
 
     def _watch_clock(self, now_s: float) -> None:
         """The clock going back by more than ``sync.clock_jump_threshold_s`` (bag loop, simulator reset) re-bases
@@ -66,13 +66,13 @@ class RowRuntime:
         back = self.clock.went_back(now_s)
         if back is not None:
             self.core.rebase_clock(now_s)
-            self.log_lines.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): chunks stamped "
+            self.notices.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): chunks stamped "
                                   "in the new time base are accepted; the block in progress goes on")
 
-    def take_log_lines(self) -> list[str]:
-        """The lines queued for the node's log since the last call."""
-        lines, self.log_lines = self.log_lines, []
-        return lines
+    def pop_notices(self) -> list[str]:
+        """Warnings for the node's log since the last call (a clock reset)."""
+        out, self.notices = self.notices, []
+        return out
 
     def on_chunk(self, now_s: float, **fields: Any) -> str | None:
         """An ActionChunk's fields (see :func:`parse_chunk`). Returns the rejection text or None."""

@@ -129,11 +129,11 @@ def test_a_reset_clock_does_not_lock_out_the_chunks_of_the_new_time_base():
         rt.step(t0 + k * DT)
     assert rt.on_chunk(t0 + 1.55, **_chunk_kwargs(pos, names, stamp_s=t0 + 29 * DT + 0.01)) is None
     kinds = [rt.step(t0 + (31 + k) * DT).row.kind for k in range(5)]  # 5 of the block's 10 rows
-    assert kinds == ["row"] * 5 and rt.take_log_lines() == []
+    assert kinds == ["row"] * 5 and rt.pop_notices() == []
     t1 = 3.0  # the clock restarts
     kinds = [rt.step(t1 + k * DT).row.kind for k in range(6)]  # the other 5 rows, then the wait
     assert kinds == ["row"] * 5 + ["idle"]
-    lines = rt.take_log_lines()
+    lines = rt.pop_notices()
     assert len(lines) == 1 and "went back 98.750 s" in lines[0]
     assert rt.on_chunk(t1 + 0.35, **_chunk_kwargs(pos, names, stamp_s=t1 + 5 * DT + 0.01, chunk_id=1)) is None
     assert rt.step(t1 + 6 * DT).row.kind == "row"
