@@ -120,8 +120,8 @@ class ControllerRuntime:
         self.core.rebase_clock(now_s)
         self._last_prefix_s = None
         self.notices.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): plan dropped, "
-                              "arms decelerate to a hold until joint states and chunks stamped in the new time "
-                              "base arrive")
+                            "arms decelerate to a hold until joint states and chunks stamped in the new time "
+                            "base arrive")
 
     def pop_notices(self) -> list[str]:
         """Warnings for the node's log since the last call (a clock reset)."""

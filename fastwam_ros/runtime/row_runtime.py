@@ -67,7 +67,7 @@ class RowRuntime:
         if back is not None:
             self.core.rebase_clock(now_s)
             self.notices.append(f"the clock went back {back:.3f} s (bag loop or simulator reset?): chunks stamped "
-                                  "in the new time base are accepted; the block in progress goes on")
+                                "in the new time base are accepted; the block in progress goes on")
 
     def pop_notices(self) -> list[str]:
         """Warnings for the node's log since the last call (a clock reset)."""
