@@ -35,7 +35,7 @@ DEMO = ["imageio>=2.20", "matplotlib>=3.5"]
 # `pip install --no-deps gym-aloha` (its own dependencies are not needed and not wanted)
 MUJOCO = ["mujoco>=3.1"]
 MUTATION = ["mutmut>=3.3,<4"]  # scripts/mutation_safety.sh (README, "Reliability")
-TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5", "av>=12"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "rosbags>=0.10", "pillow>=9", "ruff>=0.5", "av>=12", "vermin>=1.6"]
 
 
 def share_files(folder):
