@@ -348,7 +348,9 @@ class PolicyRuntime:
                             ) -> str | None:
         """Store the plan the controller is executing (the whole remaining plan; reordered to the policy's
         joints); row j is meant for ``stamp_s + j * step_period_s`` (default: the chunk step period);
-        ``chunk_id``: the newest chunk the controller had accepted (None: unknown)."""
+        ``chunk_id``: the newest chunk the controller had accepted (None: unknown). A plan received after the
+        clock went back starts the new time base here (it is of that base: kept)."""
+        self._watch_clock(now_s)
         idx = {n: i for i, n in enumerate(joint_names)}
         missing = [n for n in self.cfg.joint_names if n not in idx]
         if missing:

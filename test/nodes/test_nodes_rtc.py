@@ -213,10 +213,11 @@ def test_worker_passes_the_prefix_to_the_real_policy(weights):
 
 
 def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
-    """The controller's plan was received at 10.0 s; the clock then went back 1.5 s (bag loop, simulator
-    reset). Its rows (10.0-13.9 s) would overlap the next chunk's steps in the new time base and steer it towards
-    a plan of the old one: it is stale (``prefix:stale``), not guidance, until a plan of the new time base
-    arrives."""
+    """The controller's plan was received at 10.0 s; the clock then went back (bag loop, simulator reset). Its
+    rows (10.0-13.9 s) would overlap the next chunk's steps in the new time base and steer it towards a plan of
+    the old one. Back by more than ``clock_jump_threshold_s`` (1 s): a new time base, the plan is dropped with
+    the old base's state (one notice); back by less (0.7 s, a late clock): the plan received "later" than now is
+    stale (``prefix:stale``). Either way it is not guidance until a plan of the new time base arrives."""
     from types import SimpleNamespace
 
     seen = []
@@ -228,19 +229,62 @@ def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
             return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
                                    rtc_mode="off")
 
-    rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0)
+    for back_s, stale, notices in ((1.35, 0, 1), (0.7, 1, 0)):
+        seen.clear()
+        rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0,
+                                        rtc_delay_margin_s=0.0, clock_jump_threshold_s=1.0)
+        try:
+            rt.on_committed_prefix(10.0, ["a", "b"], np.zeros((40, 2)), now_s=10.0)
+            now = 10.0 - back_s
+            obs["stamp"] = now - 0.05
+            assert rt.step(now)
+            _wait(lambda: worker.completed == 1)  # noqa: B023 - waited on at once
+            assert seen == [None], back_s
+            assert rt.rejections.as_dict().get("prefix:stale", 0) == stale, back_s
+            assert len(rt.pop_notices()) == notices, back_s
+            rt.collect(now + 0.15)
+            rt.on_committed_prefix(now + 0.65, ["a", "b"], np.zeros((40, 2)), now_s=now + 0.75, chunk_id=0)
+            obs["stamp"] = now + 0.75  # a plan of the new time base: guidance again
+            assert rt.step(now + 0.8)
+            _wait(lambda: worker.completed == 2)  # noqa: B023
+            assert seen[1] is not None and len(seen[1]) > 0, back_s
+        finally:
+            worker.stop()
+
+
+def test_a_plan_of_the_new_time_base_that_arrives_before_the_policys_first_step_is_kept():
+    """The clock went back 3 s and the controller's first plan of the new time base reached the policy before the
+    policy's own timer ran in the new base: that plan is guidance for the next replan (it is not dropped with the
+    old base's state when the policy's step notices the reset), and the reset is logged once."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    class Recorder:
+        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
+                    rtc_mode="inpaint", guidance_beta=5.0):
+            seen.append(prefix)
+            return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
+                                   rtc_mode="off")
+
+    rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0,
+                                    clock_jump_threshold_s=1.0)
     try:
-        rt.on_committed_prefix(10.0, ["a", "b"], np.zeros((40, 2)), now_s=10.0)
-        obs["stamp"] = 8.6
-        assert rt.step(8.65)
+        rt.on_committed_prefix(12.0, ["a", "b"], np.zeros((40, 2)), now_s=12.0, chunk_id=0)
+        obs["stamp"] = 11.95
+        assert rt.step(12.05)
         _wait(lambda: worker.completed == 1)
-        assert seen == [None] and rt.rejections.as_dict().get("prefix:stale") == 1
-        rt.collect(8.8)
-        rt.on_committed_prefix(9.3, ["a", "b"], np.zeros((40, 2)), now_s=9.4, chunk_id=0)  # the new time base
-        obs["stamp"] = 9.4
-        assert rt.step(9.45)
+        rt.collect(12.1)
+        assert seen[0] is not None  # the old base's plan guided the old base's replan
+        # the clock goes back 3 s; the controller's plan of the new base arrives first ...
+        rt.on_committed_prefix(9.0, ["a", "b"], np.full((40, 2), 0.5), now_s=9.0, chunk_id=0)
+        obs["stamp"] = 8.95
+        assert rt.step(9.05)  # ... then the policy's step: it guides the replan
         _wait(lambda: worker.completed == 2)
         assert seen[1] is not None and len(seen[1]) > 0
+        np.testing.assert_array_equal(seen[1], 0.5)
+        assert "prefix:stale" not in rt.rejections.as_dict()
+        assert len(rt.pop_notices()) == 1
     finally:
         worker.stop()
 
