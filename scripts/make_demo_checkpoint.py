@@ -314,7 +314,7 @@ def _position_stats_trainer(args, work: Path, cfg, robot, trainer, train_eps: li
     old_vae = trainer.vae
     keys = range(len(trainer.dataset))
     vcfg = trainer.model_config.vae
-    stats = position_latent_stats((trainer._cached_latent(k) for k in keys), vcfg.latents_mean, vcfg.latents_std)
+    stats = position_latent_stats((trainer.cached_latent(k) for k in keys), vcfg.latents_mean, vcfg.latents_std)
     h, w = robot.perception_config().out_hw
     model_cfg = _model_config_file(work, h, w, args.action_width, args.lambda_video, args.initial_noise_scale,
                                    vae_stats=stats)
@@ -323,7 +323,7 @@ def _position_stats_trainer(args, work: Path, cfg, robot, trainer, train_eps: li
     cache = work / "latents_position"
     cache.mkdir(parents=True, exist_ok=True)
     for k in keys:
-        z = trainer._cached_latent(k)
+        z = trainer.cached_latent(k)
         torch.save(new_vae.normalize(old_vae.denormalize(z[None]))[0].clone(), cache / f"{k:09d}.pt")
     from fastwam_ros.training.config import config_from_dict
 

@@ -394,7 +394,7 @@ class Trainer:
         if mode == "none" or not use_cache:
             return self.processor.encode_video(video).float()
         keys = [int(i) for i in index.tolist()]
-        out: list[torch.Tensor | None] = [self._cached_latent(k) for k in keys]
+        out: list[torch.Tensor | None] = [self.cached_latent(k) for k in keys]
         todo = [j for j, o in enumerate(out) if o is None]
         for j in todo:  # one sample at a time: a cached latent must not depend on its batch-mates
             z = self.processor.encode_video(video[j : j + 1]).float()[0]
@@ -413,7 +413,7 @@ class Trainer:
         if self.cfg.data.latent_cache == "none":
             raise ValueError("prefill_latent_cache needs data.latent_cache = memory or disk")
         i, n = part
-        todo = [k for k in range(len(self.dataset)) if self._cached_latent(k) is None][i::n]
+        todo = [k for k in range(len(self.dataset)) if self.cached_latent(k) is None][i::n]
         for j in range(0, len(todo), batch_size):
             keys = todo[j : j + batch_size]
             batch = default_collate([self.dataset[k] for k in keys])
@@ -422,11 +422,13 @@ class Trainer:
                 self._store_latent(k, zk.detach())
             if log is not None and (j // batch_size) % 50 == 0:
                 log(f"latents {j + len(keys)}/{len(todo)}")
-        if all(self._cached_latent(k) is not None for k in range(len(self.dataset))):
-            self.dataset.latent_source = self._cached_latent  # every item is cached: skip tiling frames
+        if all(self.cached_latent(k) is not None for k in range(len(self.dataset))):
+            self.dataset.latent_source = self.cached_latent  # every item is cached: skip tiling frames
         return len(todo)
 
-    def _cached_latent(self, key: int) -> torch.Tensor | None:
+    def cached_latent(self, key: int) -> torch.Tensor | None:
+        """The normalised VAE latent [48, 3, h, w] of training sample ``key`` if the latent cache (memory, or the
+        disk folder ``data.latent_cache_dir``) holds it, else None (nothing is encoded here)."""
         if key in self._latent_cache:
             return self._latent_cache[key]
         if self.cfg.data.latent_cache == "disk":
