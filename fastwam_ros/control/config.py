@@ -104,6 +104,12 @@ class ControllerConfig:
         official LIBERO evaluation waits 30).
     idle_gripper_command: row execution only: the gripper command of no-op / idle rows before any row has been
         executed (LIBERO's no-op action has −1 = open); afterwards idle rows hold the last gripper command.
+    max_tick_gap_s: a tick later than this after the previous one (None: three control periods) follows a *gap*:
+        the executor stalled, a simulator paused, the clock jumped ahead. The robot did not wait for the limiter:
+        it held the last setpoint (position / joint_state output) or ran the last short trajectory into its
+        braking tail (trajectory output). The command is first brought to that state and the tick is one period
+        long, so no single command moves further than one period at the limits allows (without this, a 0.3 s
+        stall let one command move 0.3 s worth of motion at once). Counted in ``Metrics.tick_gaps``.
     """
 
     groups: tuple[JointGroup, ...]
@@ -132,10 +138,16 @@ class ControllerConfig:
     action_space: str = "joint_positions"
     warmup_steps: int = 0
     idle_gripper_command: float = 0.0
+    max_tick_gap_s: float | None = None
 
     @property
     def period_s(self) -> float:
         return 1.0 / self.control_rate_hz
+
+    @property
+    def tick_gap_s(self) -> float:
+        """The longest time (s) between two ticks that is not a gap (``max_tick_gap_s``, default 3 periods)."""
+        return 3.0 * self.period_s if self.max_tick_gap_s is None else float(self.max_tick_gap_s)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -335,6 +347,8 @@ def _validate(c: ControllerConfig) -> None:
     if m < period * (1 - 1e-9):
         raise ConfigError(f"handoff_margin_s: must be at least one control period ({period:.6g} s), got {m}")
     _num("stale_chunk_s", c.stale_chunk_s, lo=0.0, lo_open=True)
+    if c.max_tick_gap_s is not None:
+        _num("max_tick_gap_s", c.max_tick_gap_s, lo=1.5 * period)  # (timer jitter is not a gap)
     _num("stale_state_s", c.stale_state_s, lo=0.0, lo_open=True)
     _num("enable_ramp_s", c.enable_ramp_s, lo=0.0)
     _num("hold_decel_fraction", c.hold_decel_fraction, lo=0.0, lo_open=True, hi=1.0)

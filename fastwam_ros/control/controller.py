@@ -126,6 +126,9 @@ class ChunkController:
         self._newest_id: int | None = None
         self._last_tick: float | None = None
         self._last_output: ControlOutput | None = None
+        # the last short trajectory, as the robot runs it should ticks stop: (t0, p0, v0, times [N], P, V [N, J])
+        self._last_traj: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tick_gap_s = config.tick_gap_s
         self.metrics = Metrics(joint_names=self.names, rejections={r: 0 for r in REJECT_REASONS},
                                clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS},
                                tracking_error=np.zeros(self.J))
@@ -375,6 +378,7 @@ class ChunkController:
         self.meas_stamp[:] = -math.inf
         self.watchdog.restart_timing()
         self._last_tick = None
+        self._last_traj = None
 
     # ------------------------------------------------------------------ tick
 
@@ -459,6 +463,9 @@ class ChunkController:
             now_s = 0.0 if not _finite_number(now_s) else now_s
         now = float(now_s)
         dt = self.cfg.period_s if self._last_tick is None else now - self._last_tick
+        if dt > self._tick_gap_s:  # a gap: start from what the robot did meanwhile, one period before now
+            self._resume_after_gap(now, dt)
+            dt = self.cfg.period_s
         self._last_tick = now
         self.metrics.ticks += 1
         if self._source is not None:
@@ -548,6 +555,8 @@ class ChunkController:
 
         traj = self._trajectory(now, run, None if refs is None else (refs[0][1:1 + n_traj], refs[1][1:1 + n_traj])) \
             if traj_on else {}
+        if not traj_on:
+            self._last_traj = None  # setpoints only: should ticks stop, the robot holds the last one
         groups: dict[str, GroupOutput] = {}
         for g in self.cfg.groups:
             st = self._groups[g.name]
@@ -566,6 +575,26 @@ class ChunkController:
                             plan_active=plan_reason is None, plan_reason=plan_reason)
         self._last_output = out
         return out
+
+    def _resume_after_gap(self, now: float, gap: float) -> None:
+        """Ticks stopped for ``gap`` s (> ``tick_gap_s``) while the robot went on with the last output: the
+        command state becomes what the robot was told at ``now`` − one period -- the last short trajectory
+        there (the piecewise cubic through its points and velocities, as a joint_trajectory_controller runs it;
+        at rest at its end), or, with setpoints only, the last setpoint at rest. Counted in
+        ``metrics.tick_gaps``."""
+        m = self.metrics
+        m.tick_gaps += 1
+        m.max_tick_gap_s = max(m.max_tick_gap_s, gap)
+        if self._last_traj is None:
+            p, v = self.p, np.zeros(self.J)
+        else:
+            p, v = _hermite_at(now - self.cfg.period_s, *self._last_traj)
+            p = np.minimum(np.maximum(p, self.lim.lower), self.lim.upper)
+            v = np.minimum(np.maximum(v, self.lim.neg_vmax), self.lim.max_velocity)
+        self._last_traj = None
+        self.p = np.where(self.initialised, p, self.p)
+        self.v = np.where(self.initialised, v, 0.0)
+        self.a = np.zeros(self.J)
 
     def _refresh_initialised(self) -> None:
         """Cache which groups have a joint state for every joint (``_GroupState.valid``) and whether all do."""
@@ -640,6 +669,7 @@ class ChunkController:
         P, V = P[1:], V[1:]
         P, V = braking_tail(P, V, tp, self.lim)
         tfs = tp * np.arange(1, P.shape[0] + 1)
+        self._last_traj = (now, self.p.copy(), self.v.copy(), start + tfs, P, V)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
                                    positions=P[:, self._groups[g.name].idx],  # (copies: index arrays)
                                    velocities=V[:, self._groups[g.name].idx])
@@ -685,6 +715,26 @@ class ChunkController:
         idx = (times - self._newest_stamp) / step if self._newest_dt is not None else np.full(k, np.nan)
         return CommittedPrefix(stamp_s=stamp, step_period_s=step, duration_s=d, times_s=times, positions=pos,
                                num_steps=k, newest_chunk_id=self._newest_id, newest_chunk_step=idx)
+
+
+def _hermite_at(t: float, t0: float, p0: np.ndarray, v0: np.ndarray, times: np.ndarray, P: np.ndarray,
+                V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, velocities) [J] at ``t`` (s) of the piecewise cubic Hermite curve through (``t0``, ``p0``,
+    ``v0``) and the points (``times[k]``, ``P[k]``, ``V[k]``); before ``t0`` its start, after the last point
+    that point at rest."""
+    if t <= t0:
+        return p0.copy(), v0.copy()
+    if t >= times[-1]:
+        return P[-1].copy(), np.zeros_like(V[-1])
+    k = int(np.searchsorted(times, t, side="right"))  # the segment ends at times[k]; k = 0: it starts at t0
+    ta, pa, va = (t0, p0, v0) if k == 0 else (times[k - 1], P[k - 1], V[k - 1])
+    tb, pb, vb = times[k], P[k], V[k]
+    h = tb - ta
+    u = (t - ta) / h
+    u2, u3 = u * u, u * u * u
+    pos = (2 * u3 - 3 * u2 + 1) * pa + (u3 - 2 * u2 + u) * h * va + (3 * u2 - 2 * u3) * pb + (u3 - u2) * h * vb
+    vel = (6 * u2 - 6 * u) / h * (pa - pb) + (3 * u2 - 4 * u + 1) * va + (3 * u2 - 2 * u) * vb
+    return pos, vel
 
 
 def _finite_number(x: object) -> bool:

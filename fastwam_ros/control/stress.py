@@ -154,12 +154,14 @@ class StreamRecorder:
         self.T: list[float] = []
         self.ANCH: list[np.ndarray] = []
         self.TRAJ: list[tuple] = []
+        self.TRAJ_TICK: list[list[tuple]] = []  # per tick: (joint columns, positions, start time, times from start)
 
     def add(self, t: float, out: Any) -> np.ndarray:
         """Record the output of a tick at ``t`` (s); returns its positions [J] (NaN where a group is invalid)."""
         J = len(self.names)
         p, v, a = np.full(J, np.nan), np.full(J, np.nan), np.full(J, np.nan)
         anch = np.zeros(J, dtype=bool)
+        trajs = []
         for g in out.groups.values():
             idx = [self.names.index(j) for j in g.joint_names]
             if g.valid:
@@ -168,6 +170,9 @@ class StreamRecorder:
                 if g.trajectory is not None:
                     self.TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
                                       g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
+                    trajs.append((idx, g.trajectory.positions, g.trajectory.start_stamp_s,
+                                  g.trajectory.time_from_start_s))
+        self.TRAJ_TICK.append(trajs)
         self.P.append(p)
         self.V.append(v)
         self.A.append(a)
@@ -183,7 +188,8 @@ class StreamRecorder:
             "a": np.array(self.A) if self.A else z, "t": np.array(self.T),
             "anchored": np.array(self.ANCH) if self.ANCH else z.astype(bool),
             "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
-            "period": self.ctl.cfg.period_s, "traj": self.TRAJ,
+            "period": self.ctl.cfg.period_s, "traj": self.TRAJ, "traj_tick": self.TRAJ_TICK,
+            "tick_gap_s": self.ctl.cfg.tick_gap_s,
             "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
             "chunks": self.ctl.metrics.chunks_accepted + sum(self.ctl.metrics.rejections.values()),
             "chunks_accepted": self.ctl.metrics.chunks_accepted,
@@ -227,12 +233,50 @@ def _fd_violations(p: np.ndarray, t: np.ndarray, vmax: np.ndarray, amax: np.ndar
     return out
 
 
+def _gap_violations(rec: dict[str, Any], across: np.ndarray) -> list[str]:
+    """The first command after each gap (``across`` [T-1, J]: valid pairs spanning a gap) against the robot's
+    state then (see :func:`check_stream`)."""
+    out: list[str] = []
+    p, v, t, period = rec["p"], rec["v"], rec["t"], rec["period"]
+    vmax, amax = rec["vmax"], rec["amax"]
+    for k in np.flatnonzero(across.any(axis=1)):
+        cols = across[k]
+        held = np.ones(p.shape[1], dtype=bool)  # joints whose group published no trajectory at tick k
+        for idx, P, start, tfs in rec["traj_tick"][k]:
+            held[idx] = False
+            knots_t = np.concatenate([[t[k]], start + np.asarray(tfs)])
+            knots_p = np.vstack([p[k, idx], np.asarray(P)])
+            at = t[k + 1] - period
+            there = np.array([np.interp(at, knots_t, knots_p[:, j]) for j in range(len(idx))])
+            # the cubic through the points and velocities (|v| <= vmax) differs from the polyline by at most
+            # 2 * vmax * (4 / 27) per point spacing on either side
+            h = np.max(np.diff(knots_t))
+            slack = vmax[idx] * (period + 0.6 * h)
+            if np.any(cols[idx] & (np.abs(p[k + 1, idx] - there) > slack * (1 + _REL) + 1e-12)):
+                out.append("command after a gap away from where the last trajectory brought the robot")
+        if np.any(cols & held & (np.abs(p[k + 1] - p[k]) > vmax * period * (1 + _REL) + 1e-12)):
+            out.append("command after a gap moves more than one period at max_velocity from the held setpoint")
+        if np.any(cols & held & (np.abs(v[k + 1]) > amax * period * (1 + _REL) + 1e-12)):
+            out.append("velocity after a gap beyond one period of max_acceleration from rest")
+    return out
+
+
 def check_stream(rec: dict[str, Any]) -> list[str]:
     """All limit violations in a recorded stream (empty list: none).
 
     Besides the reported state (p, v, a), checks what the robot sees: velocity and acceleration derived from
     the commanded positions by finite differences at the tick times (through hold, e-stop, enable ramp and
-    splices alike; only the re-anchoring step at an enable is exempt), and the same for every trajectory."""
+    splices alike; only the re-anchoring step at an enable is exempt), and the same for every trajectory.
+
+    A tick more than ``tick_gap_s`` after the previous one follows a gap (ticks stopped): meanwhile the robot
+    held the last setpoint or, where the tick published a trajectory, ran that trajectory. The pair across a gap
+    is checked against that state, as the robot sees it: with setpoints, the first command after the gap moves
+    at most one period at the velocity limit from the held one and its velocity is at most one period of
+    acceleration from rest; with trajectories, it is at most one period at the velocity limit from where the
+    trajectory had brought the robot one period earlier (read off the trajectory's points by linear
+    interpolation, with the slack a cubic through the same points and velocities can differ by). Finite
+    differences are not taken across a gap (the robot stopped there, or ran the trajectory, whatever the
+    controller does)."""
     out: list[str] = []
     p, v, a, t = rec["p"], rec["v"], rec["a"], rec["t"]
     lo, hi, vmax, amax = rec["lower"], rec["upper"], rec["vmax"], rec["amax"]
@@ -253,14 +297,16 @@ def check_stream(rec: dict[str, Any]) -> list[str]:
         # consecutive ticks: the velocity change per tick respects the acceleration limit and the position
         # change the velocity limit (re-anchoring to the measured pose at enable is the documented exception)
         dt = np.diff(t)[:, None]
+        gap = dt > rec["tick_gap_s"]  # [T-1, 1]: the pair spans a gap (the controller's test: strictly more)
         pair = valid[1:] & valid[:-1] & ~rec["anchored"][1:]
         dv = np.abs(np.diff(v, axis=0))
         dp = np.abs(np.diff(p, axis=0))
-        if np.any(pair & (dv > amax * dt * (1 + _REL) + 1e-12)):
+        if np.any(pair & ~gap & (dv > amax * dt * (1 + _REL) + 1e-12)):
             out.append("velocity jump beyond max_acceleration·dt")
-        if np.any(pair & (dp > vmax * dt * (1 + _REL) + 1e-12)):
+        if np.any(pair & ~gap & (dp > vmax * dt * (1 + _REL) + 1e-12)):
             out.append("position jump beyond max_velocity·dt")
-    out += _fd_violations(p, t, vmax, amax, pair, "commanded positions")
+    out += _gap_violations(rec, pair & gap)
+    out += _fd_violations(p, t, vmax, amax, pair & ~gap, "commanded positions")
     for idx, tp, tv, lead, tfs in rec["traj"]:
         if lead <= 0:
             out.append("trajectory start not in the future")

@@ -104,6 +104,8 @@ class Metrics:
     time_errors: int = 0
     clock_jumps: int = 0  # re-bases after the clock went back (ChunkController.rebase_clock)
     last_clock_jump_s: float = 0.0  # how far it went back, s
+    tick_gaps: int = 0  # ticks after more than ControllerConfig.tick_gap_s (a stalled executor, a paused clock)
+    max_tick_gap_s: float = 0.0  # the longest time between two ticks, s
     seams: int = 0
     last_seam_position_jump: float = 0.0
     last_seam_velocity_jump: float = 0.0

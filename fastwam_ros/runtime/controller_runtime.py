@@ -288,6 +288,8 @@ class ControllerRuntime:
                 ("time errors", str(m.time_errors)),
                 ("clock resets (time base changes)", str(m.clock_jumps)
                  + (f", last went back {m.last_clock_jump_s:.3f} s" if m.clock_jumps else "")),
+                ("tick gaps (ticks stopped: resumed from the robot's state)", str(m.tick_gaps)
+                 + (f", longest {m.max_tick_gap_s:.3f} s" if m.tick_gaps else "")),
             ]
             for k, v in sorted((m.rejections or {}).items()):
                 if v:

@@ -90,8 +90,9 @@ def test_joint_state_exactly_stale_state_s_old_is_still_fresh_and_older_holds():
 
 
 def test_the_enable_ramp_ends_exactly_enable_ramp_s_after_it_starts():
-    """The ramp starts one tick before the first running tick (``now - dt``) and lasts enable_ramp_s."""
-    ctl, cfg, _ = started(enable_ramp_s=1.0, blend_window_s=0.25)
+    """The ramp starts one tick before the first running tick (``now - dt``) and lasts enable_ramp_s (ticks
+    0.25 s apart: not gaps here)."""
+    ctl, cfg, _ = started(enable_ramp_s=1.0, blend_window_s=0.25, max_tick_gap_s=1.0)
     assert ctl.submit_chunk(chunk(cfg, 0.0), 0.0).accepted
     modes = {}
     for t in (0.25, 0.5, 0.75, 1.0, 1.25):
