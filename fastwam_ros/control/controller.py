@@ -126,9 +126,6 @@ class ChunkController:
         self._newest_id: int | None = None
         self._last_tick: float | None = None
         self._last_output: ControlOutput | None = None
-        # the last short trajectory, as the robot runs it should ticks stop: (t0, p0, v0, times [N], P, V [N, J])
-        self._last_traj: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._tick_gap_s = config.tick_gap_s
         self.metrics = Metrics(joint_names=self.names, rejections={r: 0 for r in REJECT_REASONS},
                                clamps={k: np.zeros(self.J, dtype=np.int64) for k in CLAMP_KINDS},
                                tracking_error=np.zeros(self.J))
@@ -141,6 +138,8 @@ class ChunkController:
                 thr[i] = np.inf if g.kind == "gripper" else config.tracking_error_rad
             dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
         self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
+        self._traj_out: ControlOutput | None = None  # the last tick's output when it carried trajectories
+        self._tick_gap_s = config.tick_gap_s
 
     # ------------------------------------------------------------------ inputs
 
@@ -378,7 +377,6 @@ class ChunkController:
         self.meas_stamp[:] = -math.inf
         self.watchdog.restart_timing()
         self._last_tick = None
-        self._last_traj = None
 
     # ------------------------------------------------------------------ tick
 
@@ -444,6 +442,23 @@ class ChunkController:
 
     def tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True,
              prefix_duration_s: float | None = None, prefix_through_plan: bool = False) -> ControlOutput:
+        """Advance to ``now_s`` and return the setpoints valid at ``now_s`` (see :meth:`_tick`).
+
+        A tick more than ``tick_gap_s`` after the previous one follows a gap (ticks stopped while the robot went
+        on with the last output): the command state is first brought to what the robot was told one period
+        before ``now_s`` (:meth:`_resume_after_gap`) and the tick is one period long."""
+        last = self._last_tick
+        if last is not None and _finite_number(now_s) and float(now_s) - last > self._tick_gap_s:
+            now = float(now_s)
+            self._resume_after_gap(now, now - last)
+            self._last_tick = now - self.cfg.period_s
+        out = self._tick(now_s, with_trajectory, with_prefix, prefix_duration_s, prefix_through_plan)
+        if self._last_tick != last:  # (a bad time changes nothing)
+            self._traj_out = out if with_trajectory else None  # (read only after a gap)
+        return out
+
+    def _tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True,
+              prefix_duration_s: float | None = None, prefix_through_plan: bool = False) -> ControlOutput:
         """Advance to ``now_s`` and return the setpoints valid at ``now_s``.
 
         with_trajectory / with_prefix: compute the short trajectory / the committed prefix (skip them to save
@@ -463,9 +478,6 @@ class ChunkController:
             now_s = 0.0 if not _finite_number(now_s) else now_s
         now = float(now_s)
         dt = self.cfg.period_s if self._last_tick is None else now - self._last_tick
-        if dt > self._tick_gap_s:  # a gap: start from what the robot did meanwhile, one period before now
-            self._resume_after_gap(now, dt)
-            dt = self.cfg.period_s
         self._last_tick = now
         self.metrics.ticks += 1
         if self._source is not None:
@@ -555,8 +567,6 @@ class ChunkController:
 
         traj = self._trajectory(now, run, None if refs is None else (refs[0][1:1 + n_traj], refs[1][1:1 + n_traj])) \
             if traj_on else {}
-        if not traj_on:
-            self._last_traj = None  # setpoints only: should ticks stop, the robot holds the last one
         groups: dict[str, GroupOutput] = {}
         for g in self.cfg.groups:
             st = self._groups[g.name]
@@ -585,13 +595,14 @@ class ChunkController:
         m = self.metrics
         m.tick_gaps += 1
         m.max_tick_gap_s = max(m.max_tick_gap_s, gap)
-        if self._last_traj is None:
+        traj = None if self._traj_out is None else _trajectory_of(self._traj_out, self.names, self._col)
+        if traj is None:
             p, v = self.p, np.zeros(self.J)
         else:
-            p, v = _hermite_at(now - self.cfg.period_s, *self._last_traj)
+            p, v = _hermite_at(now - self.cfg.period_s, *traj)
             p = np.minimum(np.maximum(p, self.lim.lower), self.lim.upper)
             v = np.minimum(np.maximum(v, self.lim.neg_vmax), self.lim.max_velocity)
-        self._last_traj = None
+        self._traj_out = None
         self.p = np.where(self.initialised, p, self.p)
         self.v = np.where(self.initialised, v, 0.0)
         self.a = np.zeros(self.J)
@@ -669,7 +680,6 @@ class ChunkController:
         P, V = P[1:], V[1:]
         P, V = braking_tail(P, V, tp, self.lim)
         tfs = tp * np.arange(1, P.shape[0] + 1)
-        self._last_traj = (now, self.p.copy(), self.v.copy(), start + tfs, P, V)
         return {g.name: Trajectory(joint_names=g.joints, start_stamp_s=start, time_from_start_s=tfs.copy(),
                                    positions=P[:, self._groups[g.name].idx],  # (copies: index arrays)
                                    velocities=V[:, self._groups[g.name].idx])
@@ -735,6 +745,29 @@ def _hermite_at(t: float, t0: float, p0: np.ndarray, v0: np.ndarray, times: np.n
     pos = (2 * u3 - 3 * u2 + 1) * pa + (u3 - 2 * u2 + u) * h * va + (3 * u2 - 2 * u3) * pb + (u3 - u2) * h * vb
     vel = (6 * u2 - 6 * u) / h * (pa - pb) + (3 * u2 - 4 * u + 1) * va + (3 * u2 - 2 * u) * vb
     return pos, vel
+
+
+def _trajectory_of(out: ControlOutput, names: Sequence[str], col: dict[str, int]
+                   ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The short trajectory ``out`` published, as :func:`_hermite_at` reads it: (t0, p0, v0, times, P, V), all
+    joints' columns; a group that published none holds its setpoint at rest. None when no group published one."""
+    trajs = [(g, g.trajectory) for g in out.groups.values() if g.valid and g.trajectory is not None]
+    if not trajs:
+        return None
+    tr0 = trajs[0][1]
+    n = len(tr0.time_from_start_s)
+    p0, v0 = np.zeros(len(names)), np.zeros(len(names))
+    P, V = np.zeros((n, len(names))), np.zeros((n, len(names)))
+    for g in out.groups.values():
+        if not g.valid:
+            continue
+        idx = [col[j] for j in g.joint_names]
+        p0[idx], v0[idx] = g.positions, g.velocities
+        if g.trajectory is not None:
+            P[:, idx], V[:, idx] = g.trajectory.positions, g.trajectory.velocities
+        else:
+            P[:, idx] = g.positions
+    return (out.stamp_s, p0, v0, tr0.start_stamp_s + np.asarray(tr0.time_from_start_s), P, V)
 
 
 def _finite_number(x: object) -> bool:
