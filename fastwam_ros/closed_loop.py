@@ -47,6 +47,10 @@ class DemoConfig:
     # fault injection: (at_s, back_s) -- from sim time at_s on, the nodes' clock reads back_s less, as under
     # use_sim_time when a bag replayed with --loop starts over or a simulator resets its clock (the world goes on)
     clock_reset: tuple[float, float] | None = None
+    # fault injection: (at_s, duration_s) -- the controller node's executor stalls (a long callback, a GC pause): for
+    # duration_s it handles no tick, joint state or chunk (chunks queue up and are handled after); the robot goes
+    # on with the last command it got (the simulator runs the last trajectory like a joint_trajectory_controller)
+    stall: tuple[float, float] | None = None
 
 
 class ScriptedPolicy:
@@ -250,14 +254,21 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
         tiled_rgb = None
         clamp_prev = _clamp_totals(crt)
         reset_at_s, reset_back_s = demo_cfg.clock_reset or (math.inf, 0.0)
+        stall_at_s, stall_s = demo_cfg.stall or (math.inf, 0.0)
+        queued: list = []  # chunks published while the controller's executor stalls
         for tick in range(n_ticks):
             t_sim = tick * dt
             now = t_sim - (reset_back_s if t_sim >= reset_at_s - 1e-9 else 0.0)  # the nodes' clock
+            stalled = stall_at_s - 1e-9 <= t_sim < stall_at_s + stall_s - 1e-9
             q = sim.joint_positions()
             prt.on_joint_state(now, sim.joint_names, q, now)
-            crt.on_joint_state(now, sim.joint_names, q, now)
+            if not stalled:
+                crt.on_joint_state(now, sim.joint_names, q, now)
             if in_flight_until is not None and tick >= in_flight_until:
-                for o in prt.collect(now):
+                queued += prt.collect(now)
+                in_flight_until = None
+            if not stalled:
+                for o in queued:
                     err = crt.on_chunk(now, **chunk_kwargs(o.chunk))
                     log.chunk_ids.append(o.chunk.chunk_id)
                     log.prefixed += int(o.chunk.committed_steps > 0)  # prefix steps the policy honoured
@@ -269,7 +280,7 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                         log.rejected[reason] = log.rejected.get(reason, 0) + 1
                         LOG.info("%s", err)
                     log.chunk_arrival_s.append(t_sim)
-                in_flight_until = None
+                queued = []
             if tick % cam_every == 0:
                 for cam in robot.camera_names:
                     prt.on_image(cam, rgb8_message(sim.render(cam)), now, now)
@@ -289,15 +300,16 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                 if frame_sink is not None:
                     tiled = prt.tiled_image_due(now)
                     tiled_rgb = tiled if tiled is not None else tiled_rgb
-            tout = crt.tick(now)
-            clamp_now = _clamp_totals(crt)
-            log.clamps_per_tick[tick] = clamp_now - clamp_prev
-            clamp_prev = clamp_now
-            send_commands(bridge, tout.commands, now)
-            if tout.prefix is not None:
-                pf = tout.prefix
-                prt.on_committed_prefix(join_stamp(*pf.stamp), pf.joint_names, pf.positions_array(), now,
-                                        pf.step_period_s, chunk_id=pf.chunk_id)
+            if not stalled:
+                tout = crt.tick(now)
+                clamp_now = _clamp_totals(crt)
+                log.clamps_per_tick[tick] = clamp_now - clamp_prev
+                clamp_prev = clamp_now
+                send_commands(bridge, tout.commands, now)
+                if tout.prefix is not None:
+                    pf = tout.prefix
+                    prt.on_committed_prefix(join_stamp(*pf.stamp), pf.joint_names, pf.positions_array(), now,
+                                            pf.step_period_s, chunk_id=pf.chunk_id)
             cmd = bridge.command_at(now)
             log.t_s[tick] = t_sim
             log.command[tick] = cmd[sim_to_ctrl]
@@ -323,7 +335,8 @@ def run_episode(robot: Any, sim: Any, policy: str, checkpoint: str | Path | None
                                "rejections": prt.rejections.as_dict()},
             "controller_runtime": {"last_chunk_id": None if crt.last_chunk is None else crt.last_chunk[0],
                                    "commands_sent": crt.commands_sent, "rejections": crt.rejections.as_dict(),
-                                   "clock_resets": crt.core.metrics.clock_jumps},
+                                   "clock_resets": crt.core.metrics.clock_jumps,
+                                   "tick_gaps": crt.core.metrics.tick_gaps},
         }
         log.controller_rejections = {k: v for k, v in crt.core.metrics.rejections.items() if v}
         log.sim_command_clamps = int(sim.command_clamp_count)

@@ -166,12 +166,14 @@ def run_demo(
     start_positions: np.ndarray | None = None,
     video_stem: str = "demo",
     clock_reset: tuple[float, float] | None = None,
+    stall: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run the closed loop for `seconds` of sim time; write outputs to `out_dir`; return the summary dict.
 
     `seed` draws the towel pose (and seeds the policy); `start_positions` (sim joint order, default the robot's
     home pose) is the robot's start state; `clock_reset` = (at_s, back_s): from sim time at_s on the nodes'
-    clock reads back_s less (see ``DemoConfig.clock_reset``)."""
+    clock reads back_s less (see ``DemoConfig.clock_reset``); `stall` = (at_s, duration_s): the controller's
+    executor handles nothing for duration_s from sim time at_s (see ``DemoConfig.stall``)."""
     from .robot import load_robot
     from .sim import BimanualSim, SimConfig
 
@@ -184,6 +186,8 @@ def run_demo(
         demo_cfg.sim_latency_s = latency
     if clock_reset is not None:
         demo_cfg.clock_reset = (float(clock_reset[0]), float(clock_reset[1]))
+    if stall is not None:
+        demo_cfg.stall = (float(stall[0]), float(stall[1]))
     if threads and policy == "checkpoint":  # the tiny model is fastest on one thread
         import torch
 
@@ -312,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock-reset", type=float, nargs=2, default=None, metavar=("AT_S", "BACK_S"),
                     help="fault injection: at sim time AT_S the nodes' clock goes back BACK_S seconds (a bag loop or "
                          "simulator reset under use_sim_time); the world goes on")
+    ap.add_argument("--stall", type=float, nargs=2, default=None, metavar=("AT_S", "DURATION_S"),
+                    help="fault injection: at sim time AT_S the controller's executor stalls for DURATION_S seconds "
+                         "(no tick, joint state or chunk handled); the robot runs the last trajectory meanwhile")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
@@ -319,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if latency is not None and latency != "measured":
         latency = float(latency)
     s = run_demo(args.seconds, args.out, args.checkpoint, args.sim_mode, args.policy, args.seed, args.robot,
-                 latency, video=not args.no_video, threads=args.threads, clock_reset=args.clock_reset)
+                 latency, video=not args.no_video, threads=args.threads, clock_reset=args.clock_reset,
+                 stall=args.stall)
     print(
         f"sim {s['sim_mode']} ({s['render_backend']}), {s['policy']} policy: {s['chunks_produced']} chunks in "
         f"{s['seconds']:g} sim s ({s['chunk_rate_hz']:.2f} Hz), inference {s['latency']['wall_inference_s_mean']:.3f} s "

@@ -451,10 +451,10 @@ class ChunkController:
         if last is not None and _finite_number(now_s) and float(now_s) - last > self._tick_gap_s:
             now = float(now_s)
             self._resume_after_gap(now, now - last)
-            self._last_tick = now - self.cfg.period_s
+            self._last_tick = None  # (the body's first-tick rule: one period long)
         out = self._tick(now_s, with_trajectory, with_prefix, prefix_duration_s, prefix_through_plan)
         if self._last_tick != last:  # (a bad time changes nothing)
-            self._traj_out = out if with_trajectory else None  # (read only after a gap)
+            self._traj_out = out  # read only after a gap (with setpoints only it carries no trajectory)
         return out
 
     def _tick(self, now_s: float, with_trajectory: bool = True, with_prefix: bool = True,
@@ -596,15 +596,14 @@ class ChunkController:
         m.tick_gaps += 1
         m.max_tick_gap_s = max(m.max_tick_gap_s, gap)
         traj = None if self._traj_out is None else _trajectory_of(self._traj_out, self.names, self._col)
-        if traj is None:
-            p, v = self.p, np.zeros(self.J)
-        else:
-            p, v = _hermite_at(now - self.cfg.period_s, *traj)
-            p = np.minimum(np.maximum(p, self.lim.lower), self.lim.upper)
-            v = np.minimum(np.maximum(v, self.lim.neg_vmax), self.lim.max_velocity)
-        self._traj_out = None
-        self.p = np.where(self.initialised, p, self.p)
-        self.v = np.where(self.initialised, v, 0.0)
+        if traj is None:  # setpoints only (or nothing published): every joint held its setpoint
+            self.v = np.zeros(self.J)
+        else:  # the joints of groups that published a trajectory are where it took them; the others held
+            *curve, ran = traj
+            p, v = _hermite_at(now - self.cfg.period_s, *curve)
+            ran &= self.initialised
+            self.p = np.where(ran, np.minimum(np.maximum(p, self.lim.lower), self.lim.upper), self.p)
+            self.v = np.where(ran, np.minimum(np.maximum(v, self.lim.neg_vmax), self.lim.max_velocity), 0.0)
         self.a = np.zeros(self.J)
 
     def _refresh_initialised(self) -> None:
@@ -748,26 +747,23 @@ def _hermite_at(t: float, t0: float, p0: np.ndarray, v0: np.ndarray, times: np.n
 
 
 def _trajectory_of(out: ControlOutput, names: Sequence[str], col: dict[str, int]
-                   ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The short trajectory ``out`` published, as :func:`_hermite_at` reads it: (t0, p0, v0, times, P, V), all
-    joints' columns; a group that published none holds its setpoint at rest. None when no group published one."""
-    trajs = [(g, g.trajectory) for g in out.groups.values() if g.valid and g.trajectory is not None]
+                   ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The short trajectories ``out`` published (one per group, on the same times), as :func:`_hermite_at` reads
+    them: (t0, p0, v0, times, P, V) over all joints' columns, and the mask [J] of the joints they cover (the
+    other columns are 0). None when no group published one."""
+    trajs = [g for g in out.groups.values() if g.valid and g.trajectory is not None]
     if not trajs:
         return None
-    tr0 = trajs[0][1]
-    n = len(tr0.time_from_start_s)
-    p0, v0 = np.zeros(len(names)), np.zeros(len(names))
-    P, V = np.zeros((n, len(names))), np.zeros((n, len(names)))
-    for g in out.groups.values():
-        if not g.valid:
-            continue
+    tr0 = trajs[0].trajectory
+    n, J = len(tr0.time_from_start_s), len(names)
+    p0, v0, P, V = np.zeros(J), np.zeros(J), np.zeros((n, J)), np.zeros((n, J))
+    ran = np.zeros(J, dtype=bool)
+    for g in trajs:
         idx = [col[j] for j in g.joint_names]
         p0[idx], v0[idx] = g.positions, g.velocities
-        if g.trajectory is not None:
-            P[:, idx], V[:, idx] = g.trajectory.positions, g.trajectory.velocities
-        else:
-            P[:, idx] = g.positions
-    return (out.stamp_s, p0, v0, tr0.start_stamp_s + np.asarray(tr0.time_from_start_s), P, V)
+        P[:, idx], V[:, idx] = g.trajectory.positions, g.trajectory.velocities
+        ran[idx] = True
+    return out.stamp_s, p0, v0, tr0.start_stamp_s + np.asarray(tr0.time_from_start_s), P, V, ran
 
 
 def _finite_number(x: object) -> bool:

@@ -96,6 +96,8 @@ def test_after_a_stall_a_trajectory_stream_resumes_where_the_last_trajectory_bro
     assert dist.max() <= 2.0 * PERIOD + slack
     if stall_s == 0.6:  # from rest
         assert np.abs(_arm(after, "velocities")).max() <= 8.0 * PERIOD + 1e-12
+    else:  # still moving along the trajectory: its speed, within one period of acceleration
+        assert np.abs(_arm(after, "velocities") - _arm(before, "velocities")).max() <= 8.0 * PERIOD * 1.5
     assert ctl.metrics.tick_gaps == 1
     assert not check_stream(rec.result())
     if stall_s == 0.6:  # the old behaviour: 0.6 s of the plan at once, 0.4 rad past where the robot stopped
@@ -116,6 +118,21 @@ def test_a_late_tick_within_max_tick_gap_s_is_no_gap_and_a_later_one_is():
                                                                          _arm(b[3], "velocities"))
         assert same is not is_gap, late_s
         assert a[0].metrics.tick_gaps == int(is_gap) and b[0].metrics.tick_gaps == 0
+
+
+def test_a_tick_exactly_max_tick_gap_s_late_is_no_gap_and_every_gap_is_counted():
+    """Dyadic times (a 1/32 s period, gaps from 3/32 s): exactly 3/32 s is not a gap, anything more is; each gap
+    counts, the longest is kept."""
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(control_rate_hz=32.0, max_tick_gap_s=3 / 32,
+                                                          handoff_margin_s=1 / 32))
+    ctl = ChunkController(cfg)
+    names = cfg.joint_names
+    t = 0.0
+    for step in (1, 1, 3, 1, 4, 1, 8, 1):  # periods between ticks
+        t += step / 32
+        ctl.update_joint_state(t, names, np.zeros(len(names)))
+        ctl.tick(t)
+    assert ctl.metrics.tick_gaps == 2 and ctl.metrics.max_tick_gap_s == 8 / 32
 
 
 def test_max_tick_gap_s_is_checked_and_defaults_to_three_periods():
@@ -146,6 +163,10 @@ def test_the_trajectory_is_read_as_a_cubic_through_its_points_and_velocities():
         pb, _ = _hermite_at(t + e, t0, p0, v0, times, P, V)
         _, v = _hermite_at(t, t0, p0, v0, times, P, V)
         np.testing.assert_allclose(v, (pb - pa) / (2 * e), atol=1e-5)
+    for tk, pk, vk in zip(times, P, V):  # continuous at every point, approached from the segment before it
+        p, v = _hermite_at(float(tk) - 1e-9, t0, p0, v0, times, P, V)
+        np.testing.assert_allclose(p, pk, atol=1e-6)
+        np.testing.assert_allclose(v, vk, atol=1e-4)
     p, v = _hermite_at(0.5, t0, p0, v0, times, P, V)
     assert np.array_equal(p, p0) and np.array_equal(v, v0)
     p, v = _hermite_at(2.0, t0, p0, v0, times, P, V)
@@ -169,3 +190,43 @@ def test_the_controller_node_reports_tick_gaps():
         rt.tick(t)
     d = dict(rt.diagnostics(10.5)[0].values)
     assert d["tick gaps (ticks stopped: resumed from the robot's state)"] == "1, longest 0.490 s"
+
+
+@pytest.mark.parametrize("measured", [("right_arm",), ("left_arm", "right_arm", "right_gripper")])
+def test_after_a_stall_only_the_groups_that_published_a_trajectory_follow_it(measured):
+    """Groups without a full joint state publish nothing: their joints (measured or not) held still during the
+    stall. Here every joint but those of ``measured`` groups lacks a joint state, and ``left_joint1`` of the
+    otherwise unmeasured left arm has one (the group is not valid without the rest)."""
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(stale_chunk_s=2.0, stale_state_s=5.0))
+    ctl = ChunkController(cfg)
+    names = list(cfg.joint_names)
+    groups = {g.name: list(g.joints) for g in cfg.groups}
+    have = [j for g in measured for j in groups[g]]
+    if "left_arm" not in measured:
+        have.append("left_joint1")
+    col = [names.index(j) for j in have]
+    q = np.where(["gripper" in n for n in have], 0.0, -2.0)
+    t = 1.0
+    ctl.update_joint_state(t, have, q)
+    ctl.enable(t)
+    for i in range(150):
+        t = round(t + PERIOD, 9)
+        if i % 10 == 0:
+            pos = q[None, :] + np.arange(128)[:, None] / 30 * SPEED
+            ctl.submit_chunk(Chunk(stamp_s=t, step_period_s=1 / 30, joint_names=have, positions=pos, chunk_id=i), t)
+        ctl.update_joint_state(t, have, q)
+        before = ctl.tick(t)
+        q = ctl.p[col].copy()
+    held = ctl.p.copy()
+    t = round(t + 0.6, 9)  # past the trajectories' braking tails
+    ctl.update_joint_state(t, have, q)
+    after = ctl.tick(t)
+    for g in measured:
+        tr = before.groups[g].trajectory
+        assert tr is not None
+        np.testing.assert_allclose(after.groups[g].positions, np.asarray(tr.positions)[-1], atol=2.0 * PERIOD)
+    if "left_arm" not in measured:  # measured but in a group that published nothing: held still
+        j = names.index("left_joint1")
+        assert after.groups["left_arm"].positions is None
+        assert abs(ctl.p[j] - held[j]) <= 0.5 * 8.0 * PERIOD**2 + 1e-12 and abs(ctl.v[j]) <= 8.0 * PERIOD
+    assert ctl.metrics.tick_gaps == 1

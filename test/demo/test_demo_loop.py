@@ -219,3 +219,29 @@ def test_the_loop_rides_through_a_clock_reset(tmp_path):
     assert s["controller_runtime"]["clock_resets"] == 1
     assert s["fold_fraction_final"] > 0.85 and s["commands_within_limits"] and s["chunks_rejected"] == {}
     assert s["policy_runtime"]["rejections"].get("chunk:before_reset", 0) <= 1
+
+
+def test_the_loop_rides_through_a_stalled_controller(tmp_path, monkeypatch):
+    """The controller node's executor stalls for 0.5 s mid-fold (nothing handled: no tick, joint state or chunk)
+    while the simulated arm runs the last trajectory into its braking tail, as a joint_trajectory_controller does.
+    The controller resumes from there: the fold completes and no command step is faster than the velocity limit.
+    With the gap not recognised (the limiter taking 0.5 s as one step) the first command after the stall jumped
+    6.7x further than the limit allows in one tick."""
+    import numpy as np
+
+    from fastwam_ros.control import config as control_config
+
+    def resume_steps(out_dir):
+        s = run_demo(seconds=7.0, out_dir=out_dir, sim_mode="kinematic", policy="scripted", latency=0.15,
+                     video=False, stall=(4.0, 0.5))
+        tr = np.load(out_dir / "trace.npz")
+        per_tick = np.abs(np.diff(tr["command"], axis=0)) * s["control_rate_hz"] / np.array(s["max_velocity_limit"])
+        return s, per_tick.max()
+
+    s, worst = resume_steps(tmp_path / "fixed")
+    assert s["controller_runtime"]["tick_gaps"] == 1
+    assert s["fold_fraction_final"] > 0.85 and s["commands_within_limits"] and s["chunks_rejected"] == {}
+    assert worst <= 1.0 + 1e-6
+    monkeypatch.setattr(control_config.ControllerConfig, "tick_gap_s", property(lambda self: 1e9))
+    s_old, worst_old = resume_steps(tmp_path / "old")
+    assert s_old["controller_runtime"]["tick_gaps"] == 0 and worst_old > 3.0
