@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     failures: list[dict] = []
-    ticks = chunks = accepted = traj_points = 0
+    ticks = chunks = accepted = traj_points = gaps = 0
     per_mode = {m: 0 for m in MODES}
     i = 0
     while (chunks < args.chunks) if args.chunks > 0 else (i < args.streams):
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         accepted += rec["chunks_accepted"]
         per_mode[mode] += rec["chunks"]
         traj_points += rec["trajectory_points"]
+        gaps += rec["tick_gaps"]
         problems = check_stream(rec)
         if problems:
             failures.append({"seed": seed, "mode": mode, "problems": problems[:3]})
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     print(json.dumps({"streams": i, "events": i * args.events, "chunks": chunks, "chunks_accepted": accepted,
                       "chunks_refused": chunks - accepted, "chunks_per_mode": per_mode, "ticks": ticks,
-                      "trajectory_points": traj_points, "failures": len(failures), "first_failures": failures[:10],
+                      "trajectory_points": traj_points, "tick_gaps": gaps, "failures": len(failures), "first_failures": failures[:10],
                       "seconds": round(time.perf_counter() - t0, 1),
                       "command": "python scripts/stress_controller.py " + " ".join(sys.argv[1:] if argv is None
                                                                                    else argv)}, indent=2))

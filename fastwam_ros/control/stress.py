@@ -189,7 +189,7 @@ class StreamRecorder:
             "anchored": np.array(self.ANCH) if self.ANCH else z.astype(bool),
             "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
             "period": self.ctl.cfg.period_s, "traj": self.TRAJ, "traj_tick": self.TRAJ_TICK,
-            "tick_gap_s": self.ctl.cfg.tick_gap_s,
+            "tick_gap_s": self.ctl.cfg.tick_gap_s, "tick_gaps": self.ctl.metrics.tick_gaps,
             "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
             "chunks": self.ctl.metrics.chunks_accepted + sum(self.ctl.metrics.rejections.values()),
             "chunks_accepted": self.ctl.metrics.chunks_accepted,

@@ -163,6 +163,9 @@ def test_the_trajectory_is_read_as_a_cubic_through_its_points_and_velocities():
         pb, _ = _hermite_at(t + e, t0, p0, v0, times, P, V)
         _, v = _hermite_at(t, t0, p0, v0, times, P, V)
         np.testing.assert_allclose(v, (pb - pa) / (2 * e), atol=1e-5)
+    p, v = _hermite_at(t0 + 1e-9, t0, p0, v0, times, P, V)  # continuous at the start, from the first segment
+    np.testing.assert_allclose(p, p0, atol=1e-6)
+    np.testing.assert_allclose(v, v0, atol=1e-4)
     for tk, pk, vk in zip(times, P, V):  # continuous at every point, approached from the segment before it
         p, v = _hermite_at(float(tk) - 1e-9, t0, p0, v0, times, P, V)
         np.testing.assert_allclose(p, pk, atol=1e-6)
@@ -230,3 +233,23 @@ def test_after_a_stall_only_the_groups_that_published_a_trajectory_follow_it(mea
         assert after.groups["left_arm"].positions is None
         assert abs(ctl.p[j] - held[j]) <= 0.5 * 8.0 * PERIOD**2 + 1e-12 and abs(ctl.v[j]) <= 8.0 * PERIOD
     assert ctl.metrics.tick_gaps == 1
+
+
+def test_a_one_point_trajectory_at_rest_is_read_past_its_end():
+    """The shortest trajectory (one point, no braking tail: the arm holds still) read after a long stall: the
+    held pose, at rest."""
+    cfg = ControllerConfig.from_dict(bimanual_config_dict(trajectory_horizon_s=0.02, trajectory_point_period_s=0.02))
+    ctl = ChunkController(cfg)
+    names = cfg.joint_names
+    q = np.linspace(-0.5, 0.5, len(names)) * np.where(["gripper" in n for n in names], 0.0, 1.0)
+    t = 1.0
+    for _ in range(5):
+        t = round(t + PERIOD, 9)
+        ctl.update_joint_state(t, names, q)
+        out = ctl.tick(t)
+    assert len(out.groups["left_arm"].trajectory.time_from_start_s) == 1
+    t += 0.5
+    ctl.update_joint_state(t, names, q)
+    after = ctl.tick(t)
+    np.testing.assert_array_equal(_arm(after), _arm(out))
+    assert not _arm(after, "velocities").any() and ctl.metrics.tick_gaps == 1
