@@ -104,6 +104,7 @@ class ControllerRuntime:
     def _build(self, urdf: str | None) -> None:
         self.config = self.robot.controller_config(urdf)
         self.core = ChunkController(self.config)
+        self._gaps_reported = 0  # the core's metrics.tick_gaps at the last diagnostics report
         self.urdf_used = urdf is not None
         if self.estop_latched:
             self.core.estop(0.0)
@@ -274,6 +275,15 @@ class ControllerRuntime:
             if why and st.level <= 1:
                 st.level, st.message = 1, why
             m = out.metrics
+            if m.tick_gaps > self._gaps_reported:  # ticks stopped since the last report (shown with a hold's reason)
+                gaps = (f"{m.tick_gaps - self._gaps_reported} tick gap(s) > max_tick_gap_s "
+                        f"{self.config.tick_gap_s:g} s since the last report (longest so far {m.max_tick_gap_s:.3f} "
+                        "s): the command restarted from the robot's state; a stalled executor, or under "
+                        "use_sim_time a /clock slower than the control rate")
+                if st.level == 1:
+                    st.message = f"{st.message}; {gaps}"
+                st.escalate(1, gaps)
+                self._gaps_reported = m.tick_gaps
             st.values += [
                 ("plan", "active" if out.plan_active else f"inactive ({out.plan_reason})"),
                 ("chunks accepted", str(m.chunks_accepted)),

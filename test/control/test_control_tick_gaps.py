@@ -191,8 +191,14 @@ def test_the_controller_node_reports_tick_gaps():
     for t in (10.0, 10.01, 10.5):  # stalled 0.49 s before the last tick
         rt.on_joint_state(t, names, np.zeros(len(names)), t)
         rt.tick(t)
-    d = dict(rt.diagnostics(10.5)[0].values)
-    assert d["tick gaps (ticks stopped: resumed from the robot's state)"] == "1, longest 0.490 s"
+    st = rt.diagnostics(10.5)[0]
+    assert dict(st.values)["tick gaps (ticks stopped: resumed from the robot's state)"] == "1, longest 0.490 s"
+    assert st.level >= 1 and "1 tick gap(s) > max_tick_gap_s 0.03 s since the last report" in st.message
+    rt.on_joint_state(10.51, names, np.zeros(len(names)), 10.51)
+    rt.tick(10.51)
+    st = rt.diagnostics(10.51)[0]  # no new gap since: not reported again (the count stays in the values)
+    assert "tick gap" not in st.message
+    assert dict(st.values)["tick gaps (ticks stopped: resumed from the robot's state)"] == "1, longest 0.490 s"
 
 
 @pytest.mark.parametrize("measured", [("right_arm",), ("left_arm", "right_arm", "right_gripper")])
