@@ -138,7 +138,7 @@ class ChunkController:
                 thr[i] = np.inf if g.kind == "gripper" else config.tracking_error_rad
             dur[i] = config.tracking_error_s if g.tracking_error_s is None else g.tracking_error_s
         self.watchdog = TrackingWatchdog(thr, dur, lag_ticks=int(round(config.tracking_lag_s * config.control_rate_hz)) + 1)
-        self._traj_out: ControlOutput | None = None  # the last tick's output when it carried trajectories
+        self._traj_out: ControlOutput | None = None  # the last tick's output (its trajectories, if any: read after a gap)
         self._tick_gap_s = config.tick_gap_s
 
     # ------------------------------------------------------------------ inputs
