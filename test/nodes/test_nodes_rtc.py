@@ -212,15 +212,9 @@ def test_worker_passes_the_prefix_to_the_real_policy(weights):
         worker.stop(timeout_s=10.0)
 
 
-def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
-    """The controller's plan was received at 10.0 s; the clock then went back (bag loop, simulator reset). Its
-    rows (10.0-13.9 s) would overlap the next chunk's steps in the new time base and steer it towards a plan of
-    the old one. Back by more than ``clock_jump_threshold_s`` (1 s): a new time base, the plan is dropped with
-    the old base's state (one notice); back by less (0.7 s, a late clock): the plan received "later" than now is
-    stale (``prefix:stale``). Either way it is not guidance until a plan of the new time base arrives."""
+def _prefix_recorder(seen: list):
+    """A policy class whose predict records the RTC prefix it was given (None: no guidance) in ``seen``."""
     from types import SimpleNamespace
-
-    seen = []
 
     class Recorder:
         def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
@@ -228,6 +222,18 @@ def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
             seen.append(prefix)
             return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
                                    rtc_mode="off")
+
+    return Recorder
+
+
+def test_an_executing_plan_from_before_a_clock_reset_is_not_used_for_guidance():
+    """The controller's plan was received at 10.0 s; the clock then went back (bag loop, simulator reset). Its
+    rows (10.0-13.9 s) would overlap the next chunk's steps in the new time base and steer it towards a plan of
+    the old one. Back by more than ``clock_jump_threshold_s`` (1 s): a new time base, the plan is dropped with
+    the old base's state (one notice); back by less (0.7 s, a late clock): the plan received "later" than now is
+    stale (``prefix:stale``). Either way it is not guidance until a plan of the new time base arrives."""
+    seen: list = []
+    Recorder = _prefix_recorder(seen)
 
     for back_s, stale, notices in ((1.35, 0, 1), (0.7, 1, 0)):
         seen.clear()
@@ -256,16 +262,8 @@ def test_a_plan_of_the_new_time_base_that_arrives_before_the_policys_first_step_
     """The clock went back 3 s and the controller's first plan of the new time base reached the policy before the
     policy's own timer ran in the new base: that plan is guidance for the next replan (it is not dropped with the
     old base's state when the policy's step notices the reset), and the reset is logged once."""
-    from types import SimpleNamespace
-
-    seen = []
-
-    class Recorder:
-        def predict(self, frame, instruction, proprio, seed=None, prefix=None, prefix_weight=None,
-                    rtc_mode="inpaint", guidance_beta=5.0):
-            seen.append(prefix)
-            return SimpleNamespace(actions=np.zeros((32, 2)), timing_s={}, committed_steps=0, guided_steps=0,
-                                   rtc_mode="off")
+    seen: list = []
+    Recorder = _prefix_recorder(seen)
 
     rt, worker, obs = _fake_runtime(Recorder, rtc_mode="guided", rtc_delay_percentile=100.0, rtc_delay_margin_s=0.0,
                                     clock_jump_threshold_s=1.0)
