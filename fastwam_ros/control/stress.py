@@ -153,8 +153,8 @@ class StreamRecorder:
         self.A: list[np.ndarray] = []
         self.T: list[float] = []
         self.ANCH: list[np.ndarray] = []
-        self.TRAJ: list[tuple] = []
-        self.TRAJ_TICK: list[list[tuple]] = []  # per tick: (joint columns, positions, start time, times from start)
+        # per tick, per group that published one: (joint columns, positions, velocities, start time, times from start)
+        self.TRAJ_TICK: list[list[tuple]] = []
 
     def add(self, t: float, out: Any) -> np.ndarray:
         """Record the output of a tick at ``t`` (s); returns its positions [J] (NaN where a group is invalid)."""
@@ -168,9 +168,7 @@ class StreamRecorder:
                 p[idx], v[idx], a[idx] = g.positions, g.velocities, g.accelerations
                 anch[idx] = g.anchored
                 if g.trajectory is not None:
-                    self.TRAJ.append((idx, g.trajectory.positions, g.trajectory.velocities,
-                                      g.trajectory.start_stamp_s - t, g.trajectory.time_from_start_s))
-                    trajs.append((idx, g.trajectory.positions, g.trajectory.start_stamp_s,
+                    trajs.append((idx, g.trajectory.positions, g.trajectory.velocities, g.trajectory.start_stamp_s,
                                   g.trajectory.time_from_start_s))
         self.TRAJ_TICK.append(trajs)
         self.P.append(p)
@@ -183,14 +181,16 @@ class StreamRecorder:
     def result(self) -> dict[str, Any]:
         lim, J = self.ctl.lim, len(self.names)
         z = np.zeros((0, J))
+        # every trajectory with its start relative to its tick (the lead)
+        traj = [(idx, P, V, start - t, tfs) for t, tick in zip(self.T, self.TRAJ_TICK) for idx, P, V, start, tfs in tick]
         return {
             "p": np.array(self.P) if self.P else z, "v": np.array(self.V) if self.V else z,
             "a": np.array(self.A) if self.A else z, "t": np.array(self.T),
             "anchored": np.array(self.ANCH) if self.ANCH else z.astype(bool),
             "lower": lim.lower, "upper": lim.upper, "vmax": lim.max_velocity, "amax": lim.max_acceleration,
-            "period": self.ctl.cfg.period_s, "traj": self.TRAJ, "traj_tick": self.TRAJ_TICK,
+            "period": self.ctl.cfg.period_s, "traj": traj, "traj_tick": self.TRAJ_TICK,
             "tick_gap_s": self.ctl.cfg.tick_gap_s, "tick_gaps": self.ctl.metrics.tick_gaps,
-            "trajectory_points": sum(len(x[1]) for x in self.TRAJ),
+            "trajectory_points": sum(len(x[1]) for x in traj),
             "chunks": self.ctl.metrics.chunks_accepted + sum(self.ctl.metrics.rejections.values()),
             "chunks_accepted": self.ctl.metrics.chunks_accepted,
         }
@@ -242,7 +242,7 @@ def _gap_violations(rec: dict[str, Any], across: np.ndarray) -> list[str]:
     for k in np.flatnonzero(across.any(axis=1)):
         cols = across[k]
         held = np.ones(p.shape[1], dtype=bool)  # joints whose group published no trajectory at tick k
-        for idx, P, start, tfs in rec["traj_tick"][k]:
+        for idx, P, _, start, tfs in rec["traj_tick"][k]:
             held[idx] = False
             knots_t = np.concatenate([[t[k]], start + np.asarray(tfs)])
             knots_p = np.vstack([p[k, idx], np.asarray(P)])
