@@ -22,32 +22,36 @@ PERIOD = 0.01  # s, 100 Hz
 SPEED = 1.5  # rad/s of the chunks below (max_velocity 2 rad/s, max_acceleration 8 rad/s^2)
 
 
-def _moving(trajectory: bool, stall_s: float, **over):
-    """A controller following chunks that move every joint at SPEED, ticked at 100 Hz for 1.5 s, then not
-    ticked for ``stall_s`` s, then ticked once: (controller, recorder, command before, output after)."""
+def _moving(trajectory: bool, stall_s: float, joints=None, **over):
+    """A controller following chunks that move the ``joints`` (default: all) with a joint state at SPEED, ticked at
+    100 Hz for 1.5 s, then not ticked for ``stall_s`` s, then ticked once: (controller, recorder, output before,
+    output after, command state before the stall)."""
     cfg = ControllerConfig.from_dict(bimanual_config_dict(stale_chunk_s=2.0, **over))
     ctl = ChunkController(cfg)
-    names = cfg.joint_names
+    names = list(cfg.joint_names)
+    have = names if joints is None else list(joints)
+    col = [names.index(j) for j in have]
     rec = StreamRecorder(ctl)
-    q = np.where(["gripper" in n for n in names], 0.0, -2.0)  # arms at -2 rad: 1.5 s at SPEED stays in range
+    q = np.where(["gripper" in n for n in have], 0.0, -2.0)  # arms at -2 rad: 1.5 s at SPEED stays in range
     t = 1.0
-    ctl.update_joint_state(t, names, q)
+    ctl.update_joint_state(t, have, q)
     ctl.enable(t)
     for i in range(150):
         t = round(t + PERIOD, 9)
         if i % 10 == 0:  # a fresh chunk every 0.1 s, from the current command on, 128 steps (4.3 s) long
             pos = q[None, :] + np.arange(128)[:, None] / 30 * SPEED
-            ctl.submit_chunk(Chunk(stamp_s=t, step_period_s=1 / 30, joint_names=names, positions=pos,
+            ctl.submit_chunk(Chunk(stamp_s=t, step_period_s=1 / 30, joint_names=have, positions=pos,
                                    chunk_id=i), t)
-        ctl.update_joint_state(t, names, q)
+        ctl.update_joint_state(t, have, q)
         out = ctl.tick(t, with_trajectory=trajectory, with_prefix=False)
-        q = rec.add(t, out)
-    before = out
+        rec.add(t, out)
+        q = ctl.p[col].copy()
+    before, held = out, ctl.p.copy()
     t = round(t + stall_s, 9)
-    ctl.update_joint_state(t, names, q)
+    ctl.update_joint_state(t, have, q)
     after = ctl.tick(t, with_trajectory=trajectory, with_prefix=False)
     rec.add(t, after)
-    return ctl, rec, before, after
+    return ctl, rec, before, after, held
 
 
 def _arm(out, field="positions"):
@@ -55,7 +59,7 @@ def _arm(out, field="positions"):
 
 
 def test_after_a_stall_a_setpoint_stream_resumes_from_the_held_setpoint():
-    ctl, rec, before, after = _moving(trajectory=False, stall_s=0.3)
+    ctl, rec, before, after, _ = _moving(trajectory=False, stall_s=0.3)
     assert all(g.mode == "running" for g in after.groups.values())
     assert _arm(before, "velocities").min() > 0.9 * SPEED  # it was moving at about the chunks' speed
     step = np.abs(_arm(after) - _arm(before))
@@ -65,7 +69,7 @@ def test_after_a_stall_a_setpoint_stream_resumes_from_the_held_setpoint():
     assert ctl.metrics.tick_gaps == 1 and ctl.metrics.max_tick_gap_s == pytest.approx(0.3)
     assert not check_stream(rec.result())
     # the old behaviour (gaps not recognised): one command moved 0.3 s of motion at once
-    _, rec_off, b, a = _moving(trajectory=False, stall_s=0.3, max_tick_gap_s=10.0)
+    _, rec_off, b, a, _ = _moving(trajectory=False, stall_s=0.3, max_tick_gap_s=10.0)
     assert np.abs(_arm(a) - _arm(b)).max() > 0.4
     old = rec_off.result()
     assert not check_stream(old)  # (a continuous command, sampled: nothing to say without gaps)
@@ -77,7 +81,7 @@ def test_after_a_stall_a_setpoint_stream_resumes_from_the_held_setpoint():
 @pytest.mark.parametrize("stall_s", [0.1, 0.6])
 def test_after_a_stall_a_trajectory_stream_resumes_where_the_last_trajectory_brought_the_robot(stall_s):
     """0.1 s: inside the trajectory's tracking horizon (0.2 s); 0.6 s: past its braking tail, at rest."""
-    ctl, rec, before, after = _moving(trajectory=True, stall_s=stall_s)
+    ctl, rec, before, after, _ = _moving(trajectory=True, stall_s=stall_s)
     t_after = after.stamp_s
     dist = []
     for name in ("left_arm", "right_arm"):
@@ -101,7 +105,7 @@ def test_after_a_stall_a_trajectory_stream_resumes_where_the_last_trajectory_bro
     assert ctl.metrics.tick_gaps == 1
     assert not check_stream(rec.result())
     if stall_s == 0.6:  # the old behaviour: 0.6 s of the plan at once, 0.4 rad past where the robot stopped
-        _, rec_off, _, a = _moving(trajectory=True, stall_s=stall_s, max_tick_gap_s=10.0)
+        _, rec_off, _, a, _ = _moving(trajectory=True, stall_s=stall_s, max_tick_gap_s=10.0)
         assert np.abs(_arm(a) - _arm(after)).max() > 0.4
         old = rec_off.result()
         old["tick_gap_s"] = 3 * PERIOD
@@ -206,40 +210,18 @@ def test_after_a_stall_only_the_groups_that_published_a_trajectory_follow_it(mea
     """Groups without a full joint state publish nothing: their joints (measured or not) held still during the
     stall. Here every joint but those of ``measured`` groups lacks a joint state, and ``left_joint1`` of the
     otherwise unmeasured left arm has one (the group is not valid without the rest)."""
-    cfg = ControllerConfig.from_dict(bimanual_config_dict(stale_chunk_s=2.0, stale_state_s=5.0))
-    ctl = ChunkController(cfg)
-    names = list(cfg.joint_names)
-    groups = {g.name: list(g.joints) for g in cfg.groups}
-    have = [j for g in measured for j in groups[g]]
-    if "left_arm" not in measured:
-        have.append("left_joint1")
-    col = [names.index(j) for j in have]
-    q = np.where(["gripper" in n for n in have], 0.0, -2.0)
-    t = 1.0
-    ctl.update_joint_state(t, have, q)
-    ctl.enable(t)
-    for i in range(150):
-        t = round(t + PERIOD, 9)
-        if i % 10 == 0:
-            pos = q[None, :] + np.arange(128)[:, None] / 30 * SPEED
-            ctl.submit_chunk(Chunk(stamp_s=t, step_period_s=1 / 30, joint_names=have, positions=pos, chunk_id=i), t)
-        ctl.update_joint_state(t, have, q)
-        before = ctl.tick(t)
-        q = ctl.p[col].copy()
-    held = ctl.p.copy()
-    t = round(t + 0.6, 9)  # past the trajectories' braking tails
-    ctl.update_joint_state(t, have, q)
-    after = ctl.tick(t)
+    groups = {g["name"]: g["joints"] for g in bimanual_config_dict()["groups"]}
+    have = [j for g in measured for j in groups[g]] + ([] if "left_arm" in measured else ["left_joint1"])
+    ctl, _, before, after, held = _moving(True, 0.6, joints=have)  # 0.6 s: past the trajectories' braking tails
     for g in measured:
         tr = before.groups[g].trajectory
         assert tr is not None
         np.testing.assert_allclose(after.groups[g].positions, np.asarray(tr.positions)[-1], atol=2.0 * PERIOD)
     if "left_arm" not in measured:  # measured but in a group that published nothing: held still
-        j = names.index("left_joint1")
+        j = list(ctl.cfg.joint_names).index("left_joint1")
         assert after.groups["left_arm"].positions is None
         assert abs(ctl.p[j] - held[j]) <= 0.5 * 8.0 * PERIOD**2 + 1e-12 and abs(ctl.v[j]) <= 8.0 * PERIOD
     assert ctl.metrics.tick_gaps == 1
-
 
 def test_a_one_point_trajectory_at_rest_is_read_past_its_end():
     """The shortest trajectory (one point, no braking tail: the arm holds still) read after a long stall: the
